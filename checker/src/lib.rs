@@ -1,0 +1,1 @@
+//! pando-checker (work in progress).

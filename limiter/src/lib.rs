@@ -1,0 +1,1 @@
+//! pando-limiter (work in progress).

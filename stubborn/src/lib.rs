@@ -1,0 +1,1 @@
+//! pando-stubborn (work in progress).
