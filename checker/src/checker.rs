@@ -1,6 +1,6 @@
 //! The [`Checker`]: the shared record of events and the invariant checks.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -200,7 +200,7 @@ impl Checker {
     /// assert_eq!(report.violations()[0].interface, "Input");
     /// ```
     pub fn finish(&self) -> Report {
-        let mut core = self.lock();
+        let core = self.lock();
         let mut end = core.end_checks();
         if core.mode == Mode::Panic && !end.is_empty() {
             end.truncate(1);
@@ -280,7 +280,10 @@ impl fmt::Debug for Checker {
         let core = self.lock();
         f.debug_struct("Checker")
             .field("mode", &core.mode)
-            .field("interfaces", &core.interfaces.iter().map(|i| &i.name).collect::<Vec<_>>())
+            .field(
+                "interfaces",
+                &core.interfaces.iter().map(|i| &i.name).collect::<Vec<_>>(),
+            )
             .field("events", &core.trace.len())
             .field("violations", &core.violations.len())
             .finish()
@@ -303,6 +306,9 @@ struct Interface {
     next_index: u64,
     /// The requests not answered yet, in request order.
     outstanding: VecDeque<(u64, EventKind)>,
+    /// Asks abandoned by a termination and answered by its answer, which
+    /// may still be answered once (`done` or `error`) by a monitored module.
+    abandoned: BTreeSet<u64>,
     /// The answer `done`/`error` that ended the stream: (index, event).
     ended: Option<(u64, String)>,
     /// The `abort`/`fail` request that terminated the stream: (index, event).
@@ -316,6 +322,7 @@ impl Interface {
             concurrent: false,
             next_index: 1,
             outstanding: VecDeque::new(),
+            abandoned: BTreeSet::new(),
             ended: None,
             terminated: None,
         }
@@ -401,7 +408,18 @@ impl Core {
         let event = self.trace[position].to_string();
         let iface = &self.interfaces[id];
 
-        let Some(p) = iface.outstanding.iter().position(|&(i, _)| i == index) else {
+        let late = iface.abandoned.contains(&index);
+        let found = iface.outstanding.iter().position(|&(i, _)| i == index);
+        if found.is_none() && late {
+            // A late answer to an ask abandoned by a termination: tolerated
+            // once, and never with a value.
+            self.interfaces[id].abandoned.remove(&index);
+            if kind == EventKind::Value {
+                self.value_after_termination(id, position, &event);
+            }
+            return;
+        }
+        let Some(p) = found else {
             // Invariant 3: each answer once (and only to a request made).
             let message = if index < iface.next_index && index > 0 {
                 format!("answer {event} to a request already answered")
@@ -415,25 +433,21 @@ impl Core {
 
         // Extra: no value after termination.
         if kind == EventKind::Value {
-            let after = iface
-                .ended
-                .as_ref()
-                .map(|(_, e)| format!("after the answer {e}"))
-                .or_else(|| iface.terminated.as_ref().map(|(_, e)| format!("after the request {e}")));
-            if let Some(after) = after {
-                self.violate(
-                    Invariant::NoValueAfterTermination,
-                    id,
-                    Some(position),
-                    format!("answer {event} {after}"),
-                );
-            }
+            self.value_after_termination(id, position, &event);
         }
 
         let iface = &mut self.interfaces[id];
         if request_kind.is_termination() {
             // The answer to abort/fail also answers the asks it abandoned.
-            iface.outstanding.retain(|&(i, _)| i > index);
+            while let Some(&(i, k)) = iface.outstanding.front() {
+                if i > index {
+                    break;
+                }
+                iface.outstanding.pop_front();
+                if i < index && k == EventKind::Ask {
+                    iface.abandoned.insert(i);
+                }
+            }
         } else {
             // Invariant 5: answers in request order.
             let iface = &self.interfaces[id];
@@ -452,6 +466,23 @@ impl Core {
         let iface = &mut self.interfaces[id];
         if matches!(kind, EventKind::Done | EventKind::Error) && iface.ended.is_none() {
             iface.ended = Some((index, event));
+        }
+    }
+
+    fn value_after_termination(&mut self, id: usize, position: usize, event: &str) {
+        let iface = &self.interfaces[id];
+        let after = iface
+            .terminated
+            .as_ref()
+            .map(|(_, e)| format!("after the request {e}"))
+            .or_else(|| iface.ended.as_ref().map(|(_, e)| format!("after the answer {e}")));
+        if let Some(after) = after {
+            self.violate(
+                Invariant::NoValueAfterTermination,
+                id,
+                Some(position),
+                format!("answer {event} {after}"),
+            );
         }
     }
 

@@ -207,11 +207,15 @@ where
 
     fn poll_terminated(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), So::Error>> {
         let mut this = self.project();
+        // Drive the sink half while waiting for the source half's confirmation:
+        // the other end of a connection may wait for our sink half to stop
+        // before it confirms (as `duplex_pair` does).
+        let sink_finished = Self::poll_sending(&mut this.sending, this.sink_error, cx);
         if this.terminated.is_none() {
             let end = ready!(this.closing.poll_terminated(this.source.as_mut(), cx));
             *this.terminated = Some(end);
         }
-        if !Self::poll_sending(&mut this.sending, this.sink_error, cx) {
+        if !sink_finished && !Self::poll_sending(&mut this.sending, this.sink_error, cx) {
             return Poll::Pending;
         }
         Poll::Ready(this.terminated.take().unwrap_or(Ok(())))

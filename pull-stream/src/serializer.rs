@@ -166,6 +166,27 @@ impl<S: Source> Serializer<S> {
         }
     }
 
+    /// Makes an ask, like [`ask`](Serializer::ask), with a future that owns a
+    /// handle on the serializer (`'static` when the source is), to store in
+    /// a struct or move to another task.
+    ///
+    /// ```
+    /// use pando_pull_stream::{Answer, Serializer, count};
+    /// # futures::executor::block_on(async {
+    /// let s = Serializer::new(count::<()>(5));
+    /// let ask = s.ask_owned();
+    /// drop(s); // the future keeps the serializer alive
+    /// assert_eq!(ask.await, Answer::Value(1));
+    /// # });
+    /// ```
+    pub fn ask_owned(&self) -> OwnedAsk<S> {
+        let ticket = self.lock().new_ticket();
+        OwnedAsk {
+            shared: Arc::clone(&self.shared),
+            ticket: Some(ticket),
+        }
+    }
+
     /// The number of asks made and not yet answered or cancelled, over all handles.
     ///
     /// ```
@@ -343,6 +364,49 @@ impl<S: Source> Drop for SerialAsk<'_, S> {
         if let Some(ticket) = self.ticket {
             self.serializer.lock().cancel(ticket);
         }
+    }
+}
+
+/// The future returned by [`Serializer::ask_owned`].
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct OwnedAsk<S: Source> {
+    shared: Arc<Mutex<Inner<S>>>,
+    ticket: Option<u64>,
+}
+
+impl<S: Source> Unpin for OwnedAsk<S> {}
+
+impl<S: Source> Future for OwnedAsk<S>
+where
+    S::Error: Clone,
+{
+    type Output = Answer<S::Item, S::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let ticket = self.ticket.expect("OwnedAsk polled after completion");
+        let answer = {
+            let mut inner = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+            std::task::ready!(inner.poll_ticket(ticket, cx))
+        };
+        self.ticket = None;
+        Poll::Ready(answer)
+    }
+}
+
+impl<S: Source> Drop for OwnedAsk<S> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket {
+            self.shared
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .cancel(ticket);
+        }
+    }
+}
+
+impl<S: Source> fmt::Debug for OwnedAsk<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedAsk").field("ticket", &self.ticket).finish()
     }
 }
 

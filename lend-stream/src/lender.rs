@@ -1,0 +1,508 @@
+//! [`StreamLender`]: the async adapter around the [`machine`](crate::machine)
+//! core, and its output.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker, ready};
+
+use pando_pull_stream::{Answer, BoxSource, Connect, Duplex, Serializer, Source, SourceExt, Termination};
+
+use crate::machine::{Core, InputEnd, OutputStep, SubId};
+use crate::sub_stream::{SubSink, SubSource};
+use crate::{LendError, LenderState};
+
+pub(crate) type Input<T, E> = Serializer<BoxSource<'static, T, E>>;
+
+/// Everything the lender's parties share: the core, the input, and the
+/// wakers of whoever waits on the core.
+pub(crate) struct State<T, R, E> {
+    pub(crate) core: Core<T, R>,
+    pub(crate) input: Option<Input<T, E>>,
+    pub(crate) input_error: Option<E>,
+    output_waker: Option<Waker>,
+    /// Sub-stream asks waiting on others (or on the input being connected).
+    waiting: Vec<Waker>,
+    /// Sub-stream sinks waiting for results, to be woken if they must stop.
+    sinks: Vec<(SubId, Waker)>,
+}
+
+pub(crate) struct Shared<T, R, E> {
+    state: Mutex<State<T, R, E>>,
+}
+
+impl<T, R, E> Shared<T, R, E> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<T, R, E>> {
+        // Every critical section leaves the state consistent before anything
+        // that could panic, so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl<T, R, E> State<T, R, E> {
+    /// Wakes the parties the last events concern.
+    pub(crate) fn wake(&mut self) {
+        let wake = self.core.take_wake();
+        if wake.output {
+            if let Some(w) = self.output_waker.take() {
+                w.wake();
+            }
+        }
+        if wake.waiting {
+            for w in self.waiting.drain(..) {
+                w.wake();
+            }
+        }
+        if wake.sinks {
+            for (_, w) in self.sinks.drain(..) {
+                w.wake();
+            }
+        }
+    }
+
+    pub(crate) fn wait(&mut self, cx: &Context<'_>) {
+        if !self.waiting.iter().any(|w| w.will_wake(cx.waker())) {
+            self.waiting.push(cx.waker().clone());
+        }
+    }
+
+    pub(crate) fn wait_sink(&mut self, k: SubId, cx: &Context<'_>) {
+        match self.sinks.iter_mut().find(|(s, _)| *s == k) {
+            Some((_, w)) if w.will_wake(cx.waker()) => {}
+            Some((_, w)) => *w = cx.waker().clone(),
+            None => self.sinks.push((k, cx.waker().clone())),
+        }
+    }
+
+    pub(crate) fn forget_sink(&mut self, k: SubId) {
+        self.sinks.retain(|(s, _)| *s != k);
+    }
+}
+
+/// StreamLender (seed 000, Abstraction 2): lends the values of one stream to
+/// any number of sub-streams, and outputs their results in input order.
+///
+/// A `StreamLender` is a through: connect it to its input (`pull!(input,
+/// lender.clone(), …)`), and its output answers with the results. At any
+/// time, [`lend_stream`](StreamLender::lend_stream) creates a sub-stream: a
+/// [`Duplex`] whose source lends values ([`Lent`](crate::Lent) with their
+/// id) and whose sink takes back one result per value, with the same id.
+///
+/// See the [crate documentation](crate) for the properties and an example.
+pub struct StreamLender<T, R, E> {
+    shared: Arc<Shared<T, R, E>>,
+}
+
+/// A sub-stream: a source of lent values, and a sink for their results.
+pub type SubStream<T, R, E, F> = Duplex<SubSource<T, R, E, F>, SubSink<T, R, E, F>>;
+
+impl<T, R, E> StreamLender<T, R, E>
+where
+    T: Clone + Send + 'static,
+    R: Send,
+    E: Clone + Send + 'static,
+{
+    /// A lender whose output is in input order.
+    ///
+    /// ```
+    /// use pando_lend_stream::StreamLender;
+    /// let lender = StreamLender::<u64, u64, ()>::new();
+    /// assert_eq!(lender.state().sub_streams_created, 0);
+    /// ```
+    pub fn new() -> Self {
+        Self::with_order(true)
+    }
+
+    /// A lender that outputs each result as soon as it arrives (opt-in; the
+    /// seeds' future work), with the same fault tolerance and exactly-once
+    /// results.
+    ///
+    /// ```
+    /// use pando_lend_stream::StreamLender;
+    /// let lender = StreamLender::<u64, u64, ()>::unordered();
+    /// # let _ = lender;
+    /// ```
+    pub fn unordered() -> Self {
+        Self::with_order(false)
+    }
+
+    fn with_order(ordered: bool) -> Self {
+        StreamLender {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    core: Core::new(ordered),
+                    input: None,
+                    input_error: None,
+                    output_waker: None,
+                    waiting: Vec::new(),
+                    sinks: Vec::new(),
+                }),
+            }),
+        }
+    }
+
+    /// `lendStream`: a new sub-stream, which may be created at any time
+    /// (before the input is connected, while values flow, or after the input
+    /// ended: then it helps with the values of sub-streams that fail).
+    ///
+    /// The sub-stream's source lends values; its sink must get back exactly
+    /// one result per value, with the value's id. `F` is the error type of
+    /// the modules between them. Both halves are `Send`. Dropping either half
+    /// before it ends counts as the sub-stream's failure: the values it holds
+    /// are lent again.
+    ///
+    /// ```
+    /// use pando_lend_stream::{Lent, StreamLender};
+    /// use pando_pull_stream::{collect, count, map, pull};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let lender = StreamLender::new();
+    /// let output = pull!(count::<()>(3), lender.clone(), collect::<Vec<_>>());
+    /// let sub = lender.lend_stream::<()>();
+    /// let worker = pull!(sub.source, map(|l: Lent<u64>| l.map(|x| x * 10)), sub.sink);
+    /// let (results, worked) = futures::join!(output, worker);
+    /// assert_eq!(results, Ok(vec![10, 20, 30]));
+    /// assert_eq!(worked, Ok(()));
+    /// # });
+    /// ```
+    pub fn lend_stream<F>(&self) -> SubStream<T, R, E, F> {
+        let k = self.shared.lock().core.lend_stream();
+        Duplex::new(
+            SubSource::new(self.shared.clone(), k),
+            SubSink::new(self.shared.clone(), k),
+        )
+    }
+
+    /// A snapshot of the lender's counters.
+    ///
+    /// See [`LenderState`] for an example.
+    pub fn state(&self) -> LenderState {
+        self.shared.lock().core.state()
+    }
+
+    /// Closes the lender gracefully: its input is aborted (no more values are
+    /// read), the values already read are still processed, and the output
+    /// ends with `done` after their results. Resolves to the input's answer
+    /// to the abort.
+    ///
+    /// A sub-stream that hangs keeps the output waiting; see
+    /// [`cut_off`](StreamLender::cut_off) and, with the `tokio` feature,
+    /// `close_within`.
+    ///
+    /// ```
+    /// use pando_lend_stream::StreamLender;
+    /// use pando_pull_stream::{Answer, collect, count, pull, values};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let lender = StreamLender::new();
+    /// let output = pull!(count::<()>(u64::MAX), lender.clone(), collect::<Vec<_>>());
+    /// let mut sub = lender.lend_stream::<()>();
+    /// let Answer::Value(lent) = sub.source.ask().await else { unreachable!() };
+    /// lender.close().await.unwrap(); // the infinite input is aborted
+    /// // The value already lent still gets its result…
+    /// assert_eq!(pull!(values([lent.map(|x| x * 2)]), sub.sink).await, Ok(()));
+    /// // …and there is nothing more to lend.
+    /// assert_eq!(sub.source.ask().await, Answer::Done);
+    /// assert_eq!(output.await, Ok(vec![2]));
+    /// # });
+    /// ```
+    pub fn close(&self) -> CloseFuture<T, E> {
+        let input = {
+            let mut state = self.shared.lock();
+            let input = state.input.clone();
+            state.core.on_input_end(InputEnd::Closed);
+            state.wake();
+            input
+        };
+        CloseFuture {
+            input,
+            started: false,
+        }
+    }
+
+    /// Cuts every sub-stream off: their sources answer `done`, their sinks
+    /// abort the modules they read. Values without a result then end the
+    /// output with [`LendError::Closed`], after the results before them.
+    ///
+    /// ```
+    /// use pando_lend_stream::{LendError, StreamLender};
+    /// use pando_pull_stream::{SourceExt, count, pull};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let lender = StreamLender::<u64, u64, ()>::new();
+    /// let mut output = pull!(count(10), lender.clone());
+    /// let mut sub = lender.lend_stream::<()>();
+    /// assert_eq!(sub.source.ask().await.into_option().unwrap().unwrap().id, 0);
+    /// lender.cut_off(); // the sub-stream hangs: give up on it
+    /// assert_eq!(output.ask().await.into_option(), Some(Err(LendError::Closed { unfinished: 1, first: 0 })));
+    /// # });
+    /// ```
+    pub fn cut_off(&self) {
+        let mut state = self.shared.lock();
+        state.core.cut_off();
+        state.wake();
+    }
+
+    /// Resolves when every value read has its result (or the lender was
+    /// terminated or cut off) and the input has ended.
+    ///
+    /// ```
+    /// use pando_lend_stream::StreamLender;
+    /// use pando_pull_stream::{count, pull};
+    /// # futures::executor::block_on(async {
+    /// let lender = StreamLender::<u64, u64, ()>::new();
+    /// let _output = pull!(count(0), lender.clone());
+    /// lender.close().await.unwrap();
+    /// lender.settled().await;
+    /// # });
+    /// ```
+    pub fn settled(&self) -> Settled<T, R, E> {
+        Settled {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Closes the lender (see [`close`](StreamLender::close)) and, if values
+    /// still have no result after `deadline`, cuts the sub-streams off (see
+    /// [`cut_off`](StreamLender::cut_off)). Uses tokio's clock.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pando_lend_stream::{LendError, StreamLender};
+    /// use pando_pull_stream::{SourceExt, count, pull};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let lender = StreamLender::<u64, u64, ()>::new();
+    /// let mut output = pull!(count(10), lender.clone());
+    /// let mut hung = lender.lend_stream::<()>();
+    /// let _ = hung.source.ask().await; // holds value #0 and never answers
+    /// lender.close_within(Duration::from_secs(5)).await.unwrap();
+    /// assert_eq!(output.ask().await.into_option(), Some(Err(LendError::Closed { unfinished: 1, first: 0 })));
+    /// # }
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub async fn close_within(&self, deadline: std::time::Duration) -> Result<(), E> {
+        let closed = self.close().await;
+        if tokio::time::timeout(deadline, self.settled()).await.is_err() {
+            self.cut_off();
+        }
+        closed
+    }
+}
+
+impl<T, R, E> Default for StreamLender<T, R, E>
+where
+    T: Clone + Send + 'static,
+    R: Send,
+    E: Clone + Send + 'static,
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T, R, E> Clone for StreamLender<T, R, E> {
+    /// Another handle on the same lender.
+    fn clone(&self) -> Self {
+        StreamLender {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S, T, R, E> Connect<S> for StreamLender<T, R, E>
+where
+    S: Source<Item = T, Error = E> + Send + 'static,
+    T: Clone + Send + 'static,
+    R: Send,
+    E: Clone + Send + 'static,
+{
+    type Output = LenderOutput<T, R, E>;
+
+    /// Connects the lender's input (through a [`Serializer`], which turns the
+    /// sub-streams' concurrent asks into one request at a time).
+    ///
+    /// # Panics
+    ///
+    /// If the lender's input is already connected: a lender has one input.
+    fn connect(self, input: S) -> LenderOutput<T, R, E> {
+        {
+            let mut state = self.shared.lock();
+            assert!(state.input.is_none(), "a StreamLender's input is connected once");
+            state.input = Some(Serializer::new(input.boxed()));
+            // Sub-streams that asked before the input was connected.
+            for w in state.waiting.drain(..) {
+                w.wake();
+            }
+        }
+        LenderOutput {
+            shared: self.shared,
+            termination: None,
+            input: None,
+        }
+    }
+}
+
+/// The output of a [`StreamLender`]: a source of results, in input order (or
+/// in arrival order for [`StreamLender::unordered`]).
+///
+/// * An input `error` is answered after the results of every value read
+///   before it ([`LendError::Input`]), and so is `done`.
+/// * Terminating the output (abort or fail) stops the lender: its sub-streams
+///   get `done`, their sinks abort the modules they read, and the input is
+///   terminated; the answer comes once the input has confirmed.
+pub struct LenderOutput<T, R, E> {
+    shared: Arc<Shared<T, R, E>>,
+    termination: Option<Termination<LendError<E>>>,
+    input: Option<Input<T, E>>,
+}
+
+impl<T, R, E> Unpin for LenderOutput<T, R, E> {}
+
+impl<T, R, E> Source for LenderOutput<T, R, E>
+where
+    T: Clone + Send + 'static,
+    E: Clone + Send + 'static,
+{
+    type Item = R;
+    type Error = LendError<E>;
+
+    fn poll_ask(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer<R, LendError<E>>> {
+        let mut state = self.shared.lock();
+        let step = state.core.poll_output();
+        state.wake();
+        Poll::Ready(match step {
+            OutputStep::Value(r) => Answer::Value(r),
+            OutputStep::Done => Answer::Done,
+            OutputStep::InputError => match state.input_error.clone() {
+                Some(e) => Answer::Error(LendError::Input(e)),
+                None => Answer::Done,
+            },
+            OutputStep::Closed { unfinished, first } => {
+                Answer::Error(LendError::Closed { unfinished, first })
+            }
+            OutputStep::Pending => {
+                state.output_waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+        })
+    }
+
+    fn terminate(mut self: Pin<&mut Self>, request: Termination<LendError<E>>) {
+        let input = {
+            let mut state = self.shared.lock();
+            let input_open = state.core.input_open();
+            state.core.terminate_output();
+            state.wake();
+            if input_open { state.input.clone() } else { None }
+        };
+        if let Some(mut input) = input {
+            let upstream = match &request {
+                Termination::Fail(LendError::Input(e)) => Termination::Fail(e.clone()),
+                _ => Termination::Abort,
+            };
+            Pin::new(&mut input).terminate(upstream);
+            self.input = Some(input);
+        }
+        self.termination = Some(request);
+    }
+
+    fn poll_terminated(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), LendError<E>>> {
+        let upstream = match self.input.as_mut() {
+            Some(input) => ready!(Pin::new(input).poll_terminated(cx)),
+            None => Ok(()),
+        };
+        self.input = None;
+        Poll::Ready(match self.termination.take() {
+            Some(Termination::Fail(e)) => Err(e),
+            _ => upstream.map_err(LendError::Input),
+        })
+    }
+}
+
+/// The future returned by [`StreamLender::close`].
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct CloseFuture<T, E> {
+    input: Option<Input<T, E>>,
+    started: bool,
+}
+
+impl<T, E> Unpin for CloseFuture<T, E> {}
+
+impl<T, E: Clone> Future for CloseFuture<T, E> {
+    type Output = Result<(), E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        let this = &mut *self;
+        let Some(input) = this.input.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        if !this.started {
+            this.started = true;
+            if input.is_ended() {
+                this.input = None;
+                return Poll::Ready(Ok(()));
+            }
+            Pin::new(&mut *input).terminate(Termination::Abort);
+        }
+        let end = ready!(Pin::new(input).poll_terminated(cx));
+        this.input = None;
+        Poll::Ready(end)
+    }
+}
+
+/// The future returned by [`StreamLender::settled`].
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct Settled<T, R, E> {
+    shared: Arc<Shared<T, R, E>>,
+}
+
+impl<T: Clone, R, E> Future for Settled<T, R, E> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.shared.lock();
+        let s = state.core.state();
+        if s.input_ended && s.in_flight == 0 && s.waiting_to_be_relent == 0 {
+            return Poll::Ready(());
+        }
+        state.wait(cx);
+        Poll::Pending
+    }
+}
+
+impl<T, R, E> fmt::Debug for StreamLender<T, R, E>
+where
+    T: Clone,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamLender")
+            .field("state", &self.shared.lock().core.state())
+            .finish()
+    }
+}
+
+impl<T: Clone, R, E> fmt::Debug for LenderOutput<T, R, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LenderOutput")
+            .field("state", &self.shared.lock().core.state())
+            .field("terminating", &self.termination.is_some())
+            .finish()
+    }
+}
+
+impl<T, E> fmt::Debug for CloseFuture<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CloseFuture")
+            .field("started", &self.started)
+            .finish()
+    }
+}
+
+impl<T, R, E> fmt::Debug for Settled<T, R, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settled").finish()
+    }
+}

@@ -1,0 +1,100 @@
+//! # pando-lend-stream
+//!
+//! **StreamLender** (seed 000, §4.4, Abstraction 2): the heart of Pando. A
+//! lender is a through that lends the values of its input to any number of
+//! *sub-streams* and outputs their results in input order.
+//!
+//! ```text
+//!   input ──▶ Serializer ──▶ StreamLender ──▶ output (results, in input order)
+//!                               │   ▲
+//!             lend_stream() ────┤   │  one sub-stream per worker:
+//!                               ▼   │  source (lent values) ⇒ worker ⇒ sink (results)
+//! ```
+//!
+//! Every value lent carries its id (its position in the input, [`Lent`]),
+//! and every result must come back with the id of the value it answers.
+//!
+//! ## Properties (Abstraction 2)
+//!
+//! 1. **Unbounded**: any number of sub-streams.
+//! 2. **Dynamic**: [`StreamLender::lend_stream`] can be called at any time.
+//! 3. **Lazy**: the input is asked only for a sub-stream's ask.
+//! 4. **Conservative**: a value is lent to at most one live sub-stream at a time.
+//! 5. **Fault-tolerant**: the values a sub-stream holds when it ends, fails
+//!    or is dropped are lent to the others.
+//! 6. **Ordered**: results come out in input order ([`StreamLender::unordered`] opts out).
+//! 7. **Adaptive**: sub-streams that ask faster get more values.
+//!
+//! ## Beyond the original `pull-lend-stream`
+//!
+//! * **Concurrent asks** on a sub-stream are allowed ([`SubSource::ask`]).
+//! * **Results are matched to values by id.** A result for a value the
+//!   sub-stream does not hold ends that sub-stream with
+//!   [`SubStreamError::UnexpectedResult`]; its values are lent again.
+//! * **Exactly once.** A late result for a value that was re-lent is
+//!   accepted if the value still has no result, and dropped otherwise: the
+//!   output never has a duplicate.
+//! * **Closing.** [`StreamLender::close`] stops reading the input and lets
+//!   the values already read finish; [`StreamLender::cut_off`] (or
+//!   `close_within(deadline)` with the `tokio` feature) gives up on hung
+//!   sub-streams.
+//! * **Error order.** An input error is output after the results of every
+//!   value read before it, as [`LendError::Input`].
+//! * **Monitoring.** [`StreamLender::state`] gives a [`LenderState`] snapshot.
+//! * **Send.** Sub-streams can be driven by any task on any thread.
+//!
+//! The state machine is a deterministic, sans-IO core ([`machine::Core`]),
+//! one method per `upon … trigger …` handler of Algorithms 10-12; the async
+//! types only translate polls into its events. The input and the sub-streams'
+//! modules are never polled while the lender's lock is held.
+//!
+//! ## Example
+//!
+//! ```
+//! use pando_lend_stream::{Lent, StreamLender};
+//! use pando_pull_stream::{SourceExt, async_map, collect, count, pull, take};
+//!
+//! # futures::executor::block_on(async {
+//! let lender = StreamLender::new();
+//! let output = pull!(count::<()>(6), lender.clone(), collect::<Vec<_>>());
+//!
+//! // A worker that crashes after taking two values…
+//! let mut crashing = lender.lend_stream::<()>();
+//! let (a, b) = (crashing.source.ask().await, crashing.source.ask().await);
+//! assert!(a.into_option().is_some() && b.into_option().is_some());
+//! drop(crashing); // …its two values are lent again.
+//!
+//! // A worker that squares its values.
+//! let sub = lender.lend_stream::<()>();
+//! let worker = pull!(
+//!     sub.source,
+//!     async_map(|l: Lent<u64>| async move { Ok(l.map(|x| x * x)) }),
+//!     sub.sink,
+//! );
+//! let (results, worked) = futures::join!(output, worker);
+//! assert_eq!(results, Ok(vec![1, 4, 9, 16, 25, 36]));
+//! assert_eq!(worked, Ok(()));
+//! assert_eq!(lender.state().relent, 2);
+//! # });
+//! ```
+
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+#![forbid(unsafe_code)]
+
+mod error;
+mod lender;
+mod lent;
+pub mod machine;
+mod state;
+mod sub_stream;
+
+pub use error::{LendError, SubStreamError};
+pub use lender::{CloseFuture, LenderOutput, Settled, StreamLender, SubStream};
+pub use lent::Lent;
+pub use state::LenderState;
+pub use sub_stream::{ConcurrentAsk, SubSink, SubSinkFuture, SubSource};

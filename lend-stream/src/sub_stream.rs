@@ -1,0 +1,420 @@
+//! The two halves of a sub-stream: [`SubSource`] lends values,
+//! [`SubSink`] takes back their results.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use pando_pull_stream::{Answer, BoxSource, Connect, OwnedAsk, Source, Termination};
+use pin_project_lite::pin_project;
+
+use crate::lender::Shared;
+use crate::machine::{InputEnd, SubAsk, SubId};
+use crate::{Lent, SubStreamError};
+
+/// Where one ask of a sub-stream stands.
+enum AskState<T, E> {
+    /// Not started, or to be decided again.
+    Idle,
+    /// Waiting for the input's answer (`Input:ask⟨j⟩` was made).
+    Reading(OwnedAsk<BoxSource<'static, T, E>>),
+}
+
+/// Polls one ask of sub-stream `k` (Algorithm 11, lines 34-50). The input is
+/// polled without holding the lender's lock, so an input that reads from the
+/// lender's own output (a feedback loop) cannot deadlock.
+fn poll_sub_ask<T, R, E, F>(
+    shared: &Shared<T, R, E>,
+    k: SubId,
+    ask: &mut AskState<T, E>,
+    cx: &mut Context<'_>,
+) -> Poll<Answer<Lent<T>, F>>
+where
+    T: Clone + Send + 'static,
+    E: Clone + Send + 'static,
+{
+    loop {
+        if let AskState::Reading(reading) = ask {
+            let answer = ready!(Pin::new(reading).poll(cx));
+            *ask = AskState::Idle;
+            let mut state = shared.lock();
+            match answer {
+                Answer::Value(v) => {
+                    let lent = state.core.on_input_value(k, v);
+                    state.wake();
+                    return Poll::Ready(match lent {
+                        SubAsk::Lend(l) => Answer::Value(l),
+                        _ => Answer::Done,
+                    });
+                }
+                Answer::Done => state.core.on_input_end(InputEnd::Done),
+                Answer::Error(e) => {
+                    if state.core.input_open() && state.input_error.is_none() {
+                        state.input_error = Some(e);
+                    }
+                    state.core.on_input_end(InputEnd::Error);
+                }
+            }
+            state.wake();
+        }
+        let mut state = shared.lock();
+        match state.core.sub_ask(k) {
+            SubAsk::Lend(l) => {
+                state.wake();
+                return Poll::Ready(Answer::Value(l));
+            }
+            SubAsk::Done => return Poll::Ready(Answer::Done),
+            SubAsk::Wait => {
+                state.wait(cx);
+                return Poll::Pending;
+            }
+            SubAsk::ReadInput => match &state.input {
+                Some(input) => *ask = AskState::Reading(input.ask_owned()),
+                None => {
+                    // The lender's input is not connected yet.
+                    state.wait(cx);
+                    return Poll::Pending;
+                }
+            },
+        }
+    }
+}
+
+/// The source half of a sub-stream (`Sk O`): it lends values, each with its
+/// id, and answers `done` when nothing more will be lent to it.
+///
+/// It is a [`Source`] (one ask at a time), and also accepts concurrent asks
+/// through [`SubSource::ask`]. Terminating it (abort or fail) or dropping it
+/// gives the values it holds back to the lender, which lends them again;
+/// results for them are still accepted while they have none.
+pub struct SubSource<T, R, E, F> {
+    shared: Arc<Shared<T, R, E>>,
+    k: SubId,
+    ask: AskState<T, E>,
+    ended: bool,
+    termination: Option<Termination<F>>,
+}
+
+impl<T, R, E, F> SubSource<T, R, E, F> {
+    pub(crate) fn new(shared: Arc<Shared<T, R, E>>, k: SubId) -> Self {
+        SubSource {
+            shared,
+            k,
+            ask: AskState::Idle,
+            ended: false,
+            termination: None,
+        }
+    }
+
+    /// The sub-stream's number (0 for the first sub-stream of a lender).
+    ///
+    /// ```
+    /// use pando_lend_stream::StreamLender;
+    /// let lender = StreamLender::<u8, u8, ()>::new();
+    /// assert_eq!(lender.lend_stream::<()>().source.sub_stream(), 0);
+    /// assert_eq!(lender.lend_stream::<()>().source.sub_stream(), 1);
+    /// ```
+    pub fn sub_stream(&self) -> u64 {
+        self.k
+    }
+}
+
+impl<T, R, E, F> SubSource<T, R, E, F>
+where
+    T: Clone + Send + 'static,
+    E: Clone + Send + 'static,
+{
+    /// Makes an ask that may run concurrently with others on the same
+    /// sub-stream (from several tasks, for example); asks are answered as
+    /// values become available.
+    ///
+    /// ```
+    /// use pando_lend_stream::StreamLender;
+    /// use pando_pull_stream::{count, pull};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let lender = StreamLender::<u64, u64, ()>::new();
+    /// let _output = pull!(count(5), lender.clone());
+    /// let sub = lender.lend_stream::<()>();
+    /// let (a, b) = futures::join!(sub.source.ask(), sub.source.ask());
+    /// let mut ids = vec![a.into_option().unwrap().unwrap().id, b.into_option().unwrap().unwrap().id];
+    /// ids.sort();
+    /// assert_eq!(ids, [0, 1]);
+    /// # });
+    /// ```
+    pub fn ask(&self) -> ConcurrentAsk<'_, T, R, E, F> {
+        ConcurrentAsk {
+            source: self,
+            ask: AskState::Idle,
+        }
+    }
+
+    fn end(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            self.ask = AskState::Idle;
+            let mut state = self.shared.lock();
+            state.core.on_sub_source_end(self.k);
+            state.wake();
+        }
+    }
+}
+
+impl<T, R, E, F> Unpin for SubSource<T, R, E, F> {}
+
+impl<T, R, E, F> Source for SubSource<T, R, E, F>
+where
+    T: Clone + Send + 'static,
+    E: Clone + Send + 'static,
+{
+    type Item = Lent<T>;
+    type Error = F;
+
+    fn poll_ask(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer<Lent<T>, F>> {
+        let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(Answer::Done);
+        }
+        let answer = ready!(poll_sub_ask(&this.shared, this.k, &mut this.ask, cx));
+        if answer.is_terminal() {
+            this.end();
+        }
+        Poll::Ready(answer)
+    }
+
+    fn terminate(mut self: Pin<&mut Self>, request: Termination<F>) {
+        self.end();
+        self.termination = Some(request);
+    }
+
+    fn poll_terminated(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), F>> {
+        Poll::Ready(self.termination.take().map_or(Ok(()), Termination::confirm))
+    }
+}
+
+impl<T, R, E, F> Drop for SubSource<T, R, E, F> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.ask = AskState::Idle;
+            let mut state = self.shared.lock();
+            state.core.on_sub_source_end(self.k);
+            state.wake();
+        }
+    }
+}
+
+/// The future returned by [`SubSource::ask`].
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct ConcurrentAsk<'a, T, R, E, F> {
+    source: &'a SubSource<T, R, E, F>,
+    ask: AskState<T, E>,
+}
+
+impl<T, R, E, F> Unpin for ConcurrentAsk<'_, T, R, E, F> {}
+
+impl<T, R, E, F> Future for ConcurrentAsk<'_, T, R, E, F>
+where
+    T: Clone + Send + 'static,
+    E: Clone + Send + 'static,
+{
+    type Output = Answer<Lent<T>, F>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if this.source.ended {
+            return Poll::Ready(Answer::Done);
+        }
+        poll_sub_ask(&this.source.shared, this.source.k, &mut this.ask, cx)
+    }
+}
+
+/// The sink half of a sub-stream (`Sk I`): connect it to the module that
+/// produces the results; the resulting future pulls them into the lender.
+///
+/// Each result must carry the id of a value lent to this sub-stream, once. A
+/// result that breaks that contract ends the sub-stream with
+/// [`SubStreamError::UnexpectedResult`] (the module is aborted and the
+/// values the sub-stream holds are lent again); it never reaches the output.
+pub struct SubSink<T, R, E, F> {
+    shared: Option<Arc<Shared<T, R, E>>>,
+    k: SubId,
+    _types: PhantomData<fn() -> F>,
+}
+
+impl<T, R, E, F> SubSink<T, R, E, F> {
+    pub(crate) fn new(shared: Arc<Shared<T, R, E>>, k: SubId) -> Self {
+        SubSink {
+            shared: Some(shared),
+            k,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<S, T, R, E, F> Connect<S> for SubSink<T, R, E, F>
+where
+    S: Source<Item = Lent<R>, Error = F>,
+    T: Clone,
+{
+    type Output = SubSinkFuture<S, T, R, E>;
+
+    fn connect(mut self, results: S) -> Self::Output {
+        let shared = self.shared.take().expect("a sub-stream's sink is connected once");
+        SubSinkFuture {
+            results,
+            shared,
+            k: self.k,
+            stopping: false,
+            finished: false,
+            error: None,
+        }
+    }
+}
+
+impl<T, R, E, F> Drop for SubSink<T, R, E, F> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared.sink_ended(self.k);
+        }
+    }
+}
+
+pin_project! {
+    /// The future made by connecting a [`SubSink`]: it pulls results into the
+    /// lender until the module ends, the lender stops the sub-stream, or the
+    /// module breaks the contract.
+    ///
+    /// It resolves to `Ok(())` when the module answered `done` or was aborted
+    /// by the lender, and to an error naming the sub-stream otherwise. In all
+    /// cases the values the sub-stream still held are lent again.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct SubSinkFuture<S: Source, T, R, E> {
+        #[pin]
+        results: S,
+        shared: Arc<Shared<T, R, E>>,
+        k: SubId,
+        stopping: bool,
+        finished: bool,
+        error: Option<SubStreamError<S::Error>>,
+    }
+
+    impl<S: Source, T, R, E> PinnedDrop for SubSinkFuture<S, T, R, E> {
+        fn drop(this: Pin<&mut Self>) {
+            if !this.finished {
+                this.shared.sink_ended(this.k);
+            }
+        }
+    }
+}
+
+impl<T, R, E> Shared<T, R, E> {
+    pub(crate) fn sink_ended(&self, k: SubId) {
+        let mut state = self.lock();
+        state.core.on_sub_sink_end(k);
+        state.forget_sink(k);
+        state.wake();
+    }
+}
+
+impl<S, T, R, E> Future for SubSinkFuture<S, T, R, E>
+where
+    S: Source<Item = Lent<R>>,
+    T: Clone,
+{
+    type Output = Result<(), SubStreamError<S::Error>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if *this.finished {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            if !*this.stopping {
+                let must_stop = {
+                    let mut state = this.shared.lock();
+                    let stop = state.core.sink_must_stop(*this.k);
+                    if !stop {
+                        state.wait_sink(*this.k, cx);
+                    }
+                    stop
+                };
+                if must_stop {
+                    *this.stopping = true;
+                    this.results.as_mut().terminate(Termination::Abort);
+                }
+            }
+            if *this.stopping {
+                // The lender (or the contract) ends the module: its answer is not ours to report.
+                let _ = ready!(this.results.as_mut().poll_terminated(cx));
+                this.shared.sink_ended(*this.k);
+                *this.finished = true;
+                return Poll::Ready(this.error.take().map_or(Ok(()), Err));
+            }
+            match ready!(this.results.as_mut().poll_ask(cx)) {
+                Answer::Value(Lent { id, value }) => {
+                    let mut state = this.shared.lock();
+                    match state.core.on_sub_result(*this.k, id, value) {
+                        Ok(()) => state.wake(),
+                        Err(unexpected) => {
+                            state.core.on_sub_sink_end(*this.k);
+                            state.wake();
+                            drop(state);
+                            *this.error = Some(SubStreamError::UnexpectedResult {
+                                sub: unexpected.sub,
+                                id: unexpected.id,
+                            });
+                            *this.stopping = true;
+                            this.results.as_mut().terminate(Termination::Abort);
+                        }
+                    }
+                }
+                Answer::Done => {
+                    this.shared.sink_ended(*this.k);
+                    *this.finished = true;
+                    return Poll::Ready(Ok(()));
+                }
+                Answer::Error(error) => {
+                    this.shared.sink_ended(*this.k);
+                    *this.finished = true;
+                    return Poll::Ready(Err(SubStreamError::Failed { sub: *this.k, error }));
+                }
+            }
+        }
+    }
+}
+
+impl<T, R, E, F> fmt::Debug for SubSource<T, R, E, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubSource")
+            .field("sub_stream", &self.k)
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+impl<T, R, E, F> fmt::Debug for ConcurrentAsk<'_, T, R, E, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConcurrentAsk")
+            .field("sub_stream", &self.source.k)
+            .finish()
+    }
+}
+
+impl<T, R, E, F> fmt::Debug for SubSink<T, R, E, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubSink").field("sub_stream", &self.k).finish()
+    }
+}
+
+impl<S: Source + fmt::Debug, T, R, E> fmt::Debug for SubSinkFuture<S, T, R, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubSinkFuture")
+            .field("sub_stream", &self.k)
+            .field("results", &self.results)
+            .field("stopping", &self.stopping)
+            .finish()
+    }
+}
