@@ -127,6 +127,22 @@ where
         Self::with_order(false)
     }
 
+    /// Bounds the number of values read from the input and not yet output
+    /// (at least 1): when the output is consumed slowly, sub-streams wait
+    /// instead of reading ahead, so memory stays bounded whatever the
+    /// consumer's speed. By default there is no bound, as in the seeds.
+    ///
+    /// ```
+    /// use std::num::NonZeroU64;
+    /// use pando_lend_stream::StreamLender;
+    /// let lender = StreamLender::<u64, u64, ()>::new().with_read_ahead(NonZeroU64::new(1024).unwrap());
+    /// # let _ = lender;
+    /// ```
+    pub fn with_read_ahead(self, bound: std::num::NonZeroU64) -> Self {
+        self.shared.lock().core.set_read_ahead(Some(bound.get()));
+        self
+    }
+
     fn with_order(ordered: bool) -> Self {
         StreamLender {
             shared: Arc::new(Shared {

@@ -119,6 +119,9 @@ pub struct Core<T, R> {
     next_sub: SubId,
     wake: Wake,
     stats: Stats,
+    /// At most this many values read and not yet output (backpressure from
+    /// the output to the input); `None`: no bound, as in the seeds.
+    read_ahead: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -149,7 +152,26 @@ impl<T, R> Core<T, R> {
             next_sub: 0,
             wake: Wake::default(),
             stats: Stats::default(),
+            read_ahead: None,
         }
+    }
+
+    /// Bounds the number of values read and not yet output: beyond it,
+    /// sub-streams wait for the output to be consumed before new values are
+    /// read (values to re-lend are still lent). `None` removes the bound.
+    ///
+    /// # Panics
+    ///
+    /// If `bound` is `Some(0)`: no value could ever be read.
+    pub fn set_read_ahead(&mut self, bound: Option<u64>) {
+        assert_ne!(bound, Some(0), "a read-ahead bound of 0 would never read a value");
+        self.read_ahead = bound;
+        self.wake.waiting = true;
+    }
+
+    /// Values read and not yet output.
+    fn unconsumed(&self) -> u64 {
+        self.next_id() - self.stats.output
     }
 
     /// The parties to wake after the events handled since the last call.
@@ -338,10 +360,12 @@ impl<T, R> Core<T, R> {
                 if matches!(self.slots.front(), Some(Slot::Ready(_))) {
                     self.wake.output = true;
                 }
+                self.wake.waiting |= self.read_ahead.is_some();
                 return OutputStep::Value(r);
             }
         } else if let Some(r) = self.arrived.pop_front() {
             self.stats.output += 1;
+            self.wake.waiting |= self.read_ahead.is_some();
             return OutputStep::Value(r);
         }
         if self.pending > 0 {
@@ -453,6 +477,9 @@ impl<T: Clone, R> Core<T, R> {
             } else {
                 SubAsk::Wait
             };
+        }
+        if self.read_ahead.is_some_and(|bound| self.unconsumed() >= bound) {
+            return SubAsk::Wait;
         }
         SubAsk::ReadInput
     }
@@ -571,6 +598,25 @@ mod tests {
         assert_eq!(c.poll_output(), OutputStep::Value(10));
         c.on_input_end(InputEnd::Done);
         assert_eq!(c.poll_output(), OutputStep::Done);
+    }
+
+    #[test]
+    fn read_ahead_bounds_the_values_read_and_not_output() {
+        let mut c = Core::<u32, u32>::new(true);
+        c.set_read_ahead(Some(2));
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        lent(c.on_input_value(a, 2));
+        assert_eq!(c.sub_ask(a), SubAsk::Wait);
+        c.on_sub_result(a, 0, 10).unwrap();
+        assert_eq!(
+            c.sub_ask(a),
+            SubAsk::Wait,
+            "a result is not enough: it must be output"
+        );
+        assert_eq!(c.poll_output(), OutputStep::Value(10));
+        assert!(c.take_wake().waiting);
+        assert_eq!(c.sub_ask(a), SubAsk::ReadInput);
     }
 
     #[test]
