@@ -400,7 +400,10 @@ where
                 Answer::Error(LendError::Closed { unfinished, first })
             }
             OutputStep::Pending => {
-                state.output_waker = Some(cx.waker().clone());
+                match &mut state.output_waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    w => *w = Some(cx.waker().clone()),
+                }
                 return Poll::Pending;
             }
         })

@@ -34,8 +34,9 @@ pub enum InputEnd {
 
 #[derive(Debug, Default)]
 struct Sub {
-    /// The ids lent to this sub-stream and not answered.
-    lent: BTreeSet<u64>,
+    /// The ids lent to this sub-stream and not answered, in lending order
+    /// (results usually come back in that order: removal is from the front).
+    lent: VecDeque<u64>,
     /// Ids taken back from this sub-stream (it ended a side) and not answered
     /// yet: a result for one of them is late, not a contract violation.
     recovered: BTreeSet<u64>,
@@ -260,7 +261,8 @@ impl<T, R> Core<T, R> {
         let Some(sub) = self.subs.get_mut(&k) else {
             return Err(Unexpected { sub: k, id });
         };
-        if sub.lent.remove(&id) {
+        if let Some(i) = sub.lent.iter().position(|&l| l == id) {
+            sub.lent.remove(i);
             self.accept(id, result);
             return Ok(());
         }
@@ -281,7 +283,7 @@ impl<T, R> Core<T, R> {
                     }
                     Some(other) => {
                         if let Some(other) = self.subs.get_mut(&other) {
-                            other.lent.remove(&id);
+                            other.lent.retain(|&l| l != id);
                             other.recovered.insert(id);
                         }
                     }
@@ -305,6 +307,7 @@ impl<T, R> Core<T, R> {
                 *holder = None;
             }
         }
+        let lent: BTreeSet<u64> = lent.into_iter().collect();
         if !self.terminated && !self.cut {
             self.failed.extend(lent.iter().copied());
             self.wake.waiting = true;
@@ -453,7 +456,7 @@ impl<T: Clone, R> Core<T, R> {
         *holder = Some(k);
         let lent = Lent::new(id, value.clone());
         let sub = self.subs.get_mut(&k).expect("a live sub-stream");
-        sub.lent.insert(id);
+        sub.lent.push_back(id);
         sub.recovered.remove(&id);
         self.stats.lent += 1;
         if relent {

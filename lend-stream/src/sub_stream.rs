@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use pando_pull_stream::{Answer, BoxSource, Connect, OwnedAsk, Source, Termination};
+use pando_pull_stream::{Answer, AskNow, BoxSource, Connect, OwnedAsk, Source, Termination};
 use pin_project_lite::pin_project;
 
 use crate::lender::Shared;
@@ -21,6 +21,34 @@ enum AskState<T, E> {
     Idle,
     /// Waiting for the input's answer (`Input:ask⟨j⟩` was made).
     Reading(OwnedAsk<BoxSource<'static, T, E>>),
+}
+
+/// Hands the input's answer to the core: a value is lent to `k` (the answer
+/// to its ask); the end of the input is recorded (the ask is decided again).
+fn deliver<T, R, E, F>(shared: &Shared<T, R, E>, k: SubId, answer: Answer<T, E>) -> Option<Answer<Lent<T>, F>>
+where
+    T: Clone,
+{
+    let mut state = shared.lock();
+    let lent = match answer {
+        Answer::Value(v) => Some(match state.core.on_input_value(k, v) {
+            SubAsk::Lend(l) => Answer::Value(l),
+            _ => Answer::Done,
+        }),
+        Answer::Done => {
+            state.core.on_input_end(InputEnd::Done);
+            None
+        }
+        Answer::Error(e) => {
+            if state.core.input_open() && state.input_error.is_none() {
+                state.input_error = Some(e);
+            }
+            state.core.on_input_end(InputEnd::Error);
+            None
+        }
+    };
+    state.wake();
+    lent
 }
 
 /// Polls one ask of sub-stream `k` (Algorithm 11, lines 34-50). The input is
@@ -40,25 +68,9 @@ where
         if let AskState::Reading(reading) = ask {
             let answer = ready!(Pin::new(reading).poll(cx));
             *ask = AskState::Idle;
-            let mut state = shared.lock();
-            match answer {
-                Answer::Value(v) => {
-                    let lent = state.core.on_input_value(k, v);
-                    state.wake();
-                    return Poll::Ready(match lent {
-                        SubAsk::Lend(l) => Answer::Value(l),
-                        _ => Answer::Done,
-                    });
-                }
-                Answer::Done => state.core.on_input_end(InputEnd::Done),
-                Answer::Error(e) => {
-                    if state.core.input_open() && state.input_error.is_none() {
-                        state.input_error = Some(e);
-                    }
-                    state.core.on_input_end(InputEnd::Error);
-                }
+            if let Some(lent) = deliver(shared, k, answer) {
+                return Poll::Ready(lent);
             }
-            state.wake();
         }
         let mut state = shared.lock();
         match state.core.sub_ask(k) {
@@ -71,14 +83,24 @@ where
                 state.wait(cx);
                 return Poll::Pending;
             }
-            SubAsk::ReadInput => match &state.input {
-                Some(input) => *ask = AskState::Reading(input.ask_owned()),
-                None => {
+            SubAsk::ReadInput => {
+                let Some(input) = state.input.clone() else {
                     // The lender's input is not connected yet.
                     state.wait(cx);
                     return Poll::Pending;
+                };
+                drop(state);
+                // Ask the input without holding the lender's lock; in the
+                // usual case the answer comes at once, with no allocation.
+                match input.ask_now(cx) {
+                    AskNow::Pending(reading) => *ask = AskState::Reading(reading),
+                    AskNow::Answered(answer) => {
+                        if let Some(lent) = deliver(shared, k, answer) {
+                            return Poll::Ready(lent);
+                        }
+                    }
                 }
-            },
+            }
         }
     }
 }

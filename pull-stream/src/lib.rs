@@ -107,7 +107,7 @@ pub use interop::{
     into_sink, into_stream,
 };
 pub use protocol::{Answer, Request, Termination};
-pub use serializer::{Close, OwnedAsk, SerialAsk, Serialize, Serializer, serialize};
+pub use serializer::{AskNow, Close, OwnedAsk, SerialAsk, Serialize, Serializer, serialize};
 pub use sinks::{
     Collect, CollectFuture, Drain, DrainFuture, ForEach, ForEachFuture, collect, drain, for_each,
 };

@@ -187,6 +187,37 @@ impl<S: Source> Serializer<S> {
         }
     }
 
+    /// Makes an ask and polls it at once: if it can be answered right away
+    /// (the usual case for a fast upstream with no other ask pending), the
+    /// answer comes without any allocation; otherwise the pending ask is
+    /// returned as an [`OwnedAsk`] to poll later (it continues the same
+    /// request).
+    ///
+    /// ```
+    /// use core::task::{Context, Waker};
+    /// use pando_pull_stream::{Answer, AskNow, Serializer, count};
+    /// let s = Serializer::new(count::<()>(1));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(matches!(s.ask_now(&mut cx), AskNow::Answered(Answer::Value(1))));
+    /// ```
+    pub fn ask_now(&self, cx: &mut Context<'_>) -> AskNow<S>
+    where
+        S::Error: Clone,
+    {
+        let mut inner = self.lock();
+        let ticket = inner.new_ticket();
+        match inner.poll_ticket(ticket, cx) {
+            Poll::Ready(answer) => AskNow::Answered(answer),
+            Poll::Pending => {
+                drop(inner);
+                AskNow::Pending(OwnedAsk {
+                    shared: Arc::clone(&self.shared),
+                    ticket: Some(ticket),
+                })
+            }
+        }
+    }
+
     /// The number of asks made and not yet answered or cancelled, over all handles.
     ///
     /// ```
@@ -365,6 +396,16 @@ impl<S: Source> Drop for SerialAsk<'_, S> {
             self.serializer.lock().cancel(ticket);
         }
     }
+}
+
+/// What [`Serializer::ask_now`] gives: the answer, or the pending ask.
+#[derive(Debug)]
+pub enum AskNow<S: Source> {
+    /// The ask was answered at once.
+    Answered(Answer<S::Item, S::Error>),
+    /// The ask is pending; poll this future for its answer (the current
+    /// task was registered to be woken).
+    Pending(OwnedAsk<S>),
 }
 
 /// The future returned by [`Serializer::ask_owned`].
