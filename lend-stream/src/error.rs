@@ -9,6 +9,16 @@ pub enum LendError<E> {
     /// on the output before this error.
     #[error("the lender's input failed: {0}")]
     Input(E),
+    /// A value failed more than the retry cap allows (see
+    /// [`StreamLender::with_max_retries`](crate::StreamLender::with_max_retries));
+    /// every result before it was output first.
+    #[error("value #{id} failed {failures} times, more than the retry cap allows")]
+    Poisoned {
+        /// The value's position in the input, from 0.
+        id: u64,
+        /// How many times it failed.
+        failures: u32,
+    },
     /// The lender was closed with a deadline, and sub-streams still held
     /// values when it passed: they were cut off and these values have no result.
     #[error("the lender was closed before {unfinished} value(s) got a result (first: #{first})")]

@@ -143,6 +143,39 @@ where
         self
     }
 
+    /// Caps how many times each value may fail (its sub-stream ended, was
+    /// dropped, or rejected it with [`SubSource::rejecter`](crate::SubSource::rejecter)):
+    /// a value that fails more than `max_retries` times is not lent again.
+    /// With [`PoisonPolicy::Fail`] the output then ends with
+    /// [`LendError::Poisoned`] naming it (after the results before it); with
+    /// [`PoisonPolicy::Skip`] it is left out of the output and counted in
+    /// [`LenderState::skipped`]. Without a cap, values are retried forever.
+    ///
+    /// ```
+    /// use pando_lend_stream::{LendError, PoisonPolicy, StreamLender};
+    /// use pando_pull_stream::{SourceExt, count, pull};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let lender = StreamLender::<u64, u64, ()>::new().with_max_retries(1, PoisonPolicy::Fail);
+    /// let mut output = pull!(count(3), lender.clone());
+    /// let mut sub = lender.lend_stream::<()>();
+    /// let reject = sub.source.rejecter();
+    /// for _ in 0..2 {
+    ///     let lent = sub.source.ask().await.into_option().unwrap().unwrap();
+    ///     assert_eq!(lent.id, 0); // the same value, lent again after its first failure
+    ///     assert!(reject.reject(lent.id));
+    /// }
+    /// assert_eq!(output.ask().await.into_option(), Some(Err(LendError::Poisoned { id: 0, failures: 2 })));
+    /// # });
+    /// ```
+    pub fn with_max_retries(self, max_retries: u32, policy: crate::PoisonPolicy) -> Self {
+        self.shared
+            .lock()
+            .core
+            .set_max_retries(Some((max_retries, policy)));
+        self
+    }
+
     fn with_order(ordered: bool) -> Self {
         StreamLender {
             shared: Arc::new(Shared {
@@ -396,6 +429,7 @@ where
                 Some(e) => Answer::Error(LendError::Input(e)),
                 None => Answer::Done,
             },
+            OutputStep::Poisoned { id, failures } => Answer::Error(LendError::Poisoned { id, failures }),
             OutputStep::Closed { unfinished, first } => {
                 Answer::Error(LendError::Closed { unfinished, first })
             }

@@ -40,6 +40,9 @@
 //!   sub-streams.
 //! * **Error order.** An input error is output after the results of every
 //!   value read before it, as [`LendError::Input`].
+//! * **Poison values.** [`StreamLender::with_max_retries`] caps the failures
+//!   of each value, so a value that always fails never loops forever; a
+//!   sub-stream reports a failed value without ending with [`Rejecter`].
 //! * **Monitoring.** [`StreamLender::state`] gives a [`LenderState`] snapshot.
 //! * **Send.** Sub-streams can be driven by any task on any thread.
 //!
@@ -96,5 +99,6 @@ mod sub_stream;
 pub use error::{LendError, SubStreamError};
 pub use lender::{CloseFuture, LenderOutput, Settled, StreamLender, SubStream};
 pub use lent::Lent;
+pub use machine::PoisonPolicy;
 pub use state::LenderState;
-pub use sub_stream::{ConcurrentAsk, SubSink, SubSinkFuture, SubSource};
+pub use sub_stream::{ConcurrentAsk, Rejecter, SubSink, SubSinkFuture, SubSource};

@@ -13,12 +13,32 @@ pub type SubId = u64;
 /// What a value's slot holds, from the moment it is read until it is output.
 #[derive(Debug)]
 enum Slot<T, R> {
-    /// Waiting for a result: lent to `holder`, or waiting to be re-lent (`None`).
-    Lent { value: T, holder: Option<SubId> },
+    /// Waiting for a result: lent to `holder`, or waiting to be re-lent
+    /// (`None`); `failures` counts the sub-streams that failed with it.
+    Lent {
+        value: T,
+        holder: Option<SubId>,
+        failures: u32,
+    },
+    /// Failed more than the retry cap allows, with the `Fail` policy.
+    Poisoned { failures: u32 },
+    /// Failed more than the retry cap allows, with the `Skip` policy (ordered mode).
+    Skipped,
     /// The result, waiting for its turn on the output (ordered mode).
     Ready(R),
     /// Already output (unordered mode); freed when it reaches the front.
     Output,
+}
+
+/// What happens to a value that failed more than `max_retries` times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PoisonPolicy {
+    /// The output ends with an error naming the value, after the results
+    /// before it (the default).
+    #[default]
+    Fail,
+    /// The value is dropped from the output and counted (opt-in).
+    Skip,
 }
 
 /// How the input ended.
@@ -67,6 +87,13 @@ pub enum OutputStep<R> {
     Done,
     /// `Output:error⟨i, err⟩` with the input's error.
     InputError,
+    /// A value failed more than the retry cap allows (policy `Fail`).
+    Poisoned {
+        /// The value's id.
+        id: u64,
+        /// How many times it failed.
+        failures: u32,
+    },
     /// The lender was cut off with values unfinished.
     Closed {
         /// How many values have no result.
@@ -114,6 +141,10 @@ pub struct Core<T, R> {
     terminated: bool,
     /// The lender cut its sub-streams off.
     cut: bool,
+    /// The retry cap and what to do beyond it; `None`: retry forever.
+    retries: Option<(u32, PoisonPolicy)>,
+    /// The first poisoned value (unordered mode reports it at once).
+    poisoned: Option<(u64, u32)>,
     /// Results in arrival order, unordered mode.
     arrived: VecDeque<R>,
     subs: BTreeMap<SubId, Sub>,
@@ -134,6 +165,8 @@ struct Stats {
     late_dropped: u64,
     unexpected: u64,
     sub_streams: u64,
+    rejected: u64,
+    skipped: u64,
 }
 
 impl<T, R> Core<T, R> {
@@ -148,6 +181,8 @@ impl<T, R> Core<T, R> {
             input: None,
             terminated: false,
             cut: false,
+            retries: None,
+            poisoned: None,
             arrived: VecDeque::new(),
             subs: BTreeMap::new(),
             next_sub: 0,
@@ -168,6 +203,14 @@ impl<T, R> Core<T, R> {
         assert_ne!(bound, Some(0), "a read-ahead bound of 0 would never read a value");
         self.read_ahead = bound;
         self.wake.waiting = true;
+    }
+
+    /// Caps the failures of each value: a value whose sub-stream failed
+    /// (ended, was dropped, or rejected it) more than `max_retries` times is
+    /// *poisoned*, and handled by `policy` instead of being lent again, so a
+    /// value that always fails never loops forever. `None` retries forever.
+    pub fn set_max_retries(&mut self, retries: Option<(u32, PoisonPolicy)>) {
+        self.retries = retries;
     }
 
     /// Values read and not yet output.
@@ -302,17 +345,83 @@ impl<T, R> Core<T, R> {
         if lent.is_empty() {
             return;
         }
-        for &id in &lent {
-            if let Some(Slot::Lent { holder, .. }) = self.slots.get_mut((id - self.base) as usize) {
-                *holder = None;
+        sub.recovered.extend(lent.iter().copied());
+        for id in lent {
+            if self.fail_value(id) {
+                self.failed.insert(id);
+                self.wake.waiting = true;
             }
         }
-        let lent: BTreeSet<u64> = lent.into_iter().collect();
-        if !self.terminated && !self.cut {
-            self.failed.extend(lent.iter().copied());
-            self.wake.waiting = true;
+    }
+
+    /// Counts a failure of value `id` (it no longer has a holder). Returns
+    /// whether it is to be lent again; a value over the retry cap is
+    /// poisoned instead.
+    fn fail_value(&mut self, id: u64) -> bool {
+        let index = (id - self.base) as usize;
+        let Some(Slot::Lent { holder, failures, .. }) = self.slots.get_mut(index) else {
+            return false;
+        };
+        *holder = None;
+        *failures += 1;
+        let failures = *failures;
+        if self.terminated || self.cut {
+            return false;
         }
-        sub.recovered.extend(lent);
+        match self.retries {
+            Some((max, policy)) if failures > max => {
+                self.slots[index] = match (policy, self.ordered) {
+                    (PoisonPolicy::Fail, _) => {
+                        self.poisoned.get_or_insert((id, failures));
+                        Slot::Poisoned { failures }
+                    }
+                    (PoisonPolicy::Skip, true) => Slot::Skipped,
+                    (PoisonPolicy::Skip, false) => Slot::Output,
+                };
+                if policy == PoisonPolicy::Skip {
+                    self.stats.skipped += 1;
+                }
+                if !self.ordered {
+                    while matches!(self.slots.front(), Some(Slot::Output)) {
+                        self.slots.pop_front();
+                        self.base += 1;
+                    }
+                }
+                self.pending -= 1;
+                self.wake.output = true;
+                if self.pending == 0 {
+                    self.wake.waiting = true;
+                }
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// A sub-stream reports that processing value `id` failed (for example
+    /// the worker's function returned an error): the value is taken back
+    /// from it, counted as a failure, and lent again (or poisoned). The
+    /// sub-stream goes on. A rejection of a value it does not hold is a
+    /// contract violation; a late one (for a value taken back already) is ignored.
+    pub fn on_sub_reject(&mut self, k: SubId, id: u64) -> Result<(), Unexpected> {
+        let Some(sub) = self.subs.get_mut(&k) else {
+            return Err(Unexpected { sub: k, id });
+        };
+        if let Some(i) = sub.lent.iter().position(|&l| l == id) {
+            sub.lent.remove(i);
+            sub.recovered.insert(id);
+            self.stats.rejected += 1;
+            if self.fail_value(id) {
+                self.failed.insert(id);
+                self.wake.waiting = true;
+            }
+            Ok(())
+        } else if sub.recovered.contains(&id) {
+            Ok(())
+        } else {
+            self.stats.unexpected += 1;
+            Err(Unexpected { sub: k, id })
+        }
     }
 
     fn forget_if_closed(&mut self, k: SubId) {
@@ -354,6 +463,16 @@ impl<T, R> Core<T, R> {
             return OutputStep::Done;
         }
         if self.ordered {
+            while matches!(self.slots.front(), Some(Slot::Skipped)) {
+                self.slots.pop_front();
+                self.base += 1;
+            }
+            if let Some(Slot::Poisoned { failures }) = self.slots.front() {
+                return OutputStep::Poisoned {
+                    id: self.base,
+                    failures: *failures,
+                };
+            }
             if matches!(self.slots.front(), Some(Slot::Ready(_))) {
                 let Some(Slot::Ready(r)) = self.slots.pop_front() else {
                     unreachable!()
@@ -370,6 +489,8 @@ impl<T, R> Core<T, R> {
             self.stats.output += 1;
             self.wake.waiting |= self.read_ahead.is_some();
             return OutputStep::Value(r);
+        } else if let Some((id, failures)) = self.poisoned {
+            return OutputStep::Poisoned { id, failures };
         }
         if self.pending > 0 {
             if self.cut {
@@ -443,6 +564,8 @@ impl<T, R> Core<T, R> {
             unexpected_results: self.stats.unexpected,
             sub_streams_open: self.subs.len() as u64,
             sub_streams_created: self.stats.sub_streams,
+            rejected: self.stats.rejected,
+            skipped: self.stats.skipped,
             input_ended: self.input.is_some(),
         }
     }
@@ -450,7 +573,7 @@ impl<T, R> Core<T, R> {
 
 impl<T: Clone, R> Core<T, R> {
     fn lend(&mut self, k: SubId, id: u64, relent: bool) -> Lent<T> {
-        let Some(Slot::Lent { value, holder }) = self.slots.get_mut((id - self.base) as usize) else {
+        let Some(Slot::Lent { value, holder, .. }) = self.slots.get_mut((id - self.base) as usize) else {
             unreachable!("only unanswered values are lent");
         };
         *holder = Some(k);
@@ -492,7 +615,11 @@ impl<T: Clone, R> Core<T, R> {
     /// meanwhile (nothing is lost).
     pub fn on_input_value(&mut self, k: SubId, value: T) -> SubAsk<T> {
         let id = self.next_id();
-        self.slots.push_back(Slot::Lent { value, holder: None });
+        self.slots.push_back(Slot::Lent {
+            value,
+            holder: None,
+            failures: 0,
+        });
         self.pending += 1;
         if self.source_alive(k) {
             SubAsk::Lend(self.lend(k, id, false))
@@ -620,6 +747,50 @@ mod tests {
         assert_eq!(c.poll_output(), OutputStep::Value(10));
         assert!(c.take_wake().waiting);
         assert_eq!(c.sub_ask(a), SubAsk::ReadInput);
+    }
+
+    #[test]
+    fn a_value_failing_more_than_the_cap_is_poisoned_after_the_results_before_it() {
+        let mut c = Core::<u32, u32>::new(true);
+        c.set_max_retries(Some((2, PoisonPolicy::Fail)));
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        lent(c.on_input_value(a, 2));
+        c.on_sub_result(a, 0, 10).unwrap();
+        c.on_sub_reject(a, 1).unwrap(); // failure 1
+        assert_eq!(c.sub_ask(a), SubAsk::Lend(Lent::new(1, 2)));
+        c.on_sub_reject(a, 1).unwrap(); // failure 2
+        assert_eq!(c.sub_ask(a), SubAsk::Lend(Lent::new(1, 2)));
+        c.on_sub_reject(a, 1).unwrap(); // failure 3: over the cap of 2 retries
+        assert_eq!(
+            c.sub_ask(a),
+            SubAsk::ReadInput,
+            "a poisoned value is not lent again"
+        );
+        assert_eq!(c.poll_output(), OutputStep::Value(10));
+        assert_eq!(c.poll_output(), OutputStep::Poisoned { id: 1, failures: 3 });
+    }
+
+    #[test]
+    fn skip_policy_drops_the_poisoned_value_from_the_output() {
+        let mut c = Core::<u32, u32>::new(true);
+        c.set_max_retries(Some((0, PoisonPolicy::Skip)));
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        lent(c.on_input_value(a, 2));
+        c.on_sub_reject(a, 0).unwrap();
+        c.on_sub_result(a, 1, 20).unwrap();
+        c.on_input_end(InputEnd::Done);
+        assert_eq!(c.poll_output(), OutputStep::Value(20));
+        assert_eq!(c.poll_output(), OutputStep::Done);
+        assert_eq!(c.state().skipped, 1);
+    }
+
+    #[test]
+    fn a_rejection_for_a_value_not_held_is_unexpected() {
+        let mut c = Core::<u32, u32>::new(true);
+        let a = c.lend_stream();
+        assert_eq!(c.on_sub_reject(a, 0), Err(Unexpected { sub: a, id: 0 }));
     }
 
     #[test]

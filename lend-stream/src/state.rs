@@ -37,4 +37,9 @@ pub struct LenderState {
     pub sub_streams_created: u64,
     /// Whether the input has ended (done, error, or closed by the lender).
     pub input_ended: bool,
+    /// Values rejected by the sub-stream that held them (for example a
+    /// worker's function error); each was lent again or poisoned.
+    pub rejected: u64,
+    /// Poisoned values skipped from the output (policy `Skip`).
+    pub skipped: u64,
 }

@@ -131,6 +131,22 @@ impl<T, R, E, F> SubSource<T, R, E, F> {
         }
     }
 
+    /// A handle that reports failures of values this sub-stream holds (for
+    /// example a worker's function error): see [`Rejecter::reject`].
+    ///
+    /// ```
+    /// use pando_lend_stream::StreamLender;
+    /// let lender = StreamLender::<u8, u8, ()>::new();
+    /// let sub = lender.lend_stream::<()>();
+    /// assert!(!sub.source.rejecter().reject(0)); // value #0 is not held by this sub-stream
+    /// ```
+    pub fn rejecter(&self) -> Rejecter<T, R, E> {
+        Rejecter {
+            shared: self.shared.clone(),
+            k: self.k,
+        }
+    }
+
     /// The sub-stream's number (0 for the first sub-stream of a lender).
     ///
     /// ```
@@ -225,6 +241,46 @@ impl<T, R, E, F> Drop for SubSource<T, R, E, F> {
             state.core.on_sub_source_end(self.k);
             state.wake();
         }
+    }
+}
+
+/// Reports that processing a value failed, without ending the sub-stream.
+/// Made by [`SubSource::rejecter`]; cloneable and `Send`.
+pub struct Rejecter<T, R, E> {
+    shared: Arc<Shared<T, R, E>>,
+    k: SubId,
+}
+
+impl<T, R, E> Rejecter<T, R, E> {
+    /// Value `id`, held by this sub-stream, failed: the lender takes it
+    /// back, counts the failure, and lends it again (or poisons it past the
+    /// retry cap). Returns `false`, and changes nothing, if the sub-stream
+    /// does not hold `id`: a contract violation the caller should treat like
+    /// an unexpected result. A rejection that arrives after the value was
+    /// taken back (the sub-stream had ended a side) is ignored and returns `true`.
+    ///
+    /// See [`SubSource::rejecter`] and
+    /// [`StreamLender::with_max_retries`](crate::StreamLender::with_max_retries) for examples.
+    pub fn reject(&self, id: u64) -> bool {
+        let mut state = self.shared.lock();
+        let held = state.core.on_sub_reject(self.k, id).is_ok();
+        state.wake();
+        held
+    }
+}
+
+impl<T, R, E> Clone for Rejecter<T, R, E> {
+    fn clone(&self) -> Self {
+        Rejecter {
+            shared: self.shared.clone(),
+            k: self.k,
+        }
+    }
+}
+
+impl<T, R, E> fmt::Debug for Rejecter<T, R, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejecter").field("sub_stream", &self.k).finish()
     }
 }
 
