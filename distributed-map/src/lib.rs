@@ -1,34 +1,65 @@
 //! # pando-distributed-map
 //!
-//! DistributedMap (seed 000, §4.5, Abstraction 3): map a function over a
-//! stream with the devices that join. This crate is being built in layers;
-//! this release has the transport layer:
+//! **DistributedMap** (seed 000, §4.5, Abstraction 3): map a function over a
+//! stream with the devices that join: other processes, laptops, servers.
 //!
-//! * [`frame`]: the wire protocol's frames (versioned handshake, values,
-//!   results, failures, done, error, heartbeats), encoded with postcard, with
-//!   a maximum frame size (see `docs/PROTOCOL.md`);
-//! * [`transport`]: a small transport trait ([`transport::Listener`],
-//!   [`transport::Connector`]) with in-process, WebSocket and TCP
-//!   implementations. The framing is the transport's, the codec is
-//!   [`frame`]'s; the lender never sees bytes.
+//! ```text
+//!  input ─▶ StreamLender ─▶ output (results, in input order)
+//!               │ one sub-stream per worker connection:
+//!               └─ Sk O ⇒ Limiter(batch_size)( ToWorker ⇄ transport ⇄ FromWorker ) ⇒ Sk I
+//! ```
+//!
+//! * **The master** is [`DistributedMap`], a through: `pull!(input, map.clone(), output)`.
+//!   [`DistributedMap::serve`] accepts workers from any [`transport::Listener`];
+//!   [`DistributedMap::local_workers`] runs workers in this process (over the
+//!   in-process transport, with the same protocol).
+//! * **A worker** is [`Worker`]: `Worker::new(name).connect(url).await?.run(f).await`.
+//! * **The wire protocol** is [`frame`] (`docs/PROTOCOL.md`): a versioned
+//!   handshake with a join token, then values, results, failures, done,
+//!   error and heartbeats, encoded with postcard, with a maximum frame size.
+//! * **Transports** ([`transport`]): in-process channels, WebSocket (the
+//!   default network transport) and TCP with length-delimited frames. The
+//!   lender never sees bytes.
+//!
+//! ## Properties (Abstraction 3)
+//!
+//! Unbounded and dynamic (workers join and leave at any time), lazy (inputs
+//! are read as workers ask), conservative, fault-tolerant (a worker that
+//! disconnects, stops answering heartbeats, or sends a malformed, oversized
+//! or unexpected frame is dropped with a logged reason naming it, and its
+//! values are lent again), ordered, and capability-balanced (faster workers
+//! ask for more; the Limiter bounds each worker to `batch_size` values).
+//! A value that fails more than `max_retries` times (its function fails, or
+//! workers die holding it) ends the map with an error naming its position, or
+//! is skipped ([`PoisonPolicy::Skip`]): it never loops forever. Workers need
+//! the join token, part of the join URL; others are rejected before any value
+//! is sent.
+//!
+//! ## Example
+//!
+//! A master on a loopback WebSocket port, with two local workers and one
+//! remote worker:
 //!
 //! ```
-//! use futures::{SinkExt, StreamExt};
-//! use pando_distributed_map::frame::{Frame, DEFAULT_MAX_FRAME, PROTOCOL_VERSION};
-//! use pando_distributed_map::transport::{Connector, Listener, ws};
+//! use pando_distributed_map::{DistributedMap, MapConfig, Worker, join_url, transport::{Listener, ws}};
+//! use pando_pull_stream::{collect, count, pull};
 //!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! let mut master = ws::WsListener::bind("127.0.0.1:0", DEFAULT_MAX_FRAME).await.unwrap();
-//! let url = master.url();
-//! let worker = tokio::spawn(async move {
-//!     let mut c = ws::WsConnector::new(DEFAULT_MAX_FRAME).connect(&url).await.unwrap();
-//!     let hello = Frame::Hello { version: PROTOCOL_VERSION, token: "t".into(), name: "w".into() };
-//!     c.sink.send(hello.encode()).await.unwrap();
+//! # #[tokio::main] async fn main() {
+//! let map = DistributedMap::<u64, u64, ()>::new(MapConfig::default());
+//! let listener = ws::WsListener::bind("127.0.0.1:0", map.config().max_frame).await.unwrap();
+//! let url = join_url(&listener.url(), &map.config().token); // what remote workers use
+//! map.serve(listener);
+//! map.local_workers(2, false, |x: u64| async move { Ok::<_, String>(x * x) });
+//!
+//! let remote = tokio::spawn(async move {
+//!     // It may arrive after the local workers did everything: then it is turned away.
+//!     let session = Worker::new("laptop").connect(&url).await?;
+//!     session.run(|x: u64| async move { Ok::<_, String>(x * x) }).await
 //! });
-//! let mut c = master.accept().await.unwrap();
-//! let first = c.stream.next().await.unwrap().unwrap();
-//! assert!(matches!(Frame::decode(&first, DEFAULT_MAX_FRAME).unwrap(), Frame::Hello { .. }));
-//! worker.await.unwrap();
+//! let squares = pull!(count(1000), map.clone(), collect::<Vec<_>>()).await.unwrap();
+//! assert_eq!(squares, (1..=1000).map(|x| x * x).collect::<Vec<_>>());
+//! let _ = remote.await;
+//! println!("{}", map.stats());
 //! # }
 //! ```
 
@@ -40,5 +71,17 @@
 )]
 #![forbid(unsafe_code)]
 
+mod connection;
+mod error;
 pub mod frame;
+mod link;
+mod master;
+mod stats;
 pub mod transport;
+mod worker;
+
+pub use error::{JoinError, WorkerError};
+pub use master::{DistributedMap, MapConfig, generate_token, join_url, split_join_url};
+pub use pando_lend_stream::PoisonPolicy;
+pub use stats::{MapStats, WorkerReport};
+pub use worker::{Session, Worker, WorkerSummary};

@@ -1,0 +1,301 @@
+//! DistributedMap end to end over real loopback WebSocket (and TCP)
+//! connections, with workers as tasks in this process. Deterministic: no
+//! test sleeps to wait for something; time-based behaviour (heartbeat
+//! timeouts) runs on tokio's paused clock.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use pando_distributed_map::frame::{Frame, PROTOCOL_VERSION};
+use pando_distributed_map::transport::{Connector, Listener, tcp, ws};
+use pando_distributed_map::{DistributedMap, JoinError, MapConfig, Worker, join_url};
+use pando_lend_stream::LendError;
+use pando_pull_stream::{collect, count, pull};
+
+const MAX: usize = 1 << 20;
+
+async fn ws_master(
+    config: MapConfig,
+    n: u64,
+) -> (
+    DistributedMap<u64, u64, ()>,
+    String,
+    impl std::future::Future<Output = Result<Vec<u64>, LendError<()>>>,
+) {
+    let map = DistributedMap::<u64, u64, ()>::new(config);
+    let listener = ws::WsListener::bind("127.0.0.1:0", MAX).await.unwrap();
+    let url = join_url(&listener.url(), &map.config().token);
+    map.serve(listener);
+    let output = pull!(count(n), map.clone(), collect::<Vec<_>>());
+    (map, url, output)
+}
+
+fn squares(n: u64) -> Vec<u64> {
+    (1..=n).map(|x| x * x).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_values_with_four_workers_come_out_mapped_in_order() {
+    let n = 10_000;
+    let (map, url, output) = ws_master(MapConfig::default(), n).await;
+    // All four join (handshake done) before any value is read: the map is lazy.
+    let mut workers = vec![];
+    for i in 0..4 {
+        let session = Worker::new(format!("w{i}")).connect(&url).await.unwrap();
+        workers.push(tokio::spawn(
+            session.run(|x: u64| async move { Ok::<_, String>(x * x) }),
+        ));
+    }
+    assert_eq!(output.await, Ok(squares(n)));
+    let mut done = 0;
+    for w in workers {
+        done += w.await.unwrap().unwrap().done;
+    }
+    assert_eq!(done, n, "every value processed exactly once");
+    let stats = map.stats();
+    assert_eq!(stats.workers.len(), 4);
+    assert_eq!(stats.lender.output, n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_over_tcp() {
+    let n = 2_000;
+    let map = DistributedMap::<u64, u64, ()>::new(MapConfig::default());
+    let listener = tcp::TcpListener::bind("127.0.0.1:0", MAX).await.unwrap();
+    let url = join_url(&listener.url(), &map.config().token);
+    map.serve(listener);
+    let output = pull!(count(n), map.clone(), collect::<Vec<_>>());
+    let worker = tokio::spawn(async move {
+        Worker::new("tcp")
+            .connect(&url)
+            .await
+            .unwrap()
+            .run(|x: u64| async move { Ok::<_, String>(x * x) })
+            .await
+    });
+    assert_eq!(output.await, Ok(squares(n)));
+    assert_eq!(worker.await.unwrap().unwrap().done, n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_vanishes_mid_value_loses_nothing() {
+    let n = 500;
+    let config = MapConfig {
+        batch_size: NonZeroUsize::new(3).unwrap(),
+        ..MapConfig::default()
+    };
+    let (_map, url, output) = ws_master(config, n).await;
+    // A raw client: joins, takes its batch of three values, and drops the connection.
+    let (base, token) = pando_distributed_map::split_join_url(&url);
+    let mut raw = ws::WsConnector::new(MAX).connect(base).await.unwrap();
+    raw.sink
+        .send(
+            Frame::Hello {
+                version: PROTOCOL_VERSION,
+                token: token.into(),
+                name: "crash".into(),
+            }
+            .encode(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        Frame::decode(&raw.stream.next().await.unwrap().unwrap(), MAX).unwrap(),
+        Frame::Welcome { .. }
+    ));
+    let mut taken = vec![];
+    while taken.len() < 3 {
+        if let Frame::Value { id, .. } =
+            Frame::decode(&raw.stream.next().await.unwrap().unwrap(), MAX).unwrap()
+        {
+            taken.push(id);
+        }
+    }
+    assert_eq!(taken, [0, 1, 2]);
+    drop(raw);
+    let worker = tokio::spawn(async move {
+        Worker::new("steady")
+            .connect(&url)
+            .await
+            .unwrap()
+            .run(|x: u64| async move { Ok::<_, String>(x * x) })
+            .await
+    });
+    assert_eq!(output.await, Ok(squares(n)));
+    assert_eq!(
+        worker.await.unwrap().unwrap().done,
+        n,
+        "the steady worker did every value, once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_and_a_wrong_version_are_rejected_before_any_value() {
+    let (map, url, output) = ws_master(MapConfig::default(), 10).await;
+    let (base, token) = pando_distributed_map::split_join_url(&url);
+    let wrong = join_url(base, "not-the-token");
+    match Worker::new("intruder").connect(&wrong).await {
+        Err(JoinError::Rejected(reason)) => assert_eq!(reason, "wrong join token"),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    match Worker::new("anonymous").connect(base).await {
+        Err(JoinError::Rejected(reason)) => assert_eq!(reason, "missing join token"),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    let mut raw = ws::WsConnector::new(MAX).connect(base).await.unwrap();
+    raw.sink
+        .send(
+            Frame::Hello {
+                version: PROTOCOL_VERSION + 1,
+                token: token.into(),
+                name: "future".into(),
+            }
+            .encode(),
+        )
+        .await
+        .unwrap();
+    match Frame::decode(&raw.stream.next().await.unwrap().unwrap(), MAX).unwrap() {
+        Frame::Reject { reason } => {
+            assert!(reason.contains("protocol version 2 is not supported"), "{reason}")
+        }
+        other => panic!("expected Reject, got {other:?}"),
+    }
+    assert_eq!(
+        map.lender().state().read,
+        0,
+        "nothing was read for rejected workers"
+    );
+    // The master still serves a correct worker.
+    let worker = tokio::spawn(async move {
+        Worker::new("ok")
+            .connect(&url)
+            .await
+            .unwrap()
+            .run(|x: u64| async move { Ok::<_, String>(x * x) })
+            .await
+    });
+    assert_eq!(output.await, Ok(squares(10)));
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_unexpected_and_oversized_frames_disconnect_the_worker_and_lose_nothing() {
+    let n = 100;
+    let (_map, url, output) = ws_master(MapConfig::default(), n).await;
+    let (base, token) = pando_distributed_map::split_join_url(&url);
+    for bad in [
+        vec![0xff, 0xff, 0xff],
+        Frame::Value {
+            id: 0,
+            payload: vec![],
+        }
+        .encode(),
+        vec![0; MAX + 1],
+    ] {
+        let mut raw = ws::WsConnector::new(MAX * 2).connect(base).await.unwrap();
+        raw.sink
+            .send(
+                Frame::Hello {
+                    version: PROTOCOL_VERSION,
+                    token: token.into(),
+                    name: "bad".into(),
+                }
+                .encode(),
+            )
+            .await
+            .unwrap();
+        let _welcome = raw.stream.next().await.unwrap().unwrap();
+        // Wait for a value, so the bad worker holds something.
+        loop {
+            let f = Frame::decode(&raw.stream.next().await.unwrap().unwrap(), MAX).unwrap();
+            if matches!(f, Frame::Value { .. }) {
+                break;
+            }
+        }
+        let _ = raw.sink.send(bad).await;
+        // The master closes the connection: the stream ends.
+        while let Some(Ok(_)) = raw.stream.next().await {}
+    }
+    let worker = tokio::spawn(async move {
+        Worker::new("ok")
+            .connect(&url)
+            .await
+            .unwrap()
+            .run(|x: u64| async move { Ok::<_, String>(x * x) })
+            .await
+    });
+    assert_eq!(output.await, Ok(squares(n)));
+    assert_eq!(worker.await.unwrap().unwrap().done, n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_value_ends_the_map_with_an_error_naming_it() {
+    let config = MapConfig {
+        max_retries: Some(2),
+        ..MapConfig::default()
+    };
+    let (_map, url, output) = ws_master(config, 20).await;
+    let worker = tokio::spawn(async move {
+        Worker::new("picky")
+            .connect(&url)
+            .await
+            .unwrap()
+            .run(|x: u64| async move {
+                if x == 8 {
+                    Err(format!("cannot do {x}"))
+                } else {
+                    Ok(x * x)
+                }
+            })
+            .await
+    });
+    // Value 8 is at position 7; it fails 3 times (2 retries) and poisons the map.
+    assert_eq!(output.await, Err(LendError::Poisoned { id: 7, failures: 3 }));
+    drop(worker);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_silent_worker_is_detected_by_heartbeat_and_its_values_lent_again() {
+    let config = MapConfig {
+        heartbeat: Duration::from_millis(100),
+        heartbeat_timeout: Duration::from_secs(1),
+        ..MapConfig::default()
+    };
+    let (map, url, output) = ws_master(config, 50).await;
+    let (base, token) = pando_distributed_map::split_join_url(&url);
+    // A worker that joins, takes values, and then says nothing (as if stopped).
+    let mut raw = ws::WsConnector::new(MAX).connect(base).await.unwrap();
+    raw.sink
+        .send(
+            Frame::Hello {
+                version: PROTOCOL_VERSION,
+                token: token.into(),
+                name: "stalled".into(),
+            }
+            .encode(),
+        )
+        .await
+        .unwrap();
+    let _welcome = raw.stream.next().await.unwrap().unwrap();
+    let first = Frame::decode(&raw.stream.next().await.unwrap().unwrap(), MAX).unwrap();
+    assert!(matches!(first, Frame::Value { id: 0, .. }));
+    let worker = tokio::spawn(async move {
+        Worker::new("steady")
+            .connect(&url)
+            .await
+            .unwrap()
+            .run(|x: u64| async move { Ok::<_, String>(x * x) })
+            .await
+    });
+    assert_eq!(output.await, Ok(squares(50)));
+    worker.await.unwrap().unwrap();
+    let stalled = map
+        .stats()
+        .workers
+        .into_iter()
+        .find(|w| w.name == "stalled")
+        .unwrap();
+    assert!(!stalled.connected);
+    drop(raw);
+}
