@@ -1,18 +1,34 @@
-//! Collatz (seed 000, §5.1.1) as a pull-stream pipeline on this machine.
+//! Collatz (seed 000, §5.1.1) as a real distributed map on this machine.
 //!
-//! `cargo run --release --example collatz [-- COUNT [START [LEN]]]`
+//! ```text
+//! cargo run --release --example collatz [-- [COUNT [START [LEN]]]]   # master + local workers
+//! cargo run --release --example collatz -- work URL                  # a worker, from any machine
+//! ```
 //!
-//! Reads COUNT consecutive ranges of LEN integers from START (by default 16
-//! ranges of 175 integers from 3 572 582 862 843 521 162 235, the seeds'
-//! setting), finds the integer with the most steps in each range, and prints
-//! one line per range, in order: `START LEN ARGMAX STEPS`.
+//! The master listens on a loopback WebSocket port (set `PANDO_BIND=0.0.0.0:9000`
+//! to accept other machines), starts one local worker per core that joins
+//! over that socket, prints the command another machine would use to join,
+//! shows progress on stderr, and prints one line per range on stdout, in
+//! order: `START LEN ARGMAX STEPS`. By default: 64 ranges of 20 000 integers
+//! from 3 572 582 862 843 521 162 235.
 
+use std::convert::Infallible;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use num_bigint::BigUint;
-use pando_examples::collatz::{Interval, SEED_RANGE, SEED_START};
-use pando_pull_stream::{async_map, for_each, pull, values};
+use pando_distributed_map::transport::{Listener, ws};
+use pando_distributed_map::{DistributedMap, MapConfig, Worker, join_url};
+use pando_examples::collatz::{Interval, SEED_START};
+use pando_pull_stream::{for_each, pull, values};
+
+/// The worker's function: a range in, its largest number of steps out.
+async fn search(line: String) -> Result<String, String> {
+    let interval: Interval = line.parse().map_err(|e| format!("{e}"))?;
+    tokio::task::spawn_blocking(move || interval.largest().to_string())
+        .await
+        .map_err(|e| e.to_string())
+}
 
 fn arg<T: std::str::FromStr>(args: &[String], i: usize, default: T, name: &str) -> Result<T, String> {
     match args.get(i) {
@@ -23,18 +39,41 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize, default: T, name: &str) 
     }
 }
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("work") {
+        let Some(url) = args.get(1) else {
+            eprintln!("collatz: usage: collatz work URL");
+            return ExitCode::from(2);
+        };
+        return match Worker::new(hostname()).connect(url).await {
+            Ok(session) => match session.run(search).await {
+                Ok(summary) => {
+                    eprintln!("collatz: worked on {} ranges", summary.done);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("collatz: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) => {
+                eprintln!("collatz: cannot join {url}: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let parsed = (|| {
         Ok::<_, String>((
-            arg(&args, 0, 16u64, "COUNT")?,
+            arg(&args, 0, 64u64, "COUNT")?,
             arg(
                 &args,
                 1,
                 SEED_START.parse::<BigUint>().expect("constant"),
                 "START",
             )?,
-            arg(&args, 2, SEED_RANGE, "LEN")?,
+            arg(&args, 2, 20_000u64, "LEN")?,
         ))
     })();
     let (count, start, len) = match parsed {
@@ -44,21 +83,100 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    master(count, start, len).await
+}
+
+async fn master(count: u64, start: BigUint, len: u64) -> ExitCode {
     let began = Instant::now();
-    let ranges = values::<_, std::convert::Infallible>(Interval::consecutive(start, len, count));
-    let pipeline = pull!(
-        ranges,
-        async_map(|interval: Interval| async move { Ok(interval.largest()) }),
-        for_each(|largest| println!("{largest}")),
+    let map = DistributedMap::<String, String, Infallible>::new(MapConfig::default());
+    let bind = std::env::var("PANDO_BIND").unwrap_or_else(|_| "127.0.0.1:0".to_string());
+    let listener = match ws::WsListener::bind(&bind, map.config().max_frame).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("collatz: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let url = join_url(&listener.url(), &map.config().token);
+    map.serve(listener);
+    eprintln!("collatz: master listening; another machine joins with:");
+    eprintln!("  cargo run --release --example collatz -- work '{url}'");
+
+    // Local workers: one per core, over the same loopback WebSocket.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for i in 0..cores {
+        let url = url.clone();
+        tokio::spawn(async move {
+            match Worker::new(format!("local-{i}")).connect(&url).await {
+                Ok(session) => {
+                    if let Err(e) = session.run(search).await {
+                        eprintln!("collatz: local worker {i}: {e}");
+                    }
+                }
+                // Joining after the last value is normal for a late worker.
+                Err(e) => eprintln!("collatz: local worker {i} did not join: {e}"),
+            }
+        });
+    }
+
+    let progress = indicatif::ProgressBar::new(count).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} ranges, {per_sec}, eta {eta} {msg}")
+            .expect("a valid template"),
     );
-    match futures::executor::block_on(pipeline) {
+    if !console_is_terminal() {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let monitor = {
+        let map = map.clone();
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let stats = map.stats();
+                progress.set_message(format!("({} workers)", stats.connected()));
+                if progress.is_hidden() {
+                    eprint!("{stats}");
+                }
+            }
+        })
+    };
+    let ranges = Interval::consecutive(start, len, count).map(|i| i.to_string());
+    let shown = progress.clone();
+    let result = pull!(
+        values::<_, Infallible>(ranges),
+        map.clone(),
+        for_each(move |line: String| {
+            shown.suspend(|| println!("{line}"));
+            shown.inc(1);
+        }),
+    )
+    .await;
+    monitor.abort();
+    progress.finish_and_clear();
+    match result {
         Ok(()) => {
+            let s = map.stats();
             eprintln!(
-                "collatz: {count} ranges of {len} integers in {:.2?}",
-                began.elapsed()
+                "collatz: {count} ranges of {len} integers in {:.2?} with {} workers ({} values re-lent)",
+                began.elapsed(),
+                s.workers.len(),
+                s.lender.relent
             );
             ExitCode::SUCCESS
         }
-        Err(never) => match never {},
+        Err(e) => {
+            eprintln!("collatz: {e}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn console_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "worker".to_string(), |h| h.trim().to_string())
 }
