@@ -1,6 +1,7 @@
 //! # pando-checker
 //!
-//! Run-time checking of the pull-stream protocol (seed 000, §4.1.2): probes
+//! Run-time checking of the pull-stream protocol (seed 000, §4.1.2), and the
+//! seeded interleaving harness for modules with sub-streams (§4.6). Probes
 //! and monitors record the events at the interfaces between modules, check
 //! them against the protocol's invariants, and report any violation with the
 //! trace of events in the seeds' notation (`Output:ask⟨3⟩`,
@@ -80,6 +81,37 @@
 //! and the trace so far: the panic points at the faulty module. In
 //! [`Checker::collecting`] mode, violations are recorded and
 //! [`Checker::finish`] returns a [`Report`] with all of them.
+//!
+//! ## The interleaving harness
+//!
+//! [`run`] drives a module with sub-streams ([`SubStreamModule`], implemented
+//! for [`StreamLender`](pando_lend_stream::StreamLender)) through one seeded
+//! random interleaving, as in seed 000, §4.6 and Appendix A: a
+//! [`TestSource`], a test sink, and a test transformer in each sub-stream
+//! (Algorithms 22-29, Tables 4.3 and 4.4), with the 90% bias towards normal
+//! actions, a parallelism and a maximum number of sub-streams, and the four
+//! [`Scenario`]s. Beyond the original tester: sub-streams make concurrent
+//! asks, end their input or their output first, crash (are dropped), and
+//! return unexpected results; the harness is a deterministic executor that
+//! polls a future only after its waker was called, so lost wake-ups are
+//! caught; every [`Property`] is checked (protocol on every interface,
+//! ordered, exactly once, fault tolerant, output terminated, lazy,
+//! conservative), a step bound turns a hang into a "no progress" report,
+//! and every failure ([`Execution`]) carries its seed, its replay command and
+//! the event trace. [`Campaign`] runs many, as the runner does:
+//!
+//! ```text
+//! cargo run --release -p pando-checker -- --runs N [--seed S] [--count C] [--parallelism P] [--max-sub-streams M]
+//! cargo run --release -p pando-checker -- --seed S --runs 1 --trace
+//! ```
+//!
+//! ```
+//! use pando_checker::{Config, TestError, run};
+//! use pando_lend_stream::StreamLender;
+//!
+//! let execution = run::<StreamLender<u64, u64, TestError>>(&Config::varied(42));
+//! assert!(execution.is_ok(), "{execution}");
+//! ```
 //!
 //! ## Example
 //!
@@ -166,11 +198,16 @@
 #![forbid(unsafe_code)]
 
 mod checker;
+mod harness;
 mod monitor;
 mod probe;
 mod report;
 
 pub use checker::{Checker, Mode};
+pub use harness::{
+    Campaign, Config, Execution, Failure, HarnessInput, Property, Scenario, SinkOutcome, SubStreamModule,
+    Summary, TestError, TestResults, TestSource, run, work,
+};
 pub use monitor::Monitor;
 pub use probe::{Probe, ProbeModule};
 pub use report::{Event, EventKind, Invariant, Report, Violation};

@@ -80,6 +80,45 @@ impl Monitor {
         self
     }
 
+    /// Allows concurrent asks on this interface, answered in any order
+    /// (invariants 4 and 5 are then not checked): for interfaces whose asks
+    /// are independent requests, such as the concurrent asks of a
+    /// StreamLender's sub-stream, each answered as soon as a value is
+    /// available for it. Each answer must still come once.
+    ///
+    /// ```
+    /// use pando_checker::Checker;
+    ///
+    /// let checker = Checker::panicking();
+    /// let source = checker.monitor("S1:Source").allow_answers_in_any_order();
+    /// let (a, b) = (source.ask(), source.ask());
+    /// source.value(b, &"first available");
+    /// source.done(a);
+    /// checker.assert_ok();
+    /// ```
+    pub fn allow_answers_in_any_order(self) -> Self {
+        self.checker.set_any_order(self.id);
+        self
+    }
+
+    /// Records that both ends of the interface were dropped (a crash): its
+    /// outstanding requests are forgiven, and the end-of-test checks count
+    /// it as terminated. Dropping is how a module is released without
+    /// confirmation; events recorded after it are still checked.
+    ///
+    /// ```
+    /// use pando_checker::Checker;
+    ///
+    /// let checker = Checker::panicking();
+    /// let results = checker.monitor("S1:Results");
+    /// results.ask(); // never answered: the sub-stream crashed
+    /// results.dropped();
+    /// checker.assert_ok();
+    /// ```
+    pub fn dropped(&self) {
+        self.checker.set_dropped(self.id);
+    }
+
     /// The name of the interface: the origin of its events in the trace.
     ///
     /// ```

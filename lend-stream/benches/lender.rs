@@ -44,7 +44,10 @@ fn buffered(k: usize) {
         futures::stream::iter(1..N + 1)
             .map(work)
             .buffered(k)
-            .for_each(|x| futures::future::ready(drop(black_box(x)))),
+            .for_each(|x| {
+                black_box(x);
+                futures::future::ready(())
+            }),
     );
 }
 

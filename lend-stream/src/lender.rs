@@ -4,13 +4,13 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker, ready};
 
 use pando_pull_stream::{Answer, BoxSource, Connect, Duplex, Serializer, Source, SourceExt, Termination};
 
 use crate::machine::{Core, InputEnd, OutputStep, SubId};
 use crate::sub_stream::{SubSink, SubSource};
+use crate::sync::{Arc, Mutex, MutexGuard};
 use crate::{LendError, LenderState};
 
 pub(crate) type Input<T, E> = Serializer<BoxSource<'static, T, E>>;
@@ -24,6 +24,13 @@ pub(crate) struct State<T, R, E> {
     output_waker: Option<Waker>,
     /// Sub-stream asks waiting on others (or on the input being connected).
     waiting: Vec<Waker>,
+    /// Whether an ask is reading the input. The lender reads its input one
+    /// value at a time, so that values (and the input's end) reach the core
+    /// in input order: the ids are input positions (bug found by the
+    /// interleaving checker, seed 1899: two concurrent asks each holding a
+    /// Serializer ticket delivered the second value before the first, which
+    /// then got id 1 — and `done` could overtake a value not yet delivered).
+    pub(crate) reading: bool,
     /// Sub-stream sinks waiting for results, to be woken if they must stop.
     sinks: Vec<(SubId, Waker)>,
 }
@@ -58,6 +65,15 @@ impl<T, R, E> State<T, R, E> {
             for (_, w) in self.sinks.drain(..) {
                 w.wake();
             }
+        }
+    }
+
+    /// The read of the input in progress ended (answered, or its ask
+    /// cancelled): the asks waiting for it decide again.
+    pub(crate) fn end_read(&mut self) {
+        self.reading = false;
+        for w in self.waiting.drain(..) {
+            w.wake();
         }
     }
 
@@ -146,9 +162,9 @@ where
     /// Caps how many times each value may fail (its sub-stream ended, was
     /// dropped, or rejected it with [`SubSource::rejecter`](crate::SubSource::rejecter)):
     /// a value that fails more than `max_retries` times is not lent again.
-    /// With [`PoisonPolicy::Fail`] the output then ends with
+    /// With [`PoisonPolicy::Fail`](crate::PoisonPolicy::Fail) the output then ends with
     /// [`LendError::Poisoned`] naming it (after the results before it); with
-    /// [`PoisonPolicy::Skip`] it is left out of the output and counted in
+    /// [`PoisonPolicy::Skip`](crate::PoisonPolicy::Skip) it is left out of the output and counted in
     /// [`LenderState::skipped`]. Without a cap, values are retried forever.
     ///
     /// ```
@@ -185,6 +201,7 @@ where
                     input_error: None,
                     output_waker: None,
                     waiting: Vec::new(),
+                    reading: false,
                     sinks: Vec::new(),
                 }),
             }),

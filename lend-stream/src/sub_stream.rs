@@ -5,31 +5,57 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use pando_pull_stream::{Answer, AskNow, BoxSource, Connect, OwnedAsk, Source, Termination};
 use pin_project_lite::pin_project;
 
-use crate::lender::Shared;
+use crate::lender::{Shared, State};
 use crate::machine::{InputEnd, SubAsk, SubId};
+use crate::sync::Arc;
 use crate::{Lent, SubStreamError};
 
 /// Where one ask of a sub-stream stands.
-enum AskState<T, E> {
+enum AskState<T, R, E> {
     /// Not started, or to be decided again.
     Idle,
-    /// Waiting for the input's answer (`Input:ask⟨j⟩` was made).
-    Reading(OwnedAsk<BoxSource<'static, T, E>>),
+    /// This ask is the lender's reader: it waits for the input's answer
+    /// (`Input:ask⟨j⟩` was made).
+    Reading(Reader<T, R, E>),
+}
+
+/// The lender's one read of its input in progress (see `State::reading`).
+/// Dropped before its answer (the ask was cancelled), it first cancels its
+/// Serializer ticket, so that the answer goes to the next reader, then
+/// releases the role and wakes the asks waiting for it.
+struct Reader<T, R, E> {
+    ask: Option<OwnedAsk<BoxSource<'static, T, E>>>,
+    shared: Arc<Shared<T, R, E>>,
+    /// The answer was delivered and the role released with it.
+    released: bool,
+}
+
+impl<T, R, E> Drop for Reader<T, R, E> {
+    fn drop(&mut self) {
+        drop(self.ask.take());
+        if !self.released {
+            self.shared.lock().end_read();
+        }
+    }
 }
 
 /// Hands the input's answer to the core: a value is lent to `k` (the answer
 /// to its ask); the end of the input is recorded (the ask is decided again).
-fn deliver<T, R, E, F>(shared: &Shared<T, R, E>, k: SubId, answer: Answer<T, E>) -> Option<Answer<Lent<T>, F>>
+/// The read ends with it, in the same critical section, so that the next
+/// value cannot overtake this one.
+fn deliver<T, R, E, F>(
+    state: &mut State<T, R, E>,
+    k: SubId,
+    answer: Answer<T, E>,
+) -> Option<Answer<Lent<T>, F>>
 where
     T: Clone,
 {
-    let mut state = shared.lock();
     let lent = match answer {
         Answer::Value(v) => Some(match state.core.on_input_value(k, v) {
             SubAsk::Lend(l) => Answer::Value(l),
@@ -47,17 +73,19 @@ where
             None
         }
     };
+    state.end_read();
     state.wake();
     lent
 }
 
 /// Polls one ask of sub-stream `k` (Algorithm 11, lines 34-50). The input is
 /// polled without holding the lender's lock, so an input that reads from the
-/// lender's own output (a feedback loop) cannot deadlock.
+/// lender's own output (a feedback loop) cannot deadlock. One ask at a time
+/// reads the input; the others wait for its answer, then decide again.
 fn poll_sub_ask<T, R, E, F>(
-    shared: &Shared<T, R, E>,
+    shared: &Arc<Shared<T, R, E>>,
     k: SubId,
-    ask: &mut AskState<T, E>,
+    ask: &mut AskState<T, R, E>,
     cx: &mut Context<'_>,
 ) -> Poll<Answer<Lent<T>, F>>
 where
@@ -65,10 +93,16 @@ where
     E: Clone + Send + 'static,
 {
     loop {
-        if let AskState::Reading(reading) = ask {
+        if let AskState::Reading(reader) = ask {
+            let reading = reader.ask.as_mut().expect("a reader has its ask");
             let answer = ready!(Pin::new(reading).poll(cx));
+            let lent = {
+                let mut state = shared.lock();
+                reader.released = true;
+                deliver(&mut state, k, answer)
+            };
             *ask = AskState::Idle;
-            if let Some(lent) = deliver(shared, k, answer) {
+            if let Some(lent) = lent {
                 return Poll::Ready(lent);
             }
         }
@@ -84,18 +118,30 @@ where
                 return Poll::Pending;
             }
             SubAsk::ReadInput => {
-                let Some(input) = state.input.clone() else {
-                    // The lender's input is not connected yet.
-                    state.wait(cx);
-                    return Poll::Pending;
+                let input = match state.input.clone() {
+                    Some(input) if !state.reading => input,
+                    // The lender's input is not connected yet, or another
+                    // ask is reading it: wait for its answer.
+                    _ => {
+                        state.wait(cx);
+                        return Poll::Pending;
+                    }
                 };
+                state.reading = true;
                 drop(state);
                 // Ask the input without holding the lender's lock; in the
                 // usual case the answer comes at once, with no allocation.
                 match input.ask_now(cx) {
-                    AskNow::Pending(reading) => *ask = AskState::Reading(reading),
+                    AskNow::Pending(reading) => {
+                        *ask = AskState::Reading(Reader {
+                            ask: Some(reading),
+                            shared: shared.clone(),
+                            released: false,
+                        })
+                    }
                     AskNow::Answered(answer) => {
-                        if let Some(lent) = deliver(shared, k, answer) {
+                        let lent = deliver(&mut shared.lock(), k, answer);
+                        if let Some(lent) = lent {
                             return Poll::Ready(lent);
                         }
                     }
@@ -115,7 +161,7 @@ where
 pub struct SubSource<T, R, E, F> {
     shared: Arc<Shared<T, R, E>>,
     k: SubId,
-    ask: AskState<T, E>,
+    ask: AskState<T, R, E>,
     ended: bool,
     termination: Option<Termination<F>>,
 }
@@ -169,6 +215,11 @@ where
     /// sub-stream (from several tasks, for example); asks are answered as
     /// values become available.
     ///
+    /// The lender reads its input for one ask at a time, so that values get
+    /// their ids in input order; the other asks that need a new value wait
+    /// for that read. A pending ask should therefore be polled when woken, or
+    /// dropped (which hands its read on to the next ask).
+    ///
     /// ```
     /// use pando_lend_stream::StreamLender;
     /// use pando_pull_stream::{count, pull};
@@ -187,6 +238,34 @@ where
         ConcurrentAsk {
             source: self,
             ask: AskState::Idle,
+        }
+    }
+
+    /// Makes a concurrent ask, like [`ask`](SubSource::ask), with a future
+    /// that owns a handle on the lender (`'static`), to store in a struct or
+    /// move to another task. Once the sub-stream's source has ended
+    /// (terminated, dropped, or its sink ended), it answers `done`.
+    ///
+    /// ```
+    /// use pando_lend_stream::StreamLender;
+    /// use pando_pull_stream::{Answer, count, pull};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let lender = StreamLender::<u64, u64, ()>::new();
+    /// let _output = pull!(count(5), lender.clone());
+    /// let sub = lender.lend_stream::<()>();
+    /// let (a, b) = (sub.source.ask_owned(), sub.source.ask_owned());
+    /// assert_eq!(a.await.into_option().unwrap().unwrap().id, 0);
+    /// drop(sub); // the sub-stream fails: value #0 goes back to the lender
+    /// assert_eq!(b.await, Answer::Done);
+    /// # });
+    /// ```
+    pub fn ask_owned(&self) -> OwnedConcurrentAsk<T, R, E, F> {
+        OwnedConcurrentAsk {
+            shared: self.shared.clone(),
+            k: self.k,
+            ask: AskState::Idle,
+            _error: PhantomData,
         }
     }
 
@@ -288,7 +367,7 @@ impl<T, R, E> fmt::Debug for Rejecter<T, R, E> {
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct ConcurrentAsk<'a, T, R, E, F> {
     source: &'a SubSource<T, R, E, F>,
-    ask: AskState<T, E>,
+    ask: AskState<T, R, E>,
 }
 
 impl<T, R, E, F> Unpin for ConcurrentAsk<'_, T, R, E, F> {}
@@ -306,6 +385,40 @@ where
             return Poll::Ready(Answer::Done);
         }
         poll_sub_ask(&this.source.shared, this.source.k, &mut this.ask, cx)
+    }
+}
+
+/// The future returned by [`SubSource::ask_owned`]: a concurrent ask that
+/// owns a handle on the lender.
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct OwnedConcurrentAsk<T, R, E, F> {
+    shared: Arc<Shared<T, R, E>>,
+    k: SubId,
+    ask: AskState<T, R, E>,
+    _error: PhantomData<fn() -> F>,
+}
+
+impl<T, R, E, F> Unpin for OwnedConcurrentAsk<T, R, E, F> {}
+
+impl<T, R, E, F> Future for OwnedConcurrentAsk<T, R, E, F>
+where
+    T: Clone + Send + 'static,
+    E: Clone + Send + 'static,
+{
+    type Output = Answer<Lent<T>, F>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // An ended source is not alive in the core: `sub_ask` answers `done`.
+        let this = &mut *self;
+        poll_sub_ask(&this.shared, this.k, &mut this.ask, cx)
+    }
+}
+
+impl<T, R, E, F> fmt::Debug for OwnedConcurrentAsk<T, R, E, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedConcurrentAsk")
+            .field("sub_stream", &self.k)
+            .finish()
     }
 }
 

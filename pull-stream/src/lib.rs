@@ -95,6 +95,7 @@ mod serializer;
 mod sinks;
 mod source;
 mod sources;
+mod sync;
 mod throughs;
 
 pub use channel::{ChannelSink, ChannelSource, DuplexEnd, SendFuture, channel, duplex_pair};

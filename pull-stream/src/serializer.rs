@@ -5,9 +5,9 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
+use crate::sync::{Arc, Mutex, MutexGuard};
 use crate::{Answer, Connect, Source, Termination};
 
 /// A shared handle on a source that accepts *concurrent* asks.
@@ -300,6 +300,18 @@ impl<S: Source> Inner<S> {
             self.tickets.remove(p);
             // Answers already obtained move on to the next asks: nothing is lost.
             self.wake_ready(p);
+            // The upstream request in progress may hold the waker of the
+            // cancelled ask only (the last one to poll it): wake the next
+            // ask waiting for an answer, so that it polls the upstream with
+            // its own waker. Without this, that ask could wait forever (found
+            // by the interleaving checker through StreamLender, seed 413).
+            if self.asking {
+                if let Some((_, waker)) = self.tickets.get_mut(self.ready.len()) {
+                    if let Some(w) = waker.take() {
+                        w.wake();
+                    }
+                }
+            }
         }
     }
 

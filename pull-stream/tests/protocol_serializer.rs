@@ -245,3 +245,76 @@ fn a_handle_aborted_while_its_ask_is_pending() {
     assert_eq!(block_on(output.abort()), Ok(()));
     checker.assert_ok();
 }
+
+/// A source that answers its one ask when `ready` is set, waking only the
+/// waker of the latest poll (the usual convention).
+struct Gate {
+    ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    waker: Option<std::task::Waker>,
+}
+
+impl Source for Gate {
+    type Item = u8;
+    type Error = ();
+    fn poll_ask(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Answer<u8, ()>> {
+        if self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+            return std::task::Poll::Ready(Answer::Value(7));
+        }
+        self.waker = Some(cx.waker().clone());
+        std::task::Poll::Pending
+    }
+    fn terminate(self: std::pin::Pin<&mut Self>, _: Termination<()>) {}
+    fn poll_terminated(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), ()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Regression (found by the interleaving checker through StreamLender,
+/// seed 413 before the lender read its input one value at a time): ask `b`
+/// drives the upstream, then ask `a` (earlier) polls it too, so the upstream
+/// keeps `a`'s waker; `a` is cancelled. The upstream's answer then wakes a
+/// task that is gone: `b` must be woken by the cancellation, or it waits
+/// forever.
+#[test]
+fn cancelling_the_ask_whose_waker_the_upstream_holds_wakes_the_next_one() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let ready = Arc::new(AtomicBool::new(false));
+    let serializer = Serializer::new(Gate {
+        ready: ready.clone(),
+        waker: None,
+    });
+    let (flag_a, flag_b) = (
+        Arc::new(Flag(AtomicBool::new(false))),
+        Arc::new(Flag(AtomicBool::new(false))),
+    );
+    let (waker_a, waker_b) = (Waker::from(flag_a.clone()), Waker::from(flag_b.clone()));
+    let mut a = Box::pin(serializer.ask());
+    let mut b = Box::pin(serializer.ask());
+    assert!(b.as_mut().poll(&mut Context::from_waker(&waker_b)).is_pending());
+    assert!(a.as_mut().poll(&mut Context::from_waker(&waker_a)).is_pending());
+    drop(a);
+    ready.store(true, Ordering::SeqCst);
+    assert!(
+        flag_b.0.load(Ordering::SeqCst),
+        "the remaining ask was not woken: it would wait forever"
+    );
+    assert_eq!(
+        b.as_mut().poll(&mut Context::from_waker(&waker_b)),
+        Poll::Ready(Answer::Value(7))
+    );
+}

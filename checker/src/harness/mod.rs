@@ -1,0 +1,521 @@
+//! The seeded interleaving harness (seed 000, §4.6 and Appendix A) for
+//! modules with sub-streams.
+
+use std::fmt;
+use std::future::Future;
+
+use pando_pull_stream::{Answer, Source};
+
+mod campaign;
+mod driver;
+mod lender;
+mod modules;
+mod rng;
+
+pub use campaign::{Campaign, Summary};
+pub use modules::{HarnessInput, TestError, TestResults, TestSource};
+
+/// A module with sub-streams, as the harness drives it: a through whose
+/// output is a source of `u64` results, from which any number of sub-streams
+/// can be lent at any time, each a source of lent values and a sink for
+/// their results (seed 000, Abstraction 2). [`StreamLender`](pando_lend_stream::StreamLender)
+/// implements it; so can any module built on the same model.
+///
+/// The harness connects the module's input to a [`TestSource`] producing
+/// `1, 2, 3, …`, lends sub-streams whose test transformers return, for the
+/// value `v` with id `id`, the result [`result(id, work(v))`](SubStreamModule::result)
+/// (see [`work`]), and checks that the output carries those results, in
+/// input order if the module is ordered. A value's id is its position in the
+/// input, from 0.
+///
+/// ```
+/// use pando_checker::{Config, SubStreamModule, TestError, run};
+/// use pando_lend_stream::StreamLender;
+///
+/// // Any implementation is driven the same way:
+/// fn check<M: SubStreamModule>(seed: u64) -> bool {
+///     run::<M>(&Config::new(seed)).is_ok()
+/// }
+/// assert!(check::<StreamLender<u64, u64, TestError>>(1));
+/// ```
+pub trait SubStreamModule: Sized {
+    /// The module's output: the results.
+    type Output: Source<Item = u64, Error = Self::OutputError> + Unpin;
+    /// The error type of the output.
+    type OutputError: fmt::Debug;
+    /// What a sub-stream's source lends: a value with its id.
+    type Lent: fmt::Debug;
+    /// What a sub-stream's sink takes back: a result with the id of its value.
+    type Result: fmt::Debug;
+    /// A sub-stream's source of lent values.
+    type SubSource: Source<Item = Self::Lent, Error = TestError> + Unpin;
+    /// A concurrent ask on a sub-stream's source, that owns what it needs.
+    type Ask: Future<Output = Answer<Self::Lent, TestError>> + Unpin;
+    /// The future that pulls a sub-stream's results into the module.
+    type SinkFuture: Future<Output = Result<(), Self::SinkError>>;
+    /// The error a [`SinkFuture`](SubStreamModule::SinkFuture) resolves to.
+    type SinkError: fmt::Debug;
+
+    /// A new module; `ordered` selects whether the output follows input order.
+    fn create(ordered: bool) -> Self;
+    /// Connects the module's input; returns its output.
+    fn connect(&mut self, input: HarnessInput) -> Self::Output;
+    /// Lends a new sub-stream whose results are read from `results`: its
+    /// source, and the future that pulls the results into the module.
+    fn lend_stream(&mut self, results: TestResults<Self::Result>) -> (Self::SubSource, Self::SinkFuture);
+    /// Makes a concurrent ask on a sub-stream's source.
+    fn ask(source: &Self::SubSource) -> Self::Ask;
+    /// The id and the value of a lent item.
+    fn lent(item: &Self::Lent) -> (u64, u64);
+    /// The result for the value with id `id`, whose computed result is `result`.
+    fn result(id: u64, result: u64) -> Self::Result;
+    /// The error with which the test sink fails the output (scenario [`Scenario::Fail`]).
+    fn output_failure() -> Self::OutputError;
+    /// The input's error, if the output's error reports one.
+    fn input_error(error: &Self::OutputError) -> Option<TestError>;
+    /// How a sub-stream's sink future ended.
+    fn sink_outcome(outcome: &Result<(), Self::SinkError>) -> SinkOutcome;
+    /// A description of the module's state, for "no progress" reports.
+    fn describe(&self) -> String {
+        String::new()
+    }
+}
+
+/// How a sub-stream's sink future ended, as the harness expects it: `Ok`
+/// when the results ended with `done` or the module stopped them, `Failed`
+/// when they ended with `error`, `Unexpected(id)` when the module rejected a
+/// result for a value the sub-stream did not hold.
+///
+/// ```
+/// use pando_checker::{SinkOutcome, SubStreamModule, TestError};
+/// use pando_lend_stream::{StreamLender, SubStreamError};
+///
+/// type L = StreamLender<u64, u64, TestError>;
+/// let e = Err(SubStreamError::UnexpectedResult { sub: 0, id: 9 });
+/// assert_eq!(<L as SubStreamModule>::sink_outcome(&e), SinkOutcome::Unexpected(9));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SinkOutcome {
+    /// The results ended normally, or the module stopped them.
+    Ok,
+    /// The results ended with an error.
+    Failed,
+    /// The module rejected the result with this id.
+    Unexpected(u64),
+}
+
+/// The computation of the test transformers: the result of value `v` is
+/// `work(v)`. It is injective, so the harness can tell which value every
+/// output came from.
+///
+/// ```
+/// assert_eq!(pando_checker::work(4), 13);
+/// ```
+pub const fn work(value: u64) -> u64 {
+    value.wrapping_mul(3).wrapping_add(1)
+}
+
+/// The value whose result is `result`, if any.
+pub(crate) fn unwork(result: u64) -> Option<u64> {
+    (result % 3 == 1 && result > 1).then_some(result / 3)
+}
+
+/// The four execution scenarios of seed 000 (Algorithm 26): who ends the
+/// stream, and how.
+///
+/// ```
+/// use pando_checker::Scenario;
+/// assert_eq!(Scenario::ALL.len(), 4);
+/// assert!(Scenario::Done.source_ends());
+/// assert!(!Scenario::Fail.source_ends());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scenario {
+    /// The source produces `count` values then `done`; the sink reads to the end.
+    Done,
+    /// The source produces `count` values then `error`; the sink reads to the end.
+    Error,
+    /// The source is infinite; the sink reads `count` results then aborts.
+    Abort,
+    /// The source is infinite; the sink reads `count` results then fails.
+    Fail,
+}
+
+impl Scenario {
+    /// Every scenario.
+    ///
+    /// ```
+    /// use pando_checker::Scenario;
+    /// assert_eq!(Scenario::ALL[0], Scenario::Done);
+    /// ```
+    pub const ALL: [Scenario; 4] = [Scenario::Done, Scenario::Error, Scenario::Abort, Scenario::Fail];
+
+    /// Whether the source ends the stream (the seeds' `normalSequence`).
+    ///
+    /// ```
+    /// use pando_checker::Scenario;
+    /// assert!(Scenario::Error.source_ends());
+    /// ```
+    pub fn source_ends(self) -> bool {
+        matches!(self, Scenario::Done | Scenario::Error)
+    }
+
+    /// The name used on the command line: `done`, `error`, `abort` or `fail`.
+    ///
+    /// ```
+    /// use pando_checker::Scenario;
+    /// assert_eq!(Scenario::Abort.name(), "abort");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Done => "done",
+            Scenario::Error => "error",
+            Scenario::Abort => "abort",
+            Scenario::Fail => "fail",
+        }
+    }
+
+    /// The scenario named `name` (see [`name`](Scenario::name)).
+    ///
+    /// ```
+    /// use pando_checker::Scenario;
+    /// assert_eq!(Scenario::from_name("fail"), Some(Scenario::Fail));
+    /// assert_eq!(Scenario::from_name("x"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Scenario> {
+        Scenario::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// The parameters of one execution. Everything else (the scenario unless
+/// fixed, and every choice of the interleaving) follows from the seed, so
+/// the same configuration replays the same execution.
+///
+/// ```
+/// use pando_checker::Config;
+/// let c = Config::new(7).count(3).parallelism(2).max_sub_streams(4);
+/// assert_eq!((c.seed, c.count, c.parallelism, c.max_sub_streams), (7, 3, 2, 4));
+/// // Parameters derived from the seed, as the runner does by default:
+/// assert_eq!(Config::varied(7).seed, 7);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The seed of the interleaving.
+    pub seed: u64,
+    /// The number of values (or of results read, when the sink ends the stream).
+    pub count: u64,
+    /// The maximum number of sub-streams active at the same time.
+    pub parallelism: usize,
+    /// The maximum number of sub-streams created in total (at least 1). The
+    /// last one is *correct*: it never fails, so that the fault-tolerance
+    /// property requires every result.
+    pub max_sub_streams: usize,
+    /// Whether the module's output must follow input order.
+    pub ordered: bool,
+    /// The scenario; `None` chooses it from the seed.
+    pub scenario: Option<Scenario>,
+    /// The maximum number of steps before the execution is reported as
+    /// making no progress.
+    pub step_bound: u64,
+    /// Keep the rendered trace even if the execution succeeds.
+    pub trace: bool,
+}
+
+impl Config {
+    /// The default parameters (5 values, parallelism 3, at most 5
+    /// sub-streams, ordered, scenario from the seed) with this seed.
+    ///
+    /// ```
+    /// use pando_checker::Config;
+    /// assert_eq!(Config::new(1).count, 5);
+    /// ```
+    pub fn new(seed: u64) -> Self {
+        Config {
+            seed,
+            count: 5,
+            parallelism: 3,
+            max_sub_streams: 5,
+            ordered: true,
+            scenario: None,
+            step_bound: 100_000,
+            trace: false,
+        }
+    }
+
+    /// Parameters derived from the seed (independently of the interleaving's
+    /// own choices): 0 to 8 values, parallelism 1 to 4, up to 4 more
+    /// sub-streams in total than the parallelism, ordered three times in four.
+    ///
+    /// ```
+    /// use pando_checker::Config;
+    /// let c = Config::varied(99);
+    /// assert!(c.count <= 8 && (1..=4).contains(&c.parallelism));
+    /// assert!(c.max_sub_streams >= c.parallelism);
+    /// assert_eq!(c, Config::varied(99));
+    /// ```
+    pub fn varied(seed: u64) -> Self {
+        let mut rng = rng::Rng::new(seed ^ 0x5DEE_CE66_D1CE_5EED);
+        let parallelism = 1 + rng.below(4);
+        Config {
+            count: rng.below(9) as u64,
+            parallelism,
+            max_sub_streams: parallelism + rng.below(5),
+            ordered: rng.below(4) != 0,
+            ..Config::new(seed)
+        }
+    }
+
+    /// Sets the number of values.
+    ///
+    /// ```
+    /// assert_eq!(pando_checker::Config::new(0).count(9).count, 9);
+    /// ```
+    pub fn count(mut self, count: u64) -> Self {
+        self.count = count;
+        self
+    }
+
+    /// Sets the maximum number of sub-streams active at the same time.
+    ///
+    /// ```
+    /// assert_eq!(pando_checker::Config::new(0).parallelism(1).parallelism, 1);
+    /// ```
+    pub fn parallelism(mut self, parallelism: usize) -> Self {
+        self.parallelism = parallelism.max(1);
+        self
+    }
+
+    /// Sets the maximum number of sub-streams created in total.
+    ///
+    /// ```
+    /// assert_eq!(pando_checker::Config::new(0).max_sub_streams(8).max_sub_streams, 8);
+    /// ```
+    pub fn max_sub_streams(mut self, max: usize) -> Self {
+        self.max_sub_streams = max.max(1);
+        self
+    }
+
+    /// Sets whether the output must follow input order.
+    ///
+    /// ```
+    /// assert!(!pando_checker::Config::new(0).ordered(false).ordered);
+    /// ```
+    pub fn ordered(mut self, ordered: bool) -> Self {
+        self.ordered = ordered;
+        self
+    }
+
+    /// Fixes the scenario.
+    ///
+    /// ```
+    /// use pando_checker::{Config, Scenario};
+    /// assert_eq!(Config::new(0).scenario(Scenario::Fail).scenario, Some(Scenario::Fail));
+    /// ```
+    pub fn scenario(mut self, scenario: Scenario) -> Self {
+        self.scenario = Some(scenario);
+        self
+    }
+
+    /// Sets the step bound.
+    ///
+    /// ```
+    /// assert_eq!(pando_checker::Config::new(0).step_bound(10).step_bound, 10);
+    /// ```
+    pub fn step_bound(mut self, bound: u64) -> Self {
+        self.step_bound = bound;
+        self
+    }
+
+    /// Keeps the trace even when the execution succeeds.
+    ///
+    /// ```
+    /// use pando_checker::{Config, run};
+    /// use pando_lend_stream::StreamLender;
+    /// let e = run::<StreamLender<u64, u64, pando_checker::TestError>>(&Config::new(3).trace(true));
+    /// assert!(e.trace.unwrap().contains("Output:ask⟨1⟩"));
+    /// ```
+    pub fn trace(mut self, trace: bool) -> Self {
+        self.trace = trace;
+        self
+    }
+
+    /// The command that replays this execution.
+    ///
+    /// ```
+    /// let c = pando_checker::Config::new(5).count(2);
+    /// assert!(c.replay_command().contains("--seed 5 --runs 1 --count 2"));
+    /// ```
+    pub fn replay_command(&self) -> String {
+        let mut cmd = format!(
+            "cargo run --release -p pando-checker -- --seed {} --runs 1 --count {} --parallelism {} --max-sub-streams {}",
+            self.seed, self.count, self.parallelism, self.max_sub_streams
+        );
+        if !self.ordered {
+            cmd.push_str(" --unordered");
+        }
+        if let Some(s) = self.scenario {
+            cmd.push_str(" --scenario ");
+            cmd.push_str(s.name());
+        }
+        if self.step_bound != Config::new(0).step_bound {
+            cmd.push_str(&format!(" --step-bound {}", self.step_bound));
+        }
+        cmd.push_str(" --trace");
+        cmd
+    }
+}
+
+/// The properties the harness checks in every execution.
+///
+/// ```
+/// use pando_checker::Property;
+/// assert_eq!(Property::Lazy.to_string(), "lazy");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Property {
+    /// The pull-stream protocol on every interface (the checker's invariants).
+    Protocol,
+    /// Results come out in input order (ordered modules).
+    Ordered,
+    /// Every result comes out once, and only results of values read.
+    ExactlyOnce,
+    /// Every value read gets its result, even if sub-streams fail, as long as
+    /// one sub-stream is correct (the last one is).
+    FaultTolerant,
+    /// The output terminates, with the answer the scenario calls for.
+    OutputTerminated,
+    /// The input is asked only for a sub-stream's ask: input asks never
+    /// outnumber sub-stream asks.
+    Lazy,
+    /// A value is lent to at most one live sub-stream at a time.
+    Conservative,
+    /// The sub-streams' ends and answers are as documented (lent values,
+    /// termination confirmations, the outcome of the sink futures).
+    SubStreams,
+    /// The execution ends: no "no progress" state before the output and
+    /// every sub-stream terminated, within the step bound.
+    Progress,
+    /// No lost wake-up: a task that was not woken cannot make progress.
+    WakeUps,
+}
+
+impl fmt::Display for Property {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Property::Protocol => "protocol",
+            Property::Ordered => "ordered",
+            Property::ExactlyOnce => "exactly once",
+            Property::FaultTolerant => "fault tolerant",
+            Property::OutputTerminated => "output terminated",
+            Property::Lazy => "lazy",
+            Property::Conservative => "conservative",
+            Property::SubStreams => "sub-streams",
+            Property::Progress => "progress",
+            Property::WakeUps => "wake-ups",
+        })
+    }
+}
+
+/// A violated property, with what happened.
+///
+/// ```
+/// use pando_checker::{Failure, Property};
+/// let f = Failure { property: Property::Lazy, message: "input asked 2 times".into() };
+/// assert_eq!(f.to_string(), "lazy violated: input asked 2 times");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The property.
+    pub property: Property,
+    /// What happened.
+    pub message: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} violated: {}", self.property, self.message)
+    }
+}
+
+/// The outcome of one execution.
+///
+/// Its `Display` gives the seed and parameters, the scenario, and for a
+/// failure the violated property, the replay command and the event trace.
+///
+/// ```
+/// use pando_checker::{Config, TestError, run};
+/// use pando_lend_stream::StreamLender;
+///
+/// let e = run::<StreamLender<u64, u64, TestError>>(&Config::new(11));
+/// assert!(e.is_ok(), "{e}");
+/// assert!(e.steps > 0);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Execution {
+    /// The configuration.
+    pub config: Config,
+    /// The scenario played.
+    pub scenario: Scenario,
+    /// The number of steps taken.
+    pub steps: u64,
+    /// The sub-streams created.
+    pub sub_streams: usize,
+    /// The first property violated, if any.
+    pub failure: Option<Failure>,
+    /// The event trace in the seeds' notation, interleaved with the
+    /// harness's own actions: kept for failures, or if [`Config::trace`] is set.
+    pub trace: Option<String>,
+}
+
+impl Execution {
+    /// Whether every property held.
+    ///
+    /// See [`Execution`] for an example.
+    pub fn is_ok(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+impl fmt::Display for Execution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
+        write!(
+            f,
+            "seed {} (count {}, parallelism {}, max sub-streams {}, {}, scenario {}): ",
+            c.seed,
+            c.count,
+            c.parallelism,
+            c.max_sub_streams,
+            if c.ordered { "ordered" } else { "unordered" },
+            self.scenario.name()
+        )?;
+        match &self.failure {
+            None => writeln!(f, "ok, {} steps, {} sub-streams", self.steps, self.sub_streams)?,
+            Some(failure) => {
+                writeln!(f, "FAILED after {} steps", self.steps)?;
+                writeln!(f, "  {failure}")?;
+                writeln!(f, "  replay: {}", c.replay_command())?;
+            }
+        }
+        if let Some(trace) = &self.trace {
+            f.write_str(trace)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs one execution of module `M` with this configuration.
+///
+/// ```
+/// use pando_checker::{Config, Scenario, TestError, run};
+/// use pando_lend_stream::StreamLender;
+///
+/// for scenario in Scenario::ALL {
+///     let config = Config::new(2024).count(4).scenario(scenario);
+///     let e = run::<StreamLender<u64, u64, TestError>>(&config);
+///     assert!(e.is_ok(), "{e}");
+/// }
+/// ```
+pub fn run<M: SubStreamModule>(config: &Config) -> Execution {
+    driver::execute::<M>(config)
+}
