@@ -138,6 +138,8 @@ pub struct DistributedMap<In, Out, E> {
     registry: Registry,
     /// Notified when the first remote worker joins (for `start_idle`).
     remote_joined: Arc<Notify>,
+    /// The tasks serving worker connections.
+    connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     _types: PhantomData<fn(In) -> Out>,
 }
 
@@ -148,6 +150,7 @@ impl<In, Out, E> Clone for DistributedMap<In, Out, E> {
             config: self.config.clone(),
             registry: self.registry.clone(),
             remote_joined: self.remote_joined.clone(),
+            connections: self.connections.clone(),
             _types: PhantomData,
         }
     }
@@ -185,7 +188,36 @@ where
             config: Arc::new(config),
             registry: Registry::default(),
             remote_joined: Arc::new(Notify::new()),
+            connections: Arc::default(),
             _types: PhantomData,
+        }
+    }
+
+    /// Waits until every value read has its result, then lets the workers
+    /// finish their conversation (each is told `Done` and answers `Done`)
+    /// for at most `grace`; connections still open after that are dropped.
+    /// Call it after the output has ended, before the process exits, so that
+    /// workers see a clean end rather than a broken connection.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pando_distributed_map::{DistributedMap, MapConfig};
+    /// use pando_pull_stream::{count, drain, pull};
+    ///
+    /// # #[tokio::main] async fn main() {
+    /// let map = DistributedMap::<u64, u64, ()>::new(MapConfig::default());
+    /// map.local_workers(1, false, |x: u64| async move { Ok::<_, String>(x + 1) });
+    /// pull!(count(10), map.clone(), drain()).await.unwrap();
+    /// map.finish(Duration::from_secs(5)).await;
+    /// assert!(map.stats().workers.iter().all(|w| !w.connected));
+    /// # }
+    /// ```
+    pub async fn finish(&self, grace: Duration) {
+        self.lender.settled().await;
+        let handles = std::mem::take(&mut *self.connections.lock().unwrap_or_else(|p| p.into_inner()));
+        let all = futures::future::join_all(handles);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!("some workers did not finish within {grace:?}; their connections are dropped");
         }
     }
 
@@ -246,8 +278,11 @@ where
                 };
                 match connection {
                     Ok(connection) => {
-                        let map = map.clone();
-                        tokio::spawn(async move { map.handle(connection, remote).await });
+                        let served = map.clone();
+                        let task = tokio::spawn(async move { served.handle(connection, remote).await });
+                        let mut connections = map.connections.lock().unwrap_or_else(|p| p.into_inner());
+                        connections.retain(|t| !t.is_finished());
+                        connections.push(task);
                     }
                     Err(e) => {
                         tracing::error!(url = %listener.url(), error = %e, "cannot accept workers");
