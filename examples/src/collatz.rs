@@ -143,14 +143,13 @@ impl Interval {
     pub fn largest(&self) -> Largest {
         let mut argmax = self.start.clone();
         let mut best = 0;
-        let mut n = self.start.clone();
-        for _ in 0..self.len {
+        for k in 0..self.len {
+            let n = &self.start + k;
             let s = steps(&n);
             if s > best {
                 best = s;
-                argmax = n.clone();
+                argmax = n;
             }
-            n += 1u32;
         }
         Largest {
             interval: self.clone(),
