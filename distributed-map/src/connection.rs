@@ -229,10 +229,14 @@ where
                     return Poll::Ready(this.error.take().map_or(Ok(()), Err));
                 }
                 SendState::Sending | SendState::Draining => {
-                    if let Some(frame) = this.pending.take() {
-                        if let Err(source) = ready!(this.sink.as_mut().poll_ready(cx))
-                            .and_then(|()| this.sink.as_mut().start_send(frame))
-                        {
+                    if this.pending.is_some() {
+                        // Only take the frame once the sink can accept it: a
+                        // frame taken while the sink is full would be lost.
+                        let sent = ready!(this.sink.as_mut().poll_ready(cx)).and_then(|()| {
+                            let frame = this.pending.take().expect("checked above");
+                            this.sink.as_mut().start_send(frame)
+                        });
+                        if let Err(source) = sent {
                             *this.error = Some(broken(this.link, this.worker, this.state, source));
                             continue;
                         }

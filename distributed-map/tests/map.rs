@@ -36,8 +36,8 @@ fn squares(n: u64) -> Vec<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_thousand_values_with_four_workers_come_out_mapped_in_order() {
-    let n = 10_000;
+async fn a_hundred_thousand_values_with_four_workers_come_out_mapped_in_order() {
+    let n = 100_000;
     let (map, url, output) = ws_master(MapConfig::default(), n).await;
     // All four join (handshake done) before any value is read: the map is lazy.
     let mut workers = vec![];
@@ -298,4 +298,40 @@ async fn a_silent_worker_is_detected_by_heartbeat_and_its_values_lent_again() {
         .unwrap();
     assert!(!stalled.connected);
     drop(raw);
+}
+
+/// Regression: the master took a value's frame before the connection could
+/// accept it, and lost it whenever the channel was full; with large batches
+/// the map then waited forever for the lost values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_batches_over_small_channels_lose_nothing() {
+    use pando_distributed_map::transport::memory;
+    let config = MapConfig {
+        batch_size: NonZeroUsize::new(256).unwrap(),
+        ..MapConfig::default()
+    };
+    let map = DistributedMap::<u64, u64, ()>::new(config);
+    let (listener, connector) = memory::endpoint("big-batches");
+    let url = join_url(&listener.url(), &map.config().token);
+    map.serve(listener);
+    let mut workers = vec![];
+    for i in 0..2 {
+        let session = Worker::new(format!("w{i}"))
+            .connect_with(&connector, &url)
+            .await
+            .unwrap();
+        workers.push(tokio::spawn(
+            session.run(|x: u64| async move { Ok::<_, String>(x * x) }),
+        ));
+    }
+    let output = pull!(count(3000), map.clone(), collect::<Vec<_>>());
+    let got = tokio::time::timeout(Duration::from_secs(60), output)
+        .await
+        .expect("the map hung: values were lost");
+    assert_eq!(got, Ok(squares(3000)));
+    let mut done = 0;
+    for w in workers {
+        done += w.await.unwrap().unwrap().done;
+    }
+    assert_eq!(done, 3000);
 }

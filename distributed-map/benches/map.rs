@@ -1,0 +1,341 @@
+//! DistributedMap benchmarks, each printing its figure next to a baseline
+//! measured in the same run.
+//!
+//! ```text
+//! cargo bench -p pando-distributed-map --bench map                 # everything
+//! cargo bench -p pando-distributed-map --bench map -- throughput   # or: scaling, memory, batch
+//! ```
+//!
+//! * `throughput`: 2 workers, a trivial function, loopback WebSocket, batch
+//!   sizes 1, 16 and 256; baseline: the same over the in-process transport.
+//! * `scaling`: a CPU-bound function of about 10 ms per item, 1 against 2
+//!   worker processes; the ratio of their throughputs.
+//! * `memory`: the master's peak RSS over 10^7 values with the default batch
+//!   size (2 worker processes over loopback WebSocket); baseline: the peak
+//!   RSS of this process before the run.
+//! * `batch`: an artificial latency on every message (20 ms each way) and a
+//!   20 ms function: throughput with batch size 3 against batch size 1 (the
+//!   seeds' model predicts 3×: 33% busy against 100%).
+//!
+//! Worker processes are this same binary, started with `--worker URL MODE`.
+
+use std::num::NonZeroUsize;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use pando_distributed_map::transport::{Connection, Connector, Listener, TransportError, memory, ws};
+use pando_distributed_map::{DistributedMap, MapConfig, Worker, join_url};
+use pando_pull_stream::{count, drain, pull};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--worker") {
+        return worker_process(&args[1], &args[2]);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let wanted: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |name: &str| wanted.is_empty() || wanted.contains(&name);
+    if run("throughput") {
+        runtime.block_on(throughput());
+    }
+    if run("scaling") {
+        runtime.block_on(scaling());
+    }
+    if run("memory") {
+        runtime.block_on(memory());
+    }
+    if run("batch") {
+        runtime.block_on(batch());
+    }
+}
+
+/// About 10 ms of CPU work (calibrated once per process).
+fn cpu_work(x: u64) -> u64 {
+    static ROUNDS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let rounds = *ROUNDS.get_or_init(|| {
+        let start = Instant::now();
+        let mut acc = 0u64;
+        for i in 0..5_000_000u64 {
+            acc = std::hint::black_box(acc.wrapping_mul(6364136223846793005).wrapping_add(i));
+        }
+        let per_round = start.elapsed().as_secs_f64() / 5_000_000.0;
+        (0.010 / per_round) as u64
+    });
+    let mut acc = x;
+    for i in 0..rounds {
+        acc = std::hint::black_box(acc.wrapping_mul(6364136223846793005).wrapping_add(i));
+    }
+    acc
+}
+
+fn worker_process(url: &str, mode: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let session = Worker::new(format!("bench-{}", std::process::id()))
+            .connect(url)
+            .await
+            .unwrap();
+        let result = match mode {
+            "cpu" => {
+                session
+                    .run(|x: u64| async move { Ok::<_, String>(cpu_work(x)) })
+                    .await
+            }
+            _ => {
+                session
+                    .run(|x: u64| async move { Ok::<_, String>(x.wrapping_mul(3)) })
+                    .await
+            }
+        };
+        if let Err(e) = result {
+            eprintln!("bench worker: {e}");
+        }
+    });
+}
+
+fn spawn_workers(url: &str, mode: &str, n: usize) -> Vec<Child> {
+    let exe = std::env::current_exe().unwrap();
+    (0..n)
+        .map(|_| {
+            Command::new(&exe)
+                .args(["--worker", url, mode])
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Maps `count(n)` with `workers` in-process workers reaching the master
+/// through `listener`/`connector`; returns items per second.
+async fn run_in_process<L: Listener, C: Connector + Clone>(
+    n: u64,
+    batch: usize,
+    listener: L,
+    connector: C,
+    workers: usize,
+) -> f64 {
+    let config = MapConfig {
+        batch_size: NonZeroUsize::new(batch).unwrap(),
+        ..MapConfig::default()
+    };
+    let map = DistributedMap::<u64, u64, ()>::new(config);
+    let url = join_url(&listener.url(), &map.config().token);
+    map.serve(listener);
+    let mut sessions = Vec::new();
+    for i in 0..workers {
+        let session = Worker::new(format!("w{i}"))
+            .connect_with(&connector, &url)
+            .await
+            .unwrap();
+        sessions.push(tokio::spawn(
+            session.run(|x: u64| async move { Ok::<_, String>(x.wrapping_mul(3)) }),
+        ));
+    }
+    let start = Instant::now();
+    pull!(count(n), map.clone(), drain()).await.unwrap();
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    map.finish(Duration::from_secs(5)).await;
+    for s in sessions {
+        let _ = s.await;
+    }
+    rate
+}
+
+async fn throughput() {
+    println!("\nthroughput: 2 in-process workers, trivial function (x * 3)");
+    println!(
+        "  {:>5}  {:>24}  {:>24}  {:>9}",
+        "batch", "loopback WebSocket", "in-process transport", "ws / mem"
+    );
+    for (batch, n) in [(1usize, 20_000u64), (16, 200_000), (256, 1_000_000)] {
+        let listener = ws::WsListener::bind("127.0.0.1:0", 1 << 24).await.unwrap();
+        let connector = ws::WsConnector::new(1 << 24);
+        let ws_rate = run_in_process(n, batch, listener, connector, 2).await;
+        let (listener, connector) = memory::endpoint("bench");
+        let mem_rate = run_in_process(n, batch, listener, connector, 2).await;
+        println!(
+            "  {batch:>5}  {ws_rate:>14.0} items/s  {mem_rate:>14.0} items/s  {:>8.2}x",
+            ws_rate / mem_rate
+        );
+    }
+}
+
+/// Maps `n` values with `workers` worker processes running `mode`; returns
+/// items per second.
+async fn run_with_processes(n: u64, workers: usize, mode: &str, config: MapConfig) -> f64 {
+    let map = DistributedMap::<u64, u64, ()>::new(config);
+    let listener = ws::WsListener::bind("127.0.0.1:0", 1 << 24).await.unwrap();
+    let url = join_url(&listener.url(), &map.config().token);
+    map.serve(listener);
+    let mut children = spawn_workers(&url, mode, workers);
+    // Start timing once every worker has joined.
+    while map.stats().connected() < workers {
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let start = Instant::now();
+    pull!(count(n), map.clone(), drain()).await.unwrap();
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    map.finish(Duration::from_secs(10)).await;
+    for c in &mut children {
+        let _ = c.wait();
+    }
+    rate
+}
+
+async fn scaling() {
+    println!("\nscaling: CPU-bound function (~10 ms per item), worker processes over loopback WebSocket");
+    let n = 200;
+    let one = run_with_processes(n, 1, "cpu", MapConfig::default()).await;
+    let two = run_with_processes(n, 2, "cpu", MapConfig::default()).await;
+    println!("  1 process : {one:>7.1} items/s");
+    println!(
+        "  2 processes: {two:>7.1} items/s   2 / 1 = {:.2}x (goal: at least 1.8x)",
+        two / one
+    );
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+async fn memory() {
+    println!("\nmemory: the master's peak RSS over 10^7 values, default batch size, 2 worker processes");
+    let before = peak_rss_kib();
+    let rate = run_with_processes(10_000_000, 2, "trivial", MapConfig::default()).await;
+    let after = peak_rss_kib();
+    println!(
+        "  peak RSS before: {:.1} MiB, after 10^7 values: {:.1} MiB (goal: under 64 MiB), at {rate:.0} items/s",
+        before as f64 / 1024.0,
+        after as f64 / 1024.0
+    );
+}
+
+/// A connector that adds `delay` to every message in both directions, while
+/// letting messages overlap (a latency, not a bandwidth limit).
+#[derive(Clone)]
+struct Delayed {
+    inner: memory::MemoryConnector,
+    delay: Duration,
+}
+
+fn delayed_stream(
+    mut inner: pando_distributed_map::transport::FrameStream,
+    delay: Duration,
+) -> pando_distributed_map::transport::FrameStream {
+    let (tx, rx) =
+        futures::channel::mpsc::unbounded::<(tokio::time::Instant, Result<Vec<u8>, TransportError>)>();
+    tokio::spawn(async move {
+        while let Some(frame) = inner.next().await {
+            if tx
+                .unbounded_send((tokio::time::Instant::now() + delay, frame))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    Box::pin(rx.then(|(at, frame)| async move {
+        tokio::time::sleep_until(at).await;
+        frame
+    }))
+}
+
+#[async_trait]
+impl Connector for Delayed {
+    async fn connect(&self, url: &str) -> Result<Connection, TransportError> {
+        let c = self.inner.connect(url).await?;
+        // The worker's receiving side is delayed here; its sending side is
+        // delayed by `DelayedListener` on the master's receiving side.
+        Ok(Connection {
+            peer: c.peer,
+            sink: c.sink,
+            stream: delayed_stream(c.stream, self.delay),
+        })
+    }
+}
+
+struct DelayedListener {
+    inner: memory::MemoryListener,
+    delay: Duration,
+}
+
+#[async_trait]
+impl Listener for DelayedListener {
+    async fn accept(&mut self) -> Result<Connection, TransportError> {
+        let c = self.inner.accept().await?;
+        Ok(Connection {
+            peer: c.peer,
+            sink: c.sink,
+            stream: delayed_stream(c.stream, self.delay),
+        })
+    }
+
+    fn url(&self) -> String {
+        self.inner.url()
+    }
+}
+
+async fn batch() {
+    let delay = Duration::from_millis(20);
+    let work = Duration::from_millis(20);
+    println!("\nbatch: 20 ms latency each way, a 20 ms function, 1 worker");
+    let mut rates = Vec::new();
+    for batch in [1usize, 3] {
+        let (listener, connector) = memory::endpoint("delayed");
+        let listener = DelayedListener {
+            inner: listener,
+            delay,
+        };
+        let connector = Delayed {
+            inner: connector,
+            delay,
+        };
+        let config = MapConfig {
+            batch_size: NonZeroUsize::new(batch).unwrap(),
+            heartbeat_timeout: Duration::from_secs(30),
+            ..MapConfig::default()
+        };
+        let map = DistributedMap::<u64, u64, ()>::new(config);
+        let url = join_url(&listener.url(), &map.config().token);
+        map.serve(listener);
+        let session = Worker::new("w").connect_with(&connector, &url).await.unwrap();
+        let running = tokio::spawn(session.run(move |x: u64| async move {
+            tokio::time::sleep(work).await;
+            Ok::<_, String>(x)
+        }));
+        let n = 60;
+        let start = Instant::now();
+        pull!(count(n), map.clone(), drain()).await.unwrap();
+        let rate = n as f64 / start.elapsed().as_secs_f64();
+        map.finish(Duration::from_secs(5)).await;
+        let _ = running.await;
+        let busy = rate * work.as_secs_f64() * 100.0;
+        println!("  batch {batch}: {rate:>6.1} items/s, worker busy {busy:>5.1}% of the time");
+        rates.push(rate);
+    }
+    println!(
+        "  batch 3 / batch 1 = {:.2}x (the seeds' model: 3x)",
+        rates[1] / rates[0]
+    );
+}
