@@ -246,7 +246,26 @@ async fn master(args: MasterArgs) -> ExitCode {
         },
         None => Box::pin(tokio_stream_lines(BufReader::new(tokio::io::stdin()))),
     };
+    // A progress line on stderr when it is a terminal (and --monitor is off).
+    let progress = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} results, {per_sec} {msg}")
+            .expect("template"),
+    );
+    if args.monitor || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    } else {
+        let map = map.clone();
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                progress.set_message(format!("({} workers)", map.stats().connected()));
+                progress.tick();
+            }
+        });
+    }
     let stdout = std::io::stdout();
+    let shown = progress.clone();
     let result = pull!(
         pando_pull_stream::from_try_stream(lines),
         map.clone(),
@@ -254,9 +273,11 @@ async fn master(args: MasterArgs) -> ExitCode {
             let mut out = stdout.lock();
             let _ = writeln!(out, "{line}");
             let _ = out.flush();
+            shown.inc(1);
         }),
     )
     .await;
+    progress.finish_and_clear();
     if result.is_ok() {
         // Let the workers hear that we are done before we exit.
         map.finish(map.config().heartbeat_timeout).await;
