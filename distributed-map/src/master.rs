@@ -61,6 +61,12 @@ pub struct MapConfig {
     /// At most this many values read and not yet output (bounded memory
     /// with a slow consumer). Default 65 536.
     pub read_ahead: Option<NonZeroU64>,
+    /// Local workers started by [`DistributedMap::with_function`]: `None`
+    /// (the default) is one per core; `Some(0)` turns local processing off.
+    pub local_workers: Option<usize>,
+    /// With [`DistributedMap::with_function`], start the local workers only
+    /// once the first remote worker has joined.
+    pub start_idle: bool,
 }
 
 impl Default for MapConfig {
@@ -76,6 +82,8 @@ impl Default for MapConfig {
             max_frame: DEFAULT_MAX_FRAME,
             command: Vec::new(),
             read_ahead: NonZeroU64::new(65_536),
+            local_workers: None,
+            start_idle: false,
         }
     }
 }
@@ -138,6 +146,8 @@ pub struct DistributedMap<In, Out, E> {
     registry: Registry,
     /// Notified when the first remote worker joins (for `start_idle`).
     remote_joined: Arc<Notify>,
+    /// Whether a remote worker has joined.
+    has_remote: Arc<std::sync::atomic::AtomicBool>,
     /// The tasks serving worker connections.
     connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     _types: PhantomData<fn(In) -> Out>,
@@ -150,6 +160,7 @@ impl<In, Out, E> Clone for DistributedMap<In, Out, E> {
             config: self.config.clone(),
             registry: self.registry.clone(),
             remote_joined: self.remote_joined.clone(),
+            has_remote: self.has_remote.clone(),
             connections: self.connections.clone(),
             _types: PhantomData,
         }
@@ -188,6 +199,7 @@ where
             config: Arc::new(config),
             registry: Registry::default(),
             remote_joined: Arc::new(Notify::new()),
+            has_remote: Arc::default(),
             connections: Arc::default(),
             _types: PhantomData,
         }
@@ -219,6 +231,38 @@ where
         if tokio::time::timeout(grace, all).await.is_err() {
             tracing::warn!("some workers did not finish within {grace:?}; their connections are dropped");
         }
+    }
+
+    /// A master that also processes values itself: local processing is on
+    /// by default, with [`MapConfig::local_workers`] workers (one per core
+    /// unless set) applying `f`, started at once or, with
+    /// [`MapConfig::start_idle`], when the first remote worker joins. Remote
+    /// workers still join through [`serve`](Self::serve).
+    ///
+    /// ```
+    /// use pando_distributed_map::{DistributedMap, MapConfig};
+    /// use pando_pull_stream::{collect, count, pull};
+    ///
+    /// # #[tokio::main] async fn main() {
+    /// let map = DistributedMap::<u64, u64, ()>::with_function(MapConfig::default(), |x: u64| async move {
+    ///     Ok::<_, String>(x + 1)
+    /// });
+    /// assert_eq!(pull!(count(3), map.clone(), collect::<Vec<_>>()).await, Ok(vec![2, 3, 4]));
+    /// # }
+    /// ```
+    pub fn with_function<F, Fut, Err>(config: MapConfig, f: F) -> Self
+    where
+        F: Fn(In) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Out, Err>> + Send + 'static,
+        Err: std::fmt::Display + Send + 'static,
+    {
+        let local = config
+            .local_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let start_idle = config.start_idle;
+        let map = Self::new(config);
+        map.local_workers(local, start_idle, f);
+        map
     }
 
     /// The configuration.
@@ -315,10 +359,15 @@ where
             let url = url.clone();
             let f = f.clone();
             let joined = self.remote_joined.clone();
+            let has_joined = self.has_remote.clone();
             let max_frame = self.config.max_frame;
             tokio::spawn(async move {
                 if start_idle {
-                    joined.notified().await;
+                    // Created before the check, so a join between the two is not missed.
+                    let notified = joined.notified();
+                    if !has_joined.load(std::sync::atomic::Ordering::Acquire) {
+                        notified.await;
+                    }
                 }
                 let worker = Worker::new(format!("local-{i}")).max_frame(max_frame);
                 if let Err(e) = worker.run_with(&connector, &url, f).await {
@@ -372,6 +421,7 @@ where
             return;
         }
         if remote {
+            self.has_remote.store(true, std::sync::atomic::Ordering::Release);
             self.remote_joined.notify_waiters();
         }
         let worker = format!("{name} ({peer})");

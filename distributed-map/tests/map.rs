@@ -335,3 +335,51 @@ async fn large_batches_over_small_channels_lose_nothing() {
     }
     assert_eq!(done, 3000);
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn local_processing_is_on_by_default_and_start_idle_waits_for_a_remote_worker() {
+    use pando_distributed_map::transport::memory;
+    // On by default.
+    let map = DistributedMap::<u64, u64, ()>::with_function(
+        MapConfig {
+            local_workers: Some(2),
+            ..MapConfig::default()
+        },
+        |x: u64| async move { Ok::<_, String>(x * x) },
+    );
+    assert_eq!(
+        pull!(count(50), map.clone(), collect::<Vec<_>>()).await,
+        Ok(squares(50))
+    );
+    assert_eq!(map.stats().workers.len(), 2);
+
+    // With start_idle, nothing is read until a remote worker joins.
+    let map = DistributedMap::<u64, u64, ()>::with_function(
+        MapConfig {
+            local_workers: Some(2),
+            start_idle: true,
+            ..MapConfig::default()
+        },
+        |x: u64| async move { Ok::<_, String>(x * x) },
+    );
+    let (listener, connector) = memory::endpoint("remote");
+    let url = join_url(&listener.url(), &map.config().token);
+    map.serve(listener);
+    let output = tokio::spawn(pull!(count(50), map.clone(), collect::<Vec<_>>()));
+    tokio::time::sleep(Duration::from_secs(60)).await; // virtual time
+    assert_eq!(map.lender().state().read, 0, "idle until a remote worker joins");
+    assert!(map.stats().workers.is_empty());
+    let remote = Worker::new("remote")
+        .connect_with(&connector, &url)
+        .await
+        .unwrap();
+    let remote = tokio::spawn(remote.run(|x: u64| async move { Ok::<_, String>(x * x) }));
+    assert_eq!(output.await.unwrap(), Ok(squares(50)));
+    map.finish(Duration::from_secs(5)).await;
+    assert_eq!(
+        map.stats().workers.len(),
+        3,
+        "the two local workers started when the remote one joined"
+    );
+    remote.await.unwrap().unwrap();
+}
