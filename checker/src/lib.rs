@@ -199,6 +199,7 @@
 
 mod checker;
 mod harness;
+pub mod rng;
 mod monitor;
 mod probe;
 mod report;

@@ -31,6 +31,22 @@ async fn ws_master(
     (map, url, output)
 }
 
+/// A raw client that joins `url` as `name` (the handshake only), to play a
+/// misbehaving worker by hand.
+async fn raw_join(url: &str, name: &str, max: usize) -> pando_distributed_map::transport::Connection {
+    let (base, token) = pando_distributed_map::split_join_url(url);
+    let mut raw = ws::WsConnector::new(max).connect(base).await.unwrap();
+    let hello = Frame::Hello {
+        version: PROTOCOL_VERSION,
+        token: token.into(),
+        name: name.into(),
+    };
+    raw.sink.send(hello.encode()).await.unwrap();
+    let welcome = Frame::decode(&raw.stream.next().await.unwrap().unwrap(), MAX).unwrap();
+    assert!(matches!(welcome, Frame::Welcome { .. }), "{welcome:?}");
+    raw
+}
+
 fn squares(n: u64) -> Vec<u64> {
     (1..=n).map(|x| x * x).collect()
 }
@@ -87,23 +103,7 @@ async fn a_worker_that_vanishes_mid_value_loses_nothing() {
     };
     let (_map, url, output) = ws_master(config, n).await;
     // A raw client: joins, takes its batch of three values, and drops the connection.
-    let (base, token) = pando_distributed_map::split_join_url(&url);
-    let mut raw = ws::WsConnector::new(MAX).connect(base).await.unwrap();
-    raw.sink
-        .send(
-            Frame::Hello {
-                version: PROTOCOL_VERSION,
-                token: token.into(),
-                name: "crash".into(),
-            }
-            .encode(),
-        )
-        .await
-        .unwrap();
-    assert!(matches!(
-        Frame::decode(&raw.stream.next().await.unwrap().unwrap(), MAX).unwrap(),
-        Frame::Welcome { .. }
-    ));
+    let mut raw = raw_join(&url, "crash", MAX).await;
     let mut taken = vec![];
     while taken.len() < 3 {
         if let Frame::Value { id, .. } =
@@ -183,7 +183,6 @@ async fn a_wrong_token_and_a_wrong_version_are_rejected_before_any_value() {
 async fn malformed_unexpected_and_oversized_frames_disconnect_the_worker_and_lose_nothing() {
     let n = 100;
     let (_map, url, output) = ws_master(MapConfig::default(), n).await;
-    let (base, token) = pando_distributed_map::split_join_url(&url);
     for bad in [
         vec![0xff, 0xff, 0xff],
         Frame::Value {
@@ -193,19 +192,7 @@ async fn malformed_unexpected_and_oversized_frames_disconnect_the_worker_and_los
         .encode(),
         vec![0; MAX + 1],
     ] {
-        let mut raw = ws::WsConnector::new(MAX * 2).connect(base).await.unwrap();
-        raw.sink
-            .send(
-                Frame::Hello {
-                    version: PROTOCOL_VERSION,
-                    token: token.into(),
-                    name: "bad".into(),
-                }
-                .encode(),
-            )
-            .await
-            .unwrap();
-        let _welcome = raw.stream.next().await.unwrap().unwrap();
+        let mut raw = raw_join(&url, "bad", MAX * 2).await;
         // Wait for a value, so the bad worker holds something.
         loop {
             let f = Frame::decode(&raw.stream.next().await.unwrap().unwrap(), MAX).unwrap();
@@ -263,21 +250,8 @@ async fn a_silent_worker_is_detected_by_heartbeat_and_its_values_lent_again() {
         ..MapConfig::default()
     };
     let (map, url, output) = ws_master(config, 50).await;
-    let (base, token) = pando_distributed_map::split_join_url(&url);
     // A worker that joins, takes values, and then says nothing (as if stopped).
-    let mut raw = ws::WsConnector::new(MAX).connect(base).await.unwrap();
-    raw.sink
-        .send(
-            Frame::Hello {
-                version: PROTOCOL_VERSION,
-                token: token.into(),
-                name: "stalled".into(),
-            }
-            .encode(),
-        )
-        .await
-        .unwrap();
-    let _welcome = raw.stream.next().await.unwrap().unwrap();
+    let mut raw = raw_join(&url, "stalled", MAX).await;
     let first = Frame::decode(&raw.stream.next().await.unwrap().unwrap(), MAX).unwrap();
     assert!(matches!(first, Frame::Value { id: 0, .. }));
     let worker = tokio::spawn(async move {

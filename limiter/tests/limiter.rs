@@ -529,7 +529,7 @@ async fn a_limited_duplex_across_threads() {
             Answer::Done => break,
             Answer::Error(e) => panic!("{e}"),
         }
-        if changes.chance(5) {
+        if changes.percent(5) {
             handle.update_limit(changes.range(1, 8) as usize).unwrap();
         }
     }
@@ -599,8 +599,8 @@ fn random_terminations_and_errors_keep_the_protocol() {
         let mut rng = SplitMix64::new(seed);
         let max = rng.range(1, 8) as usize;
         let n = rng.range(0, 60);
-        let upstream_error = rng.chance(30).then_some("upstream failed");
-        let hold = if rng.chance(30) {
+        let upstream_error = rng.percent(30).then_some("upstream failed");
+        let hold = if rng.percent(30) {
             rng.range(0, max as u64 - 1) as usize
         } else {
             0

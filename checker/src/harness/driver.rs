@@ -17,7 +17,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use pando_pull_stream::{Answer, Connect, Request, Source, Termination};
 
 use super::modules::{ResultsState, SourceState, lock_state};
-use super::rng::Rng;
+use crate::rng::SplitMix64 as Rng;
 use super::{
     Config, Execution, Failure, HarnessInput, Property, Scenario, SinkOutcome, SubStreamModule, TestError,
     TestResults, TestSource, unwork, work,

@@ -10,7 +10,6 @@ mod campaign;
 mod driver;
 mod lender;
 mod modules;
-mod rng;
 
 pub use campaign::{Campaign, Summary};
 pub use modules::{HarnessInput, TestError, TestResults, TestSource};
@@ -254,7 +253,7 @@ impl Config {
     /// assert_eq!(c, Config::varied(99));
     /// ```
     pub fn varied(seed: u64) -> Self {
-        let mut rng = rng::Rng::new(seed ^ 0x5DEE_CE66_D1CE_5EED);
+        let mut rng = crate::rng::SplitMix64::new(seed ^ 0x5DEE_CE66_D1CE_5EED);
         let parallelism = 1 + rng.below(4);
         Config {
             count: rng.below(9) as u64,

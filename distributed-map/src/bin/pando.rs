@@ -362,16 +362,22 @@ fn confirm(command: &[String]) -> bool {
     std::io::stdin().lock().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
-/// Runs COMMAND with `line` on its stdin; its stdout (without the last newline) is the result.
-async fn run_once(command: &[String], line: &str) -> Result<String, String> {
-    let mut child = Command::new(&command[0])
+/// Starts COMMAND with piped stdin and stdout (stderr goes to ours), killed
+/// if dropped.
+fn spawn(command: &[String]) -> Result<Child, String> {
+    Command::new(&command[0])
         .args(&command[1..])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", command[0]))?;
+        .map_err(|e| format!("cannot run {}: {e}", command[0]))
+}
+
+/// Runs COMMAND with `line` on its stdin; its stdout (without the last newline) is the result.
+async fn run_once(command: &[String], line: &str) -> Result<String, String> {
+    let mut child = spawn(command)?;
     let mut stdin = child.stdin.take().expect("piped");
     let input = format!("{line}\n");
     let writing = async move {
@@ -407,14 +413,7 @@ async fn run_filter(
 ) -> Result<String, String> {
     let mut slot = filter.lock().await;
     if slot.is_none() {
-        let mut child = Command::new(&command[0])
-            .args(&command[1..])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", command[0]))?;
+        let mut child = spawn(command)?;
         let stdin = child.stdin.take().expect("piped");
         let stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
         *slot = Some(Filter { child, stdin, stdout });

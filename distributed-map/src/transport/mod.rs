@@ -94,6 +94,21 @@ pub enum TransportError {
     },
 }
 
+/// Binds a TCP listener on `addr`, and returns it with the address it got
+/// (shared by the WebSocket and TCP transports).
+#[cfg(any(feature = "ws", feature = "tcp"))]
+pub(crate) async fn bind_tcp(
+    addr: &str,
+) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), TransportError> {
+    let io = |source| TransportError::Io {
+        context: format!("cannot listen on {addr}"),
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(io)?;
+    let local = listener.local_addr().map_err(io)?;
+    Ok((listener, local))
+}
+
 /// Accepts connections from workers (the master's side).
 #[async_trait]
 pub trait Listener: Send + 'static {

@@ -31,16 +31,7 @@ impl WsListener {
     /// # }
     /// ```
     pub async fn bind(addr: &str, max_frame: usize) -> Result<Self, TransportError> {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| TransportError::Io {
-                context: format!("cannot listen on {addr}"),
-                source,
-            })?;
-        let local = listener.local_addr().map_err(|source| TransportError::Io {
-            context: format!("cannot listen on {addr}"),
-            source,
-        })?;
+        let (listener, local) = super::bind_tcp(addr).await?;
         Ok(WsListener {
             listener,
             url: format!("ws://{local}/"),

@@ -13,44 +13,8 @@ use pando_limiter::LimitHandle;
 use pando_pull_stream::closing::Closing;
 use pando_pull_stream::{Answer, Connect, Source, Termination};
 
-/// SplitMix64: a small, seeded, deterministic PRNG.
-#[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo + 1)
-    }
-
-    /// True with probability `percent` / 100.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.next_u64() % 100 < percent
-    }
-}
-
-/// Prints the seed if the test panics while it is alive.
-pub struct SeedGuard(pub &'static str, pub u64);
-
-impl Drop for SeedGuard {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("{} failed with seed {}", self.0, self.1);
-        }
-    }
-}
+/// The seeded PRNG and the seed-printing guard are the checker's.
+pub use pando_checker::rng::{SeedGuard, SplitMix64};
 
 /// An eager through: it asks its input for as many values as it can (until
 /// the input is pending), buffers them, and outputs them in order, applying
@@ -128,7 +92,7 @@ impl<S: Source> Source for Eager<S> {
                 }
             }
         }
-        if this.stall > 0 && this.rng.chance(this.stall) {
+        if this.stall > 0 && this.rng.percent(this.stall) {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }

@@ -14,44 +14,8 @@ use pando_pull_stream::{Answer, Connect, Source, Termination};
 use pando_stubborn::{StubbornError, Tag, Tagged};
 use tokio::time::Sleep;
 
-/// SplitMix64: a small, seeded, deterministic PRNG.
-#[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo + 1)
-    }
-
-    /// True with probability `percent` / 100.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.next_u64() % 100 < percent
-    }
-}
-
-/// Prints the seed if the test panics while it is alive.
-pub struct SeedGuard(pub &'static str, pub u64);
-
-impl Drop for SeedGuard {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("{} failed with seed {}", self.0, self.1);
-        }
-    }
-}
+/// The seeded PRNG and the seed-printing guard are the checker's.
+pub use pando_checker::rng::{SeedGuard, SplitMix64};
 
 /// The error type of the test pipelines.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
@@ -151,7 +115,7 @@ impl<S: Source<Item = Tagged<u64>>> Source for Workers<S> {
             match this.input.as_mut().poll_ask(cx) {
                 Poll::Pending => break,
                 Poll::Ready(Answer::Value(t)) => {
-                    let fail = this.rng.chance(this.m.fail_percent);
+                    let fail = this.rng.percent(this.m.fail_percent);
                     let delay = this.rng.range(1, this.m.max_delay_ms);
                     let mut log = this.m.log.lock().unwrap();
                     log.received.push(t.tag);
@@ -176,7 +140,7 @@ impl<S: Source<Item = Tagged<u64>>> Source for Workers<S> {
         for i in 0..this.jobs.len() {
             if this.jobs[i].sleep.as_mut().poll(cx).is_ready() {
                 let job = this.jobs.remove(i);
-                if this.rng.chance(this.m.dup_percent) {
+                if this.rng.percent(this.m.dup_percent) {
                     this.m.log.lock().unwrap().duplicates += 1;
                     let delay = this.rng.range(1, this.m.max_delay_ms);
                     this.jobs.push(Job {
