@@ -5,9 +5,10 @@
 //! cargo run --release --example collatz -- work URL                  # a worker, from any machine
 //! ```
 //!
-//! The master listens on a loopback WebSocket port (set `PANDO_BIND=0.0.0.0:9000`
-//! to accept other machines), starts one local worker per core that joins
-//! over that socket, prints the command another machine would use to join,
+//! The master listens on a WebSocket port on all interfaces (workers need the
+//! join token; set `PANDO_BIND=127.0.0.1:0` to accept this machine only, or
+//! `PANDO_BIND=0.0.0.0:9000` for a fixed port), starts one local worker per
+//! core that joins over loopback, prints the command another machine would use to join,
 //! shows progress on stderr, and prints one line per range on stdout, in
 //! order: `START LEN ARGMAX STEPS`. By default: 64 ranges of 20 000 integers
 //! from 3 572 582 862 843 521 162 235.
@@ -89,7 +90,7 @@ async fn main() -> ExitCode {
 async fn master(count: u64, start: BigUint, len: u64) -> ExitCode {
     let began = Instant::now();
     let map = DistributedMap::<String, String, Infallible>::new(MapConfig::default());
-    let bind = std::env::var("PANDO_BIND").unwrap_or_else(|_| "127.0.0.1:0".to_string());
+    let bind = std::env::var("PANDO_BIND").unwrap_or_else(|_| "0.0.0.0:0".to_string());
     let listener = match ws::WsListener::bind(&bind, map.config().max_frame).await {
         Ok(l) => l,
         Err(e) => {
@@ -97,10 +98,12 @@ async fn master(count: u64, start: BigUint, len: u64) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let url = join_url(&listener.url(), &map.config().token);
+    let listening = listener.url();
+    let url = join_url(&listening.replace("0.0.0.0", "127.0.0.1"), &map.config().token);
+    let public = join_url(&listening.replace("0.0.0.0", &hostname()), &map.config().token);
     map.serve(listener);
     eprintln!("collatz: master listening; another machine joins with:");
-    eprintln!("  cargo run --release --example collatz -- work '{url}'");
+    eprintln!("  cargo run --release --example collatz -- work '{public}'");
 
     // Local workers: one per core, over the same loopback WebSocket.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
