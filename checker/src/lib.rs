@@ -199,10 +199,10 @@
 
 mod checker;
 mod harness;
-pub mod rng;
 mod monitor;
 mod probe;
 mod report;
+pub mod rng;
 
 pub use checker::{Checker, Mode};
 pub use harness::{

@@ -17,11 +17,11 @@ use std::task::{Context, Poll, Wake, Waker};
 use pando_pull_stream::{Answer, Connect, Request, Source, Termination};
 
 use super::modules::{ResultsState, SourceState, lock_state};
-use crate::rng::SplitMix64 as Rng;
 use super::{
     Config, Execution, Failure, HarnessInput, Property, Scenario, SinkOutcome, SubStreamModule, TestError,
     TestResults, TestSource, unwork, work,
 };
+use crate::rng::SplitMix64 as Rng;
 use crate::{Checker, Monitor, Probe};
 
 /// The percentage of "normal" choices among a sub-stream's actions (seed
