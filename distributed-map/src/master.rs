@@ -265,6 +265,29 @@ where
         map
     }
 
+    /// Resolves once a remote worker (one accepted by [`serve`](Self::serve))
+    /// has joined; at once if one already has.
+    ///
+    /// ```
+    /// use pando_distributed_map::{DistributedMap, MapConfig, Worker, join_url, transport::{Listener, memory}};
+    ///
+    /// # #[tokio::main] async fn main() {
+    /// let map = DistributedMap::<u64, u64, ()>::new(MapConfig::default());
+    /// let (listener, connector) = memory::endpoint("m");
+    /// let url = join_url(&listener.url(), &map.config().token);
+    /// map.serve(listener);
+    /// let _session = Worker::new("w").connect_with(&connector, &url).await.unwrap();
+    /// map.remote_worker_joined().await;
+    /// # }
+    /// ```
+    pub async fn remote_worker_joined(&self) {
+        // Created before the check, so a join between the two is not missed.
+        let notified = self.remote_joined.notified();
+        if !self.has_remote.load(std::sync::atomic::Ordering::Acquire) {
+            notified.await;
+        }
+    }
+
     /// The configuration.
     ///
     /// ```
@@ -358,16 +381,11 @@ where
             let connector = connector.clone();
             let url = url.clone();
             let f = f.clone();
-            let joined = self.remote_joined.clone();
-            let has_joined = self.has_remote.clone();
+            let map = self.clone();
             let max_frame = self.config.max_frame;
             tokio::spawn(async move {
                 if start_idle {
-                    // Created before the check, so a join between the two is not missed.
-                    let notified = joined.notified();
-                    if !has_joined.load(std::sync::atomic::Ordering::Acquire) {
-                        notified.await;
-                    }
+                    map.remote_worker_joined().await;
                 }
                 let worker = Worker::new(format!("local-{i}")).max_frame(max_frame);
                 if let Err(e) = worker.run_with(&connector, &url, f).await {

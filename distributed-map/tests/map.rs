@@ -47,6 +47,20 @@ async fn raw_join(url: &str, name: &str, max: usize) -> pando_distributed_map::t
     raw
 }
 
+/// A worker that joins `url` as `name` and squares what it gets.
+fn spawn_squarer(
+    url: String,
+    name: &'static str,
+) -> tokio::task::JoinHandle<Result<pando_distributed_map::WorkerSummary, JoinError>> {
+    tokio::spawn(async move {
+        Worker::new(name)
+            .connect(&url)
+            .await?
+            .run(|x: u64| async move { Ok::<_, String>(x * x) })
+            .await
+    })
+}
+
 fn squares(n: u64) -> Vec<u64> {
     (1..=n).map(|x| x * x).collect()
 }
@@ -82,14 +96,7 @@ async fn the_same_over_tcp() {
     let url = join_url(&listener.url(), &map.config().token);
     map.serve(listener);
     let output = pull!(count(n), map.clone(), collect::<Vec<_>>());
-    let worker = tokio::spawn(async move {
-        Worker::new("tcp")
-            .connect(&url)
-            .await
-            .unwrap()
-            .run(|x: u64| async move { Ok::<_, String>(x * x) })
-            .await
-    });
+    let worker = spawn_squarer(url, "tcp");
     assert_eq!(output.await, Ok(squares(n)));
     assert_eq!(worker.await.unwrap().unwrap().done, n);
 }
@@ -114,14 +121,7 @@ async fn a_worker_that_vanishes_mid_value_loses_nothing() {
     }
     assert_eq!(taken, [0, 1, 2]);
     drop(raw);
-    let worker = tokio::spawn(async move {
-        Worker::new("steady")
-            .connect(&url)
-            .await
-            .unwrap()
-            .run(|x: u64| async move { Ok::<_, String>(x * x) })
-            .await
-    });
+    let worker = spawn_squarer(url, "steady");
     assert_eq!(output.await, Ok(squares(n)));
     assert_eq!(
         worker.await.unwrap().unwrap().done,
@@ -167,14 +167,7 @@ async fn a_wrong_token_and_a_wrong_version_are_rejected_before_any_value() {
         "nothing was read for rejected workers"
     );
     // The master still serves a correct worker.
-    let worker = tokio::spawn(async move {
-        Worker::new("ok")
-            .connect(&url)
-            .await
-            .unwrap()
-            .run(|x: u64| async move { Ok::<_, String>(x * x) })
-            .await
-    });
+    let worker = spawn_squarer(url, "ok");
     assert_eq!(output.await, Ok(squares(10)));
     worker.await.unwrap().unwrap();
 }
@@ -204,14 +197,7 @@ async fn malformed_unexpected_and_oversized_frames_disconnect_the_worker_and_los
         // The master closes the connection: the stream ends.
         while let Some(Ok(_)) = raw.stream.next().await {}
     }
-    let worker = tokio::spawn(async move {
-        Worker::new("ok")
-            .connect(&url)
-            .await
-            .unwrap()
-            .run(|x: u64| async move { Ok::<_, String>(x * x) })
-            .await
-    });
+    let worker = spawn_squarer(url, "ok");
     assert_eq!(output.await, Ok(squares(n)));
     assert_eq!(worker.await.unwrap().unwrap().done, n);
 }
@@ -254,14 +240,7 @@ async fn a_silent_worker_is_detected_by_heartbeat_and_its_values_lent_again() {
     let mut raw = raw_join(&url, "stalled", MAX).await;
     let first = Frame::decode(&raw.stream.next().await.unwrap().unwrap(), MAX).unwrap();
     assert!(matches!(first, Frame::Value { id: 0, .. }));
-    let worker = tokio::spawn(async move {
-        Worker::new("steady")
-            .connect(&url)
-            .await
-            .unwrap()
-            .run(|x: u64| async move { Ok::<_, String>(x * x) })
-            .await
-    });
+    let worker = spawn_squarer(url, "steady");
     assert_eq!(output.await, Ok(squares(50)));
     worker.await.unwrap().unwrap();
     let stalled = map

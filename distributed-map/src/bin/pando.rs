@@ -207,21 +207,12 @@ async fn master(args: MasterArgs) -> ExitCode {
     };
     if args.start_idle {
         let map = map.clone();
-        let mut pending = Some(start_local);
         tokio::spawn(async move {
+            map.remote_worker_joined().await;
             let mut started = Vec::new();
-            loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                if map.stats().connected() > 0 {
-                    if let Some(start) = pending.take() {
-                        start(&mut started);
-                    }
-                }
-                if pending.is_none() {
-                    // Keep the children alive (and killed on exit) with this task.
-                    std::future::pending::<()>().await;
-                }
-            }
+            start_local(&mut started);
+            // Keep the children alive (and killed on exit) with this task.
+            std::future::pending::<()>().await;
         });
     } else {
         start_local(&mut children);
