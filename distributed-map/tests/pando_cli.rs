@@ -124,6 +124,18 @@ fn a_port_in_use_is_reported() {
 /// A master with no local workers, reading `input`; returns it, the join
 /// URL it printed, and a receiver of its stdout lines.
 fn master(extra: &[&str], command: &[&str], input: String) -> (Child, String, mpsc::Receiver<String>) {
+    let (child, url, rx) = master_gated(extra, command, input, None);
+    (child, url, rx)
+}
+
+/// Like [`master`]; with `gate`, the input is written only once the master
+/// printed a stderr line starting with `gate`.
+fn master_gated(
+    extra: &[&str],
+    command: &[&str],
+    input: String,
+    gate: Option<&'static str>,
+) -> (Child, String, mpsc::Receiver<String>) {
     let mut child = Command::new(PANDO)
         .args(["--local", "0", "--bind", "127.0.0.1"])
         .args(extra)
@@ -135,9 +147,6 @@ fn master(extra: &[&str], command: &[&str], input: String) -> (Child, String, mp
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
-    });
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut first = String::new();
     stderr.read_line(&mut first).unwrap();
@@ -146,7 +155,23 @@ fn master(extra: &[&str], command: &[&str], input: String) -> (Child, String, mp
         .nth(1)
         .unwrap_or_else(|| panic!("no join URL in {first:?}"))
         .to_string();
-    thread::spawn(move || for _ in stderr.lines() {});
+    let (open_tx, open_rx) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let mut open = Some(open_tx);
+        for line in stderr.lines().map_while(Result::ok) {
+            if gate.is_some_and(|g| line.starts_with(g)) {
+                if let Some(tx) = open.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    });
+    thread::spawn(move || {
+        if gate.is_some() && open_rx.recv().is_err() {
+            return;
+        }
+        let _ = stdin.write_all(input.as_bytes());
+    });
     let (tx, rx) = mpsc::channel();
     let stdout = BufReader::new(child.stdout.take().unwrap());
     thread::spawn(move || {
@@ -180,7 +205,10 @@ fn collect(rx: &mpsc::Receiver<String>, n: usize) -> Vec<String> {
 
 #[test]
 fn remote_workers_join_with_pando_work() {
-    let (mut m, url, rx) = master(&[], &["sh", "-c", "read x; echo $((x*x))"], seq(300));
+    // The input is written once both workers have joined (the --monitor line
+    // says so), so neither can arrive after the other did everything.
+    let command = ["sh", "-c", "read x; echo $((x*x))"];
+    let (mut m, url, rx) = master_gated(&["--monitor"], &command, seq(300), Some("pando: 2 workers"));
     let mut workers = vec![worker(&url), worker(&url)];
     let got = collect(&rx, 300);
     assert_eq!(got.join("\n") + "\n", squares(300));
