@@ -254,7 +254,7 @@ fn a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing() {
 #[test]
 fn a_stopped_worker_is_detected_by_heartbeat_and_its_values_lent_again() {
     let (mut m, url, rx) = master(
-        &["--heartbeat", "100"],
+        &["--heartbeat", "250"],
         &["sh", "-c", "read x; echo $((x*x))"],
         seq(100),
     );
