@@ -58,6 +58,15 @@ impl<Out> FromWorker<Out> {
         }
         Poll::Ready(answer)
     }
+
+    /// Ends with the error `make` builds from the worker's name (cloned only here).
+    fn fail(
+        &mut self,
+        make: impl FnOnce(String) -> WorkerError,
+    ) -> Poll<Answer<Lent<Outcome<Out>>, WorkerError>> {
+        let worker = self.worker.clone();
+        self.end(Answer::Error(make(worker)))
+    }
 }
 
 impl<Out> Unpin for FromWorker<Out> {}
@@ -78,32 +87,26 @@ impl<Out: DeserializeOwned> Source for FromWorker<Out> {
             let frame = match this.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(bytes))) => bytes,
                 Poll::Ready(Some(Err(source))) => {
-                    let worker = this.worker.clone();
-                    return this.end(Answer::Error(WorkerError::Transport { worker, source }));
+                    return this.fail(|worker| WorkerError::Transport { worker, source });
                 }
-                Poll::Ready(None) => {
-                    let worker = this.worker.clone();
-                    return this.end(Answer::Error(WorkerError::Disconnected { worker }));
-                }
+                Poll::Ready(None) => return this.fail(|worker| WorkerError::Disconnected { worker }),
                 Poll::Pending => {
                     if this.deadline.as_mut().poll(cx).is_ready() {
-                        let worker = this.worker.clone();
                         let after_ms = this.timeout.as_millis() as u64;
-                        return this.end(Answer::Error(WorkerError::Timeout { worker, after_ms }));
+                        return this.fail(|worker| WorkerError::Timeout { worker, after_ms });
                     }
                     return Poll::Pending;
                 }
             };
             this.deadline.as_mut().reset(Instant::now() + this.timeout);
-            let worker = this.worker.clone();
             match Frame::decode(&frame, this.max_frame) {
-                Err(source) => return this.end(Answer::Error(WorkerError::Malformed { worker, source })),
+                Err(source) => return this.fail(|worker| WorkerError::Malformed { worker, source }),
                 Ok(Frame::Result { id, payload }) => match decode_payload::<Out>(&payload) {
                     Ok(out) => {
                         this.stats.result();
                         return Poll::Ready(Answer::Value(Lent::new(id, Ok(out))));
                     }
-                    Err(source) => return this.end(Answer::Error(WorkerError::Malformed { worker, source })),
+                    Err(source) => return this.fail(|worker| WorkerError::Malformed { worker, source }),
                 },
                 Ok(Frame::Failed { id, reason }) => {
                     this.stats.failure();
@@ -112,13 +115,11 @@ impl<Out: DeserializeOwned> Source for FromWorker<Out> {
                 Ok(Frame::Heartbeat) => {}
                 Ok(Frame::Done) => return this.end(Answer::Done),
                 Ok(Frame::Error { message }) => {
-                    return this.end(Answer::Error(WorkerError::Remote { worker, message }));
+                    return this.fail(|worker| WorkerError::Remote { worker, message });
                 }
                 Ok(other) => {
-                    return this.end(Answer::Error(WorkerError::Unexpected {
-                        worker,
-                        frame: other.name(),
-                    }));
+                    let frame = other.name();
+                    return this.fail(|worker| WorkerError::Unexpected { worker, frame });
                 }
             }
         }
