@@ -154,6 +154,9 @@ pub struct Core<T, R> {
     /// At most this many values read and not yet output (backpressure from
     /// the output to the input); `None`: no bound, as in the seeds.
     read_ahead: Option<u64>,
+    /// A sub-stream ask is waiting because of the read-ahead bound: the next
+    /// output must wake the waiting asks (and only then).
+    read_ahead_waiting: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -189,6 +192,7 @@ impl<T, R> Core<T, R> {
             wake: Wake::default(),
             stats: Stats::default(),
             read_ahead: None,
+            read_ahead_waiting: false,
         }
     }
 
@@ -482,12 +486,12 @@ impl<T, R> Core<T, R> {
                 if matches!(self.slots.front(), Some(Slot::Ready(_))) {
                     self.wake.output = true;
                 }
-                self.wake.waiting |= self.read_ahead.is_some();
+                self.wake.waiting |= std::mem::take(&mut self.read_ahead_waiting);
                 return OutputStep::Value(r);
             }
         } else if let Some(r) = self.arrived.pop_front() {
             self.stats.output += 1;
-            self.wake.waiting |= self.read_ahead.is_some();
+            self.wake.waiting |= std::mem::take(&mut self.read_ahead_waiting);
             return OutputStep::Value(r);
         } else if let Some((id, failures)) = self.poisoned {
             return OutputStep::Poisoned { id, failures };
@@ -605,6 +609,7 @@ impl<T: Clone, R> Core<T, R> {
             };
         }
         if self.read_ahead.is_some_and(|bound| self.unconsumed() >= bound) {
+            self.read_ahead_waiting = true;
             return SubAsk::Wait;
         }
         SubAsk::ReadInput
