@@ -75,12 +75,6 @@
 //! | sharing  | [`Serializer`] (concurrent asks, one upstream request at a time) |
 //! | duplexes | [`Duplex`], [`duplex_pair`] (an in-memory connection), [`channel`] |
 
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
 #![forbid(unsafe_code)]
 
 mod channel;
