@@ -102,7 +102,7 @@ pub use interop::{
     into_sink, into_stream,
 };
 pub use protocol::{Answer, Request, Termination};
-pub use serializer::{AskNow, Close, OwnedAsk, SerialAsk, Serialize, Serializer, serialize};
+pub use serializer::{AskNow, Close, OwnedAsk, SerialAsk, Serializer, SerializerModule, serialize};
 pub use sinks::{
     Collect, CollectFuture, Drain, DrainFuture, ForEach, ForEachFuture, collect, drain, for_each,
 };
