@@ -90,6 +90,8 @@ mod sinks;
 mod source;
 mod sources;
 mod sync;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 mod throughs;
 
 pub use channel::{ChannelSink, ChannelSource, DuplexEnd, SendFuture, channel, duplex_pair};
