@@ -424,11 +424,35 @@ impl MasterSession {
     }
 
     /// Sends value `id` (its payload encoded by the codec). Only while
-    /// [`is_running`](Self::is_running); ignored otherwise.
+    /// [`is_running`](Self::is_running); ignored otherwise. A value too large
+    /// for a frame is not sent: it fails at once ([`MasterEvent::Failed`]).
     ///
-    /// See [`MasterSession`] for an example.
+    /// ```
+    /// # use std::{sync::Arc, time::Instant};
+    /// # use pando_distributed_map::{MapConfig, frame::{Frame, PROTOCOL_VERSION}, session::{MasterEvent, MasterSession}};
+    /// let t0 = Instant::now();
+    /// let config = Arc::new(MapConfig { max_frame: 1024, ..MapConfig::default() });
+    /// let mut session = MasterSession::new(config.clone(), t0);
+    /// session.handle_frame(t0, Frame::Hello { version: PROTOCOL_VERSION, token: config.token.clone(), name: "w".into() });
+    /// session.poll_event();
+    /// session.admit(t0);
+    /// session.send_value(t0, 0, vec![0; 2000]);
+    /// assert_eq!(session.poll_event(), Some(MasterEvent::Failed {
+    ///     id: 0,
+    ///     reason: "value of 2000 bytes exceeds the frame limit of 1024 bytes".into(),
+    /// }));
+    /// ```
     pub fn send_value(&mut self, now: Instant, id: u64, payload: Vec<u8>) {
         if !self.is_running() {
+            return;
+        }
+        if payload.len().saturating_add(super::RESULT_OVERHEAD) > self.config.max_frame {
+            let reason = format!(
+                "value of {} bytes exceeds the frame limit of {} bytes",
+                payload.len(),
+                self.config.max_frame
+            );
+            self.events.push_back(MasterEvent::Failed { id, reason });
             return;
         }
         self.held.push_back(Held {

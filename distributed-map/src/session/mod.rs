@@ -31,9 +31,9 @@ mod worker;
 pub use master::{MasterEvent, MasterSession};
 pub use worker::{WorkerEvent, WorkerSession, WorkerSessionConfig};
 
-/// Bytes a [`Frame::Result`] adds around its payload, at most: a result
-/// whose payload is within this many bytes of the master's frame limit is
-/// reported as failed rather than sent.
+/// Bytes a [`Frame::Value`] or [`Frame::Result`] adds around its payload, at
+/// most: a value or result whose payload is within this many bytes of the
+/// frame limit fails rather than being sent.
 pub const RESULT_OVERHEAD: usize = 64;
 
 /// Why a session ended abnormally, said of the peer ("the worker …", "the
