@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::Codec;
-use crate::connection::{Conn, FromWorker, RejectFailures, RejecterShim as _, ToWorker, lock, poll_drive};
+use crate::connection::{Conn, FromWorker, RejectFailures, ToWorker, lock, poll_drive};
 use crate::io::{FrameIo, now};
 use crate::master::DistributedMap;
 use crate::session::{MasterSession, at};
@@ -158,9 +158,14 @@ where
 
         let sub = self.lender.lend_stream::<crate::WorkerError>();
         let reclaimer = sub.source.rejecter();
-        lock(&conn).attach(stats.clone(), move |id, reason| {
-            reclaimer.reclaim(id, reason);
-        });
+        let ender = sub.source.rejecter();
+        lock(&conn).attach(
+            stats.clone(),
+            move |id, reason| {
+                reclaimer.reclaim(id, reason);
+            },
+            move |reason| ender.set_end_reason(reason),
+        );
         let rejections = RejectFailures {
             rejecter: sub.source.rejecter(),
             worker: worker.clone(),

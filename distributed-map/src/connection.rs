@@ -26,21 +26,6 @@ use crate::io::{FrameIo, now};
 use crate::session::{MasterEvent, MasterSession, SessionError};
 use crate::stats::WorkerStats;
 
-/// Until pando-lend-stream's reasons and reclaims land (wt-lend): a shim.
-pub(crate) trait RejecterShim {
-    fn reject_with(&self, id: u64, reason: String) -> bool;
-    fn reclaim(&self, id: u64, reason: String) -> bool;
-}
-
-impl<In, Out, E> RejecterShim for Rejecter<In, Out, E> {
-    fn reject_with(&self, id: u64, _reason: String) -> bool {
-        self.reject(id)
-    }
-    fn reclaim(&self, id: u64, _reason: String) -> bool {
-        self.reject(id)
-    }
-}
-
 /// What the worker answered for one value: its result, or why it failed.
 pub(crate) type Outcome<Out> = Result<Out, String>;
 
@@ -57,6 +42,8 @@ pub(crate) struct Conn<Out> {
     ended: Option<Result<(), SessionError>>,
     /// Takes back values the worker kept past the backstop deadline.
     reclaim: Option<Box<dyn Fn(u64, String) + Send>>,
+    /// Tells the lender why the values this worker holds come back.
+    end_reason: Option<Box<dyn Fn(String) + Send>>,
     stats: Option<Arc<WorkerStats>>,
     wakers: [Option<Waker>; 3],
 }
@@ -74,6 +61,7 @@ impl<Out> Conn<Out> {
             answers: VecDeque::new(),
             ended: None,
             reclaim: None,
+            end_reason: None,
             stats: None,
             wakers: [None, None, None],
         }
@@ -97,9 +85,18 @@ impl<Out> Conn<Out> {
         self.ended.as_ref()
     }
 
-    pub(crate) fn attach(&mut self, stats: Arc<WorkerStats>, reclaim: impl Fn(u64, String) + Send + 'static) {
+    /// Connects the session to its lender sub-stream: its statistics, how to
+    /// take back a timed-out value, and how to say why the values it holds
+    /// come back when it ends.
+    pub(crate) fn attach(
+        &mut self,
+        stats: Arc<WorkerStats>,
+        reclaim: impl Fn(u64, String) + Send + 'static,
+        end_reason: impl Fn(String) + Send + 'static,
+    ) {
         self.stats = Some(stats);
         self.reclaim = Some(Box::new(reclaim));
+        self.end_reason = Some(Box::new(end_reason));
     }
 }
 
@@ -175,6 +172,9 @@ pub(crate) fn poll_drive<Out: DeserializeOwned>(
                     );
                 }
                 MasterEvent::Closed(result) => {
+                    if let (Err(reason), Some(end_reason)) = (&result, &c.end_reason) {
+                        end_reason(format!("worker {} {reason}", c.worker));
+                    }
                     c.ended = Some(result);
                     c.wake(FROM);
                     c.wake(TO);
@@ -398,7 +398,7 @@ where
                     tracing::info!(worker = %this.worker, value = id, reason = %reason, "value #{id} failed on worker {}: {reason}", this.worker);
                     if !this
                         .rejecter
-                        .reject_with(id, format!("worker {}: {reason}", this.worker))
+                        .reject(id, format!("worker {}: {reason}", this.worker))
                     {
                         *this.failure = Some(WorkerError {
                             worker: this.worker.clone(),

@@ -23,7 +23,10 @@ fn squares(n: u64) -> Vec<u64> {
     (1..=n).map(|x| x * x).collect()
 }
 
-fn squarer(url: String, name: &'static str) -> tokio::task::JoinHandle<Result<pando_distributed_map::WorkerSummary, pando_distributed_map::JoinError>> {
+fn squarer(
+    url: String,
+    name: &'static str,
+) -> tokio::task::JoinHandle<Result<pando_distributed_map::WorkerSummary, pando_distributed_map::JoinError>> {
     tokio::spawn(async move {
         Worker::new(name)
             .connect(&url)
@@ -61,7 +64,11 @@ async fn an_idle_connection_does_not_delay_other_joins() {
         };
         let map = DistributedMap::<u64, u64, ()>::new(config);
         let listener = ws::WsListener::bind("127.0.0.1:0", MAX).await.unwrap();
-        let addr = listener.url().trim_start_matches("ws://").trim_end_matches('/').to_string();
+        let addr = listener
+            .url()
+            .trim_start_matches("ws://")
+            .trim_end_matches('/')
+            .to_string();
         let url = join_url(&listener.url(), &map.config().token);
         map.serve(listener);
         // Like `nc HOST PORT`: connected, silent.
@@ -79,32 +86,48 @@ async fn an_idle_connection_does_not_delay_other_joins() {
 }
 
 /// Connection limits: beyond `max_pending` handshakes, new connections are
-/// closed at once; beyond `max_workers`, a worker is refused with a reason.
+/// closed at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_limits_refuse_with_a_reason() {
+async fn connections_beyond_max_pending_are_closed_at_once() {
     tokio::time::timeout(GUARD, async {
         let config = MapConfig {
             max_pending: 2,
-            max_workers: 1,
-            heartbeat_timeout: Duration::from_secs(60),
+            heartbeat_timeout: Duration::from_secs(600),
             ..MapConfig::default()
         };
         let map = DistributedMap::<u64, u64, ()>::new(config);
         let listener = tcp::TcpListener::bind("127.0.0.1:0", MAX).await.unwrap();
         let addr = listener.url().trim_start_matches("tcp://").to_string();
-        let url = join_url(&listener.url(), &map.config().token);
         map.serve(listener);
         let _output = pull!(count(1000), map.clone(), collect::<Vec<_>>());
-
         // Two silent connections fill the handshake slots; the third is closed at once.
         let _a = tokio::net::TcpStream::connect(&addr).await.unwrap();
         let _b = tokio::net::TcpStream::connect(&addr).await.unwrap();
         let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
         let mut buf = [0u8; 8];
-        assert_eq!(c.read(&mut buf).await.unwrap(), 0, "the third pending connection is closed");
-        drop((_a, _b));
+        assert_eq!(
+            c.read(&mut buf).await.unwrap(),
+            0,
+            "the third pending connection is closed"
+        );
+    })
+    .await
+    .expect("no hang");
+}
 
-        // One worker is admitted; the next is refused because the master is full.
+/// Connection limits: beyond `max_workers`, a worker is refused with a reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_beyond_max_workers_are_refused_with_a_reason() {
+    tokio::time::timeout(GUARD, async {
+        let config = MapConfig {
+            max_workers: 1,
+            ..MapConfig::default()
+        };
+        let map = DistributedMap::<u64, u64, ()>::new(config);
+        let listener = tcp::TcpListener::bind("127.0.0.1:0", MAX).await.unwrap();
+        let url = join_url(&listener.url(), &map.config().token);
+        map.serve(listener);
+        let _output = pull!(count(1000), map.clone(), collect::<Vec<_>>());
         let connector = tcp::TcpConnector::new(MAX);
         let (first, welcome) = raw_join(&connector, &url, "first").await;
         assert!(matches!(welcome, Frame::Welcome { .. }), "{welcome:?}");
@@ -126,6 +149,7 @@ async fn connection_limits_refuse_with_a_reason() {
 /// master sent it has waited a heartbeat timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_stops_reading_stalls_nobody() {
+    use tokio::io::AsyncWriteExt;
     tokio::time::timeout(GUARD, async {
         let config = MapConfig {
             heartbeat: Duration::from_millis(100),
@@ -133,39 +157,66 @@ async fn a_worker_that_stops_reading_stalls_nobody() {
             batch_size: NonZeroUsize::new(64).unwrap(),
             ..MapConfig::default()
         };
-        let map = DistributedMap::<Vec<u8>, u64, ()>::new(config);
+        let map = DistributedMap::<String, u64, ()>::new(config);
         let listener = tcp::TcpListener::bind("127.0.0.1:0", 1 << 22).await.unwrap();
+        let addr: std::net::SocketAddr = listener.url().trim_start_matches("tcp://").parse().unwrap();
         let url = join_url(&listener.url(), &map.config().token);
         map.serve(listener);
-        // Large values, so that the stalled worker's socket fills up.
-        let n = 400u64;
-        let input = pando_pull_stream::map(|i: u64| vec![(i % 251) as u8; 256 * 1024]);
+        // Large values (128 KiB), so that the stalled worker's socket fills up.
+        let n = 200u64;
+        let input = pando_pull_stream::map(|i: u64| format!("{i:08}{}", "x".repeat(128 * 1024)));
         let output = pull!(count(n), input, map.clone(), collect::<Vec<_>>());
 
-        let (mut stalled, welcome) = raw_join(&tcp::TcpConnector::new(1 << 22), &url, "stalled").await;
-        assert!(matches!(welcome, Frame::Welcome { .. }));
+        // The stalled worker, by hand over TCP with a tiny receive buffer:
+        // its Hello, then heartbeats forever and never a read.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(1024).unwrap();
+        let mut stalled = socket.connect(addr).await.unwrap();
+        let frame = |f: &Frame| {
+            let body = Codec::Postcard.encode(f);
+            let mut bytes = (body.len() as u32).to_be_bytes().to_vec();
+            bytes.extend(body);
+            bytes
+        };
+        let (_, token) = split_join_url(&url);
+        stalled
+            .write_all(&frame(&Frame::Hello {
+                version: PROTOCOL_VERSION,
+                token,
+                name: "stalled".into(),
+            }))
+            .await
+            .unwrap();
         let beats = tokio::spawn(async move {
-            // Heartbeats forever, never a read.
             let mut tick = tokio::time::interval(Duration::from_millis(50));
             loop {
                 tick.tick().await;
-                if stalled.sink.send(Codec::Postcard.encode(&Frame::Heartbeat)).await.is_err() {
+                if stalled.write_all(&frame(&Frame::Heartbeat)).await.is_err() {
                     return;
                 }
             }
         });
+        // The good worker starts once the stalled one holds values.
+        while map.stats().lender.in_flight == 0 {
+            tokio::task::yield_now().await;
+        }
         let good = tokio::spawn(async move {
             Worker::new("good")
                 .max_frame(1 << 22)
                 .connect(&url)
                 .await?
-                .run(|v: Vec<u8>| async move { Ok::<_, String>(u64::from(v[0]) + v.len() as u64) })
+                .run(|v: String| async move { Ok::<_, String>(v[..8].parse::<u64>().unwrap() * 2) })
                 .await
         });
-        let expected: Vec<u64> = (1..=n).map(|i| (i % 251) + 256 * 1024).collect();
+        let expected: Vec<u64> = (1..=n).map(|i| i * 2).collect();
         assert_eq!(output.await, Ok(expected));
         good.await.unwrap().unwrap();
-        let stalled = map.stats().workers.into_iter().find(|w| w.name == "stalled").unwrap();
+        let stalled = map
+            .stats()
+            .workers
+            .into_iter()
+            .find(|w| w.name == "stalled")
+            .unwrap();
         assert!(!stalled.connected, "the worker that does not read was dropped");
         beats.abort();
     })
@@ -271,7 +322,9 @@ async fn a_value_that_never_finishes_times_out_and_is_named() {
     });
     let got = pull!(count(10), map.clone(), collect::<Vec<_>>()).await;
     match got {
-        Err(LendError::Poisoned { id: 6, failures: 2, .. }) => {}
+        Err(LendError::Poisoned {
+            id: 6, failures: 2, ..
+        }) => {}
         other => panic!("expected value #6 (input 7) poisoned, got {other:?}"),
     }
 }
@@ -291,7 +344,9 @@ async fn an_oversized_result_fails_its_value_not_the_connection() {
     });
     let got = pull!(count(3), map.clone(), collect::<Vec<_>>()).await;
     match got {
-        Err(LendError::Poisoned { id: 1, failures: 3, .. }) => {}
+        Err(LendError::Poisoned {
+            id: 1, failures: 3, ..
+        }) => {}
         other => panic!("expected value #1 poisoned, got {other:?}"),
     }
     let local = &map.stats().workers[0];
