@@ -269,3 +269,352 @@ fn a_stopped_worker_is_detected_by_heartbeat_and_its_values_lent_again() {
     signal(&stalled, "-KILL");
     let _ = stalled.wait();
 }
+
+/// Runs `pando ARGS` with `input` on stdin and `env` set; kills it and
+/// panics if it has not ended within `deadline`. Returns (status, stdout
+/// bytes, stderr).
+fn run_within(
+    args: &[&str],
+    env: &[(&str, &str)],
+    input: &[u8],
+    deadline: Duration,
+) -> (std::process::ExitStatus, Vec<u8>, String) {
+    let mut child = Command::new(PANDO)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let id = child.id();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(deadline) {
+        Ok(out) => {
+            let out = out.unwrap();
+            (
+                out.status,
+                out.stdout,
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &id.to_string()]).status();
+            let out = rx.recv().unwrap().unwrap();
+            panic!(
+                "pando {args:?} did not end within {deadline:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+fn last_line(err: &str) -> &str {
+    err.lines().last().unwrap_or("")
+}
+
+/// Issue 8 row 6: a local worker that dies is restarted, so a value that
+/// kills its worker ends the run with the retry-cap error naming it.
+#[test]
+fn a_value_that_kills_its_local_worker_ends_with_an_error_naming_its_line() {
+    let script = "read x; [ \"$x\" = 2 ] && kill -9 $PPID; echo $x";
+    let (status, out, err) = run_within(
+        &["--local", "2", "--", "sh", "-c", script],
+        &[],
+        b"1\n2\n",
+        DEADLINE,
+    );
+    assert!(!status.success(), "{err}");
+    assert!(
+        last_line(&err).starts_with("pando: input line 2 failed 6 times (more than --max-retries)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("died (killed by SIGKILL); restarting it in"),
+        "{err}"
+    );
+    assert_eq!(out, b"1\n");
+}
+
+/// Issue 8, oversized results: a result over the frame limit is a failure
+/// of its value, not a dead connection or a hang.
+#[test]
+fn an_oversized_result_fails_its_value_with_a_reason() {
+    let (status, _, err) = run_within(
+        &["--local", "2", "--", "sh", "-c", "head -c 17000000 /dev/zero"],
+        &[],
+        b"1\n",
+        DEADLINE,
+    );
+    assert!(!status.success(), "{err}");
+    assert!(last_line(&err).starts_with("pando: input line 1 failed"), "{err}");
+    assert!(err.contains("exceeds the limit of"), "{err}");
+}
+
+/// Issue 8 row 10: a heartbeat whose timeout (10 heartbeats) would overflow
+/// is a clear usage error; a duration is accepted.
+#[test]
+fn a_huge_heartbeat_is_a_usage_error_and_durations_are_accepted() {
+    let (status, _, err) = run_within(
+        &["--heartbeat", "18446744073709551615", "--local", "1", "--", "cat"],
+        &[],
+        b"",
+        DEADLINE,
+    );
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("a heartbeat must be between 1 ms and 1 day"),
+        "{err}"
+    );
+
+    let (status, out, err) = run_within(
+        &[
+            "--heartbeat",
+            "2s",
+            "--local",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            "read x; echo $((x*x))",
+        ],
+        &[],
+        seq(5).as_bytes(),
+        DEADLINE,
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(String::from_utf8(out).unwrap(), squares(5));
+}
+
+/// Issue 8 row 11: a line filter that waits for more input than one line
+/// (mawk buffers its input) is killed by --timeout, and the error says why.
+#[test]
+fn a_buffering_line_filter_times_out_with_an_explanation() {
+    if runner_missing("mawk") {
+        eprintln!("skipped: mawk is not installed (apt-get install mawk)");
+        return;
+    }
+    let (status, _, err) = run_within(
+        &[
+            "--local",
+            "1",
+            "--lines",
+            "--timeout",
+            "1s",
+            "--max-retries",
+            "0",
+            "--",
+            "mawk",
+            "{print $1*$1; fflush()}",
+        ],
+        &[],
+        seq(5).as_bytes(),
+        DEADLINE,
+    );
+    assert!(!status.success(), "{err}");
+    assert!(
+        last_line(&err).starts_with("pando: input line 1 failed 1 times"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "a line filter must write its answer to each line without waiting for more input \
+             (mawk -W interactive, sed -u, python3 -u, stdbuf -oL)"
+        ),
+        "{err}"
+    );
+}
+
+fn runner_missing(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .map_or(true, |s| !s.success())
+}
+
+/// Issue 8 row 12: lines are bytes, and both modes strip `\n` then `\r`.
+#[test]
+fn lines_are_bytes_and_crlf_is_stripped_in_both_modes() {
+    let input = b"a\xffb\nc\r\n\nlast";
+    let want = b"a\xffb\nc\n\nlast\n";
+    let (status, out, err) = run_within(&["--local", "1", "--", "cat"], &[], input, DEADLINE);
+    assert!(status.success(), "{err}");
+    assert_eq!(out, want);
+    let (status, out, err) = run_within(&["--local", "1", "--lines", "--", "cat"], &[], input, DEADLINE);
+    assert!(status.success(), "{err}");
+    assert_eq!(out, want);
+    // Results ending in \r\n lose both, in both modes.
+    let crlf = ["sh", "-c", "while read x; do printf '%s\\r\\n' \"$x\"; done"];
+    for lines in [false, true] {
+        let mut args = vec!["--local", "1"];
+        if lines {
+            args.push("--lines");
+        }
+        args.push("--");
+        args.extend(crlf);
+        let (status, out, err) = run_within(&args, &[], b"1\n2\n", DEADLINE);
+        assert!(status.success(), "{err}");
+        assert_eq!(out, b"1\n2\n", "--lines: {lines}");
+    }
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped yet).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Polls until `what` holds, panicking after `within`.
+fn wait_until(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A fresh directory for one test's files.
+fn scratch(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pando-cli-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A COMMAND that starts a background `sleep`, writes its pid to `pidfile`, and waits.
+fn sleeper(pidfile: &std::path::Path) -> String {
+    format!(
+        "sleep 1000 & echo $! > {0}.tmp; mv {0}.tmp {0}; wait",
+        pidfile.display()
+    )
+}
+
+fn read_pid(pidfile: &std::path::Path) -> u32 {
+    let mut pid = None;
+    wait_until(DEADLINE, "the background sleep started", || {
+        pid = std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        pid.is_some()
+    });
+    pid.unwrap()
+}
+
+/// Issue 8 row 7: after SIGTERM to the master (which stops its local
+/// workers) or SIGINT to a worker, no grandchild survives.
+#[test]
+fn after_sigterm_or_sigint_no_grandchild_survives() {
+    let dir = scratch("signals");
+    // The master, with a local worker.
+    let pidfile = dir.join("master.pid");
+    let mut m = Command::new(PANDO)
+        .args([
+            "--local",
+            "1",
+            "--bind",
+            "127.0.0.1",
+            "--",
+            "sh",
+            "-c",
+            &sleeper(&pidfile),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    m.stdin.take().unwrap().write_all(b"1\n").unwrap();
+    let sleep = read_pid(&pidfile);
+    signal(&m, "-TERM");
+    let out = m.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    wait_until(DEADLINE, "the master's grandchild is gone", || gone(sleep));
+
+    // A remote worker, interrupted.
+    let pidfile = dir.join("worker.pid");
+    let (mut m, url, _rx) = master(&[], &["sh", "-c", &sleeper(&pidfile)], "1\n".to_string());
+    let w = worker(&url);
+    let sleep = read_pid(&pidfile);
+    signal(&w, "-INT");
+    let mut w = w;
+    assert_eq!(w.wait().unwrap().code(), Some(130));
+    wait_until(DEADLINE, "the worker's grandchild is gone", || gone(sleep));
+    signal(&m, "-KILL");
+    let _ = m.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 8 row 13: a worker that is dropped is logged with its name,
+/// address and the reason.
+#[test]
+fn a_dropped_worker_is_logged_with_its_name_address_and_reason() {
+    let mut m = Command::new(PANDO)
+        .args(["--local", "0", "--bind", "127.0.0.1", "--", "cat"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // stdin stays open: the run goes on while the worker is killed.
+    let _stdin = m.stdin.take().unwrap();
+    let stderr = BufReader::new(m.stderr.take().unwrap());
+    let (tx, rx) = mpsc::channel::<String>();
+    thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |what: &str, pred: &dyn Fn(&str) -> bool| -> String {
+        loop {
+            let line = rx
+                .recv_timeout(DEADLINE)
+                .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
+            if pred(&line) {
+                return line;
+            }
+        }
+    };
+    let first = next("the join URL", &|l| l.contains("pando work '"));
+    let url = first.split('\'').nth(1).unwrap().to_string();
+    let mut w = Command::new(PANDO)
+        .args(["work", &url, "--accept", "--name", "victim"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let joined = next("the join", &|l| {
+        l.contains("worker joined") && l.contains("victim")
+    });
+    assert!(joined.contains("127.0.0.1:"), "{joined}");
+    signal(&w, "-KILL");
+    w.wait().unwrap();
+    let dropped = next("the drop", &|l| l.contains("WARN") && l.contains("victim"));
+    assert!(dropped.contains("victim (127.0.0.1:"), "{dropped}");
+    assert!(dropped.contains("error="), "{dropped}");
+    signal(&m, "-KILL");
+    let _ = m.wait();
+}
