@@ -342,20 +342,20 @@ async fn master(args: MasterArgs) -> ExitCode {
             )
         }
     };
-    let local = Arc::new(tokio::sync::Mutex::new(LocalWorkers::none()));
+    // The local workers, once started (a std mutex: never held across an
+    // await, so aborting the start-idle task cannot lose started workers).
+    let local = Arc::new(std::sync::Mutex::new(LocalWorkers::none()));
+    let mut idle_start = None;
     if n > 0 {
         if args.start_idle {
             let map = map.clone();
             let local = local.clone();
-            // Holds the lock until started, so a stop waits for the start.
-            let mut slot = local.clone().lock_owned().await;
-            tokio::spawn(async move {
-                drop(local);
+            idle_start = Some(tokio::spawn(async move {
                 map.remote_worker_joined().await;
-                *slot = start_local();
-            });
+                *local.lock().unwrap_or_else(|p| p.into_inner()) = start_local();
+            }));
         } else {
-            *local.lock().await = start_local();
+            *local.lock().unwrap_or_else(|p| p.into_inner()) = start_local();
         }
     }
 
@@ -419,7 +419,14 @@ async fn master(args: MasterArgs) -> ExitCode {
         }
     }
     // Whatever happened, the local workers are stopped (SIGTERM, then SIGKILL).
-    let workers = std::mem::replace(&mut *local.lock().await, LocalWorkers::none());
+    if let Some(task) = idle_start {
+        task.abort();
+        let _ = task.await;
+    }
+    let workers = std::mem::replace(
+        &mut *local.lock().unwrap_or_else(|p| p.into_inner()),
+        LocalWorkers::none(),
+    );
     workers.stop().await;
     match end {
         End::Done(Ok(())) => ExitCode::SUCCESS,

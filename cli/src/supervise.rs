@@ -70,6 +70,14 @@ pub(crate) struct LocalWorkers {
     tasks: Vec<JoinHandle<()>>,
 }
 
+impl Drop for LocalWorkers {
+    /// Workers dropped without [`stop`](LocalWorkers::stop) are still
+    /// stopped, by their supervising tasks.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
 /// Starts `n` supervised workers: `command(i)` builds worker `i`'s command,
 /// `name(i)` is its name and `progress(name)` what the master counted for it.
 /// A crash loop is reported on `fatal`.
@@ -116,9 +124,9 @@ impl LocalWorkers {
 
     /// Stops every worker still running (SIGTERM, then SIGKILL after the
     /// grace period) and waits for them.
-    pub(crate) async fn stop(self) {
+    pub(crate) async fn stop(mut self) {
         self.stop.cancel();
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
     }
@@ -290,7 +298,7 @@ mod tests {
         let runs = Arc::new(AtomicU64::new(0));
         let counted = runs.clone();
         let seen = runs.clone();
-        let workers = start(
+        let mut workers = start(
             1,
             move |_| {
                 let n = counted.fetch_add(1, Ordering::SeqCst);
@@ -304,7 +312,7 @@ mod tests {
             fast(),
             tx,
         );
-        for task in workers.tasks {
+        for task in std::mem::take(&mut workers.tasks) {
             task.await.unwrap();
         }
         assert_eq!(runs.load(Ordering::SeqCst), 8);
@@ -313,29 +321,65 @@ mod tests {
 
     #[tokio::test]
     async fn stop_terminates_a_running_worker_then_kills_one_that_ignores_sigterm() {
+        let dir = std::env::temp_dir().join(format!("pando-supervise-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
         let (tx, _rx) = mpsc::unbounded_channel();
         let policy = Policy {
-            grace: Duration::from_millis(200),
+            grace: Duration::from_millis(300),
             ..fast()
         };
-        // The first ignores SIGTERM (it must be killed); the second does not.
+        // Worker 0 ignores SIGTERM (it must be killed); worker 1 does not.
+        // Each writes its pid once its trap is set.
+        let files = [dir.join("0.pid"), dir.join("1.pid")];
+        for f in &files {
+            let _ = std::fs::remove_file(f);
+        }
+        let scripts = files.clone().map(|f| f.display().to_string());
         let workers = start(
             2,
-            |i| {
-                sh(if i == 0 {
-                    "trap '' TERM; echo up >&2; while :; do sleep 1; done"
-                } else {
-                    "echo up >&2; exec sleep 1000"
-                })
+            move |i| {
+                let trap = if i == 0 { "trap '' TERM; " } else { "" };
+                sh(&format!(
+                    "{trap}echo $$ > {0}.tmp; mv {0}.tmp {0}; while :; do sleep 0.05; done",
+                    scripts[i]
+                ))
             },
             |i| format!("local-{i}"),
             |_| Progress::default(),
             policy,
             tx,
         );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut pids = Vec::new();
+        for f in &files {
+            let pid: i32 = loop {
+                if let Ok(pid) = std::fs::read_to_string(f) {
+                    break pid.trim().parse().unwrap();
+                }
+                assert!(Instant::now() < deadline, "worker did not start");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            };
+            pids.push(pid);
+        }
         let started = Instant::now();
         workers.stop().await;
-        assert!(started.elapsed() < Duration::from_secs(20));
+        // Worker 0 outlived its SIGTERM by the grace period.
+        assert!(started.elapsed() >= policy.grace);
+        for pid in pids {
+            assert!(
+                kill(Pid::from_raw(pid), None).is_err() || zombie(pid),
+                "worker {pid} still runs"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn zombie(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
     }
 
     #[test]
