@@ -5,7 +5,8 @@
 //! log at `info` (workers joining, finishing or dropped, with their name,
 //! address and reason) and other crates at `warn`.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
 
@@ -24,11 +25,36 @@ fn filter() -> EnvFilter {
     }
 }
 
+/// The progress line on stderr, if any: log lines are written above it.
+static PROGRESS: OnceLock<indicatif::ProgressBar> = OnceLock::new();
+
+/// Writes log lines (and what local workers print) above the progress line.
+pub(crate) fn set_progress(progress: indicatif::ProgressBar) {
+    let _ = PROGRESS.set(progress);
+}
+
+/// Our stderr, writing above the progress line when there is one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match PROGRESS.get() {
+            Some(progress) => progress.suspend(|| std::io::stderr().write_all(buf).map(|()| buf.len())),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// Installs the subscriber (once; later calls do nothing).
 pub(crate) fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter())
-        .with_writer(std::io::stderr)
+        .with_writer(|| Stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .without_time()

@@ -377,6 +377,7 @@ async fn master(args: MasterArgs) -> ExitCode {
     if args.monitor || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     } else {
+        log::set_progress(progress.clone());
         let map = map.clone();
         let progress = progress.clone();
         tokio::spawn(async move {
@@ -474,7 +475,13 @@ async fn work(args: WorkArgs) -> ExitCode {
         }
         theirs
     };
-    let timeout = match (compat::value_timeout(&session), args.timeout) {
+    // The master's timeout is applied by the library too, from the moment
+    // it hands the value over: the runner's own clock stops a little
+    // earlier, so that the failure's reason is the runner's (which says
+    // what was killed, and for a line filter why it may have stalled).
+    let theirs =
+        compat::value_timeout(&session).map(|t| t.saturating_sub((t / 20).min(Duration::from_millis(50))));
+    let timeout = match (theirs, args.timeout) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };

@@ -18,7 +18,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -219,10 +218,10 @@ fn forward_stderr(child: &mut Child, last: Arc<Mutex<String>>) -> JoinHandle<()>
     let stderr = child.stderr.take().expect("piped");
     tokio::spawn(async move {
         let mut lines = FramedRead::new(stderr, crate::lines::codec());
-        let mut out = tokio::io::stderr();
         while let Some(Ok(line)) = lines.next().await {
-            let _ = out.write_all(&line).await;
-            let _ = out.write_all(b"\n").await;
+            let mut line: Vec<u8> = line.into();
+            line.push(b'\n');
+            let _ = std::io::Write::write_all(&mut crate::log::Stderr, &line);
             let text = String::from_utf8_lossy(&line);
             let text = text.trim();
             if !text.is_empty() {
