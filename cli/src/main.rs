@@ -195,21 +195,37 @@ fn main() -> ExitCode {
     log::init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
-        Err(e) => return fail(format!("cannot start: {e}")),
+        Err(e) => {
+            eprintln!("pando: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let code = match cli.work {
         Some(Sub::Work(args)) => runtime.block_on(work(args)),
         None => runtime.block_on(master(cli.master)),
     };
-    // Tasks still running (a worker's COMMAND, a forwarding task) are
-    // dropped now, which kills what they started.
+    // Tasks still running (a worker's COMMAND, a forwarding task, a
+    // connection) are dropped now, which kills what they started.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    // The error line comes last, after every log line of those tasks.
+    if let Some(message) = FINAL_MESSAGE.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        eprintln!("pando: {message}");
+    }
     code
 }
 
+/// The one-line error (or note) printed when pando ends.
+static FINAL_MESSAGE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Ends with `message` as the last line on stderr, and a failure exit code.
 fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("pando: {message}");
+    say_last(message);
     ExitCode::FAILURE
+}
+
+/// Prints `message` as pando's last line on stderr (once the runtime has stopped).
+fn say_last(message: impl std::fmt::Display) {
+    *FINAL_MESSAGE.lock().unwrap_or_else(|p| p.into_inner()) = Some(message.to_string());
 }
 
 /// Resolves on SIGINT or SIGTERM, with the exit code that reports it.
@@ -434,7 +450,7 @@ async fn master(args: MasterArgs) -> ExitCode {
         End::Done(Err(e)) => fail(compat::describe(&e)),
         End::Fatal(reason) => fail(reason),
         End::Signal(code) => {
-            eprintln!("pando: stopped by a signal; local workers stopped");
+            say_last("stopped by a signal; local workers stopped");
             code
         }
     }
