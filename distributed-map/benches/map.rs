@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use pando_distributed_map::transport::{Connection, Connector, Listener, TransportError, memory, ws};
+use pando_distributed_map::transport::{
+    Connection, Connector, Incoming, Listener, TransportError, memory, ws,
+};
 use pando_distributed_map::{DistributedMap, MapConfig, Worker, join_url};
 use pando_pull_stream::{count, drain, pull};
 
@@ -282,13 +284,13 @@ struct DelayedListener {
 
 #[async_trait]
 impl Listener for DelayedListener {
-    async fn accept(&mut self) -> Result<Connection, TransportError> {
-        let c = self.inner.accept().await?;
-        Ok(Connection {
+    async fn accept(&mut self) -> Result<Incoming, TransportError> {
+        let c = self.inner.accept().await?.upgrade().await?;
+        Ok(Incoming::ready(Connection {
             peer: c.peer,
             sink: c.sink,
             stream: delayed_stream(c.stream, self.delay),
-        })
+        }))
     }
 
     fn url(&self) -> String {

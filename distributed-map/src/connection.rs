@@ -1,14 +1,18 @@
-//! The master's side of one worker connection, as a pull-stream duplex:
-//! [`FromWorker`] (a source of results) and [`ToWorker`] (a sink of values).
-//! The master wraps the pair in a Limiter (the batch size) and attaches it
-//! to a StreamLender sub-stream: `Sk O ⇒ Limiter(duplex) ⇒ Sk I`.
+//! The master's adapter for one worker connection: it moves frames between
+//! the transport and the [`MasterSession`] core, and exposes the session to
+//! the lender as a pull-stream duplex, [`FromWorker`] (a source of results)
+//! and [`ToWorker`] (a sink of values). The master wraps the pair in a
+//! Limiter (the batch size) and attaches it to a StreamLender sub-stream:
+//! `Sk O ⇒ Limiter(Duplex(FromWorker, ToWorker)) ⇒ Rejections ⇒ Sk I`.
+//!
+//! Everything here is plumbing; every protocol decision is the core's.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, ready};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker, ready};
 
 use pando_lend_stream::{Lent, Rejecter};
 use pando_pull_stream::closing::Closing;
@@ -16,118 +20,219 @@ use pando_pull_stream::{Answer, Connect, Source, Termination};
 use pin_project_lite::pin_project;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::time::{Instant, Sleep};
 
 use crate::error::WorkerError;
-use crate::frame::{Frame, decode_payload, encode_payload};
-use crate::link::Link;
+use crate::io::{FrameIo, now};
+use crate::session::{MasterEvent, MasterSession, SessionError};
 use crate::stats::WorkerStats;
-use crate::transport::{FrameSink, FrameStream};
+
+/// Until pando-lend-stream's reasons and reclaims land (wt-lend): a shim.
+pub(crate) trait RejecterShim {
+    fn reject_with(&self, id: u64, reason: String) -> bool;
+    fn reclaim(&self, id: u64, reason: String) -> bool;
+}
+
+impl<In, Out, E> RejecterShim for Rejecter<In, Out, E> {
+    fn reject_with(&self, id: u64, _reason: String) -> bool {
+        self.reject(id)
+    }
+    fn reclaim(&self, id: u64, _reason: String) -> bool {
+        self.reject(id)
+    }
+}
 
 /// What the worker answered for one value: its result, or why it failed.
 pub(crate) type Outcome<Out> = Result<Out, String>;
 
-/// The results a worker sends: a source of `Lent<Outcome<Out>>`.
-///
-/// `Failed` frames are answers too (so the Limiter counts the value as out
-/// of process); [`Rejections`], after the Limiter, reports them to the
-/// lender. Heartbeats only keep the connection alive; anything unexpected
-/// ends the connection with an error naming the worker.
-pub(crate) struct FromWorker<Out> {
-    pub(crate) stream: FrameStream,
+/// The state one connection's parts share (all in one task).
+pub(crate) struct Conn<Out> {
+    pub(crate) session: MasterSession,
+    /// The worker's name and address, once known, for logs and errors.
     pub(crate) worker: String,
-    pub(crate) link: Link,
-    pub(crate) deadline: Pin<Box<Sleep>>,
-    pub(crate) timeout: Duration,
-    pub(crate) max_frame: usize,
-    pub(crate) stats: Arc<WorkerStats>,
-    pub(crate) ended: bool,
-    pub(crate) termination: Option<Termination<WorkerError>>,
-    pub(crate) _out: PhantomData<fn() -> Out>,
+    /// The name it gave in its `Hello`.
+    pub(crate) name: String,
+    /// Answers for the source half, in arrival order.
+    answers: VecDeque<Lent<Outcome<Out>>>,
+    /// How the session ended, once it has.
+    ended: Option<Result<(), SessionError>>,
+    /// Takes back values the worker kept past the backstop deadline.
+    reclaim: Option<Box<dyn Fn(u64, String) + Send>>,
+    stats: Option<Arc<WorkerStats>>,
+    wakers: [Option<Waker>; 3],
 }
 
-impl<Out> FromWorker<Out> {
-    fn end(
-        &mut self,
-        answer: Answer<Lent<Outcome<Out>>, WorkerError>,
-    ) -> Poll<Answer<Lent<Outcome<Out>>, WorkerError>> {
-        self.ended = true;
-        self.link.close();
-        if let Answer::Error(e) = &answer {
-            tracing::warn!(worker = %self.worker, error = %e, "worker connection ended; its values are lent again");
+const DRIVER: usize = 0;
+const FROM: usize = 1;
+const TO: usize = 2;
+
+impl<Out> Conn<Out> {
+    pub(crate) fn new(session: MasterSession, peer: &str) -> Self {
+        Conn {
+            session,
+            worker: peer.to_string(),
+            name: String::new(),
+            answers: VecDeque::new(),
+            ended: None,
+            reclaim: None,
+            stats: None,
+            wakers: [None, None, None],
         }
-        Poll::Ready(answer)
     }
 
-    /// Ends with the error `make` builds from the worker's name (cloned only here).
-    fn fail(
-        &mut self,
-        make: impl FnOnce(String) -> WorkerError,
-    ) -> Poll<Answer<Lent<Outcome<Out>>, WorkerError>> {
-        let worker = self.worker.clone();
-        self.end(Answer::Error(make(worker)))
+    fn wait(&mut self, who: usize, cx: &Context<'_>) {
+        match &mut self.wakers[who] {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
     }
+
+    fn wake(&mut self, who: usize) {
+        if let Some(w) = self.wakers[who].take() {
+            w.wake();
+        }
+    }
+
+    /// How the session ended, if it has.
+    pub(crate) fn ended(&self) -> Option<&Result<(), SessionError>> {
+        self.ended.as_ref()
+    }
+
+    pub(crate) fn attach(&mut self, stats: Arc<WorkerStats>, reclaim: impl Fn(u64, String) + Send + 'static) {
+        self.stats = Some(stats);
+        self.reclaim = Some(Box::new(reclaim));
+    }
+}
+
+/// A connection's shared state.
+pub(crate) type SharedConn<Out> = Arc<Mutex<Conn<Out>>>;
+
+pub(crate) fn lock<Out>(conn: &SharedConn<Out>) -> MutexGuard<'_, Conn<Out>> {
+    conn.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Drives the connection's I/O and hands the core's events on: results and
+/// failures to the source half, timed-out values to the lender, the `Hello`
+/// to `admit` (which returns `Err(reason)` to refuse). Resolves when the
+/// session is over, or, with `until_joined`, as soon as the worker is admitted.
+pub(crate) fn poll_drive<Out: DeserializeOwned>(
+    conn: &SharedConn<Out>,
+    io: &mut FrameIo,
+    admit: &mut dyn FnMut(&str) -> Result<(), String>,
+    until_joined: bool,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    let mut guard = lock(conn);
+    let c = &mut *guard;
+    loop {
+        let finished = io.poll_round(&mut c.session, cx).is_ready();
+        let mut more = false;
+        while let Some(event) = c.session.poll_event() {
+            more = true;
+            let now = now();
+            match event {
+                MasterEvent::Hello { name } => {
+                    c.worker = format!("{name} ({})", io.peer);
+                    c.name.clone_from(&name);
+                    match admit(&name) {
+                        Ok(()) => {
+                            c.session.admit(now);
+                            tracing::info!(worker = %c.worker, "worker joined");
+                        }
+                        Err(reason) => c.session.refuse(now, reason),
+                    }
+                }
+                MasterEvent::Result { id, payload } => match io.codec().decode_payload::<Out>(&payload) {
+                    Ok(out) => {
+                        if let Some(stats) = &c.stats {
+                            stats.result();
+                        }
+                        c.answers.push_back(Lent::new(id, Ok(out)));
+                        c.wake(FROM);
+                    }
+                    Err(e) => c.session.handle_bad_frame(now, e),
+                },
+                MasterEvent::Failed { id, reason } => {
+                    if let Some(stats) = &c.stats {
+                        stats.failure();
+                    }
+                    c.answers.push_back(Lent::new(id, Err(reason)));
+                    c.wake(FROM);
+                }
+                MasterEvent::TimedOut { id, reason } => {
+                    tracing::warn!(worker = %c.worker, value = id, "value #{id} timed out on worker {}: {reason}; it is lent again", c.worker);
+                    if let Some(reclaim) = &c.reclaim {
+                        reclaim(id, format!("worker {}: {reason}", c.worker));
+                    }
+                }
+                MasterEvent::Slow { id, held } => {
+                    tracing::warn!(
+                        worker = %c.worker,
+                        value = id,
+                        "value #{id} (input no. {}) has been held by worker {} for {held:.0?} without a result; \
+                         a value timeout (pando --timeout, MapConfig::value_timeout) would give up on it",
+                        id + 1,
+                        c.worker
+                    );
+                }
+                MasterEvent::Closed(result) => {
+                    c.ended = Some(result);
+                    c.wake(FROM);
+                    c.wake(TO);
+                }
+            }
+        }
+        if finished || (until_joined && c.session.is_running()) {
+            return Poll::Ready(());
+        }
+        if !more {
+            c.wait(DRIVER, cx);
+            return Poll::Pending;
+        }
+    }
+}
+
+/// The results a worker sends: a source of `Lent<Outcome<Out>>`.
+///
+/// `Failed` answers are answers too (so the Limiter counts the value as out
+/// of process); [`Rejections`], after the Limiter, reports them to the
+/// lender. When the session ends abnormally, the source ends with the
+/// [`WorkerError`] naming the worker.
+pub(crate) struct FromWorker<Out> {
+    pub(crate) conn: SharedConn<Out>,
+    pub(crate) termination: Option<Termination<WorkerError>>,
 }
 
 impl<Out> Unpin for FromWorker<Out> {}
 
-impl<Out: DeserializeOwned> Source for FromWorker<Out> {
+impl<Out> Source for FromWorker<Out> {
     type Item = Lent<Outcome<Out>>;
     type Error = WorkerError;
 
-    fn poll_ask(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Answer<Lent<Outcome<Out>>, WorkerError>> {
-        let this = &mut *self;
-        if this.ended {
-            return Poll::Ready(Answer::Done);
+    fn poll_ask(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer<Lent<Outcome<Out>>, WorkerError>> {
+        let mut c = lock(&self.conn);
+        if let Some(answer) = c.answers.pop_front() {
+            return Poll::Ready(Answer::Value(answer));
         }
-        loop {
-            let frame = match this.stream.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(bytes))) => bytes,
-                Poll::Ready(Some(Err(source))) => {
-                    return this.fail(|worker| WorkerError::Transport { worker, source });
-                }
-                Poll::Ready(None) => return this.fail(|worker| WorkerError::Disconnected { worker }),
-                Poll::Pending => {
-                    if this.deadline.as_mut().poll(cx).is_ready() {
-                        let after_ms = this.timeout.as_millis() as u64;
-                        return this.fail(|worker| WorkerError::Timeout { worker, after_ms });
-                    }
-                    return Poll::Pending;
-                }
-            };
-            this.deadline.as_mut().reset(Instant::now() + this.timeout);
-            match Frame::decode(&frame, this.max_frame) {
-                Err(source) => return this.fail(|worker| WorkerError::Malformed { worker, source }),
-                Ok(Frame::Result { id, payload }) => match decode_payload::<Out>(&payload) {
-                    Ok(out) => {
-                        this.stats.result();
-                        return Poll::Ready(Answer::Value(Lent::new(id, Ok(out))));
-                    }
-                    Err(source) => return this.fail(|worker| WorkerError::Malformed { worker, source }),
-                },
-                Ok(Frame::Failed { id, reason }) => {
-                    this.stats.failure();
-                    return Poll::Ready(Answer::Value(Lent::new(id, Err(reason))));
-                }
-                Ok(Frame::Heartbeat) => {}
-                Ok(Frame::Done) => return this.end(Answer::Done),
-                Ok(Frame::Error { message }) => {
-                    return this.fail(|worker| WorkerError::Remote { worker, message });
-                }
-                Ok(other) => {
-                    let frame = other.name();
-                    return this.fail(|worker| WorkerError::Unexpected { worker, frame });
-                }
+        match &c.ended {
+            Some(Ok(())) => Poll::Ready(Answer::Done),
+            Some(Err(reason)) => Poll::Ready(Answer::Error(WorkerError {
+                worker: c.worker.clone(),
+                reason: reason.clone(),
+            })),
+            None => {
+                c.wait(FROM, cx);
+                Poll::Pending
             }
         }
     }
 
     fn terminate(mut self: Pin<&mut Self>, request: Termination<WorkerError>) {
-        self.ended = true;
-        self.link.close();
+        {
+            // The lender stops taking results from this worker: the session ends.
+            let mut c = lock(&self.conn);
+            c.session.close(now(), None);
+            c.wake(DRIVER);
+        }
         self.termination = Some(request);
     }
 
@@ -137,69 +242,44 @@ impl<Out: DeserializeOwned> Source for FromWorker<Out> {
 }
 
 /// The values sent to a worker: a pull-stream sink of `Lent<In>`.
-pub(crate) struct ToWorker<In> {
-    pub(crate) sink: FrameSink,
-    pub(crate) worker: String,
-    pub(crate) link: Link,
-    pub(crate) heartbeat: Duration,
-    pub(crate) stats: Arc<WorkerStats>,
+pub(crate) struct ToWorker<In, Out> {
+    pub(crate) conn: SharedConn<Out>,
+    pub(crate) codec: crate::codec::Codec,
     pub(crate) _in: PhantomData<fn(In)>,
 }
 
-impl<S, In> Connect<S> for ToWorker<In>
+impl<S, In, Out> Connect<S> for ToWorker<In, Out>
 where
     S: Source<Item = Lent<In>, Error = WorkerError>,
     In: Serialize,
 {
-    type Output = ToWorkerFuture<S>;
+    type Output = ToWorkerFuture<S, Out>;
 
-    fn connect(self, upstream: S) -> ToWorkerFuture<S> {
+    fn connect(self, upstream: S) -> ToWorkerFuture<S, Out> {
         ToWorkerFuture {
             upstream,
-            sink: self.sink,
-            worker: self.worker,
-            link: self.link,
-            idle: Box::pin(tokio::time::sleep(self.heartbeat)),
-            heartbeat: self.heartbeat,
-            stats: self.stats,
-            pending: None,
-            state: SendState::Sending,
-            error: None,
+            conn: self.conn,
+            codec: self.codec,
+            aborting: false,
         }
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SendState {
-    /// Forwarding values.
-    Sending,
-    /// The values ended (`Done` or `Error` sent or being sent); heartbeats
-    /// go on until the worker's side ends.
-    Draining,
-    /// The connection is closing: the upstream is being aborted.
-    Aborting,
-    /// Closing the frame sink.
-    Closing,
-}
-
 pin_project! {
-    /// The future that sends values to one worker.
-    pub(crate) struct ToWorkerFuture<S> {
+    /// The future that hands values to the session. It polls its ask
+    /// whenever it is woken, whatever the state of the socket: values wait
+    /// in the session (at most the batch size, thanks to the Limiter), so a
+    /// worker that stops reading never holds up the lender's input.
+    pub(crate) struct ToWorkerFuture<S, Out> {
         #[pin]
         upstream: S,
-        sink: FrameSink,
-        worker: String,
-        link: Link,
-        idle: Pin<Box<Sleep>>,
-        heartbeat: Duration,
-        stats: Arc<WorkerStats>,
-        pending: Option<Vec<u8>>,
-        state: SendState,
-        error: Option<WorkerError>,
+        conn: SharedConn<Out>,
+        codec: crate::codec::Codec,
+        aborting: bool,
     }
 }
 
-impl<S, In> Future for ToWorkerFuture<S>
+impl<S, In, Out> Future for ToWorkerFuture<S, Out>
 where
     S: Source<Item = Lent<In>, Error = WorkerError>,
     In: Serialize,
@@ -209,106 +289,54 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WorkerError>> {
         let mut this = self.project();
         loop {
-            if matches!(*this.state, SendState::Sending | SendState::Draining) && this.link.poll_closed(cx) {
-                // The worker's side ended: stop asking for values, so the
-                // ones we hold go back to the lender.
-                if *this.state == SendState::Sending {
-                    this.upstream.as_mut().terminate(Termination::Abort);
-                    *this.state = SendState::Aborting;
-                } else {
-                    *this.state = SendState::Closing;
-                }
+            if *this.aborting {
+                let _ = ready!(this.upstream.as_mut().poll_terminated(cx));
+                return Poll::Ready(Ok(()));
             }
-            match *this.state {
-                SendState::Aborting => {
-                    let _ = ready!(this.upstream.as_mut().poll_terminated(cx));
-                    *this.state = SendState::Closing;
+            {
+                let mut c = lock(this.conn);
+                if !c.session.is_running() {
+                    // The session ended: stop asking, so the values this
+                    // worker holds go back to the lender.
+                    drop(c);
+                    this.upstream.as_mut().terminate(Termination::Abort);
+                    *this.aborting = true;
+                    continue;
                 }
-                SendState::Closing => {
-                    // Best effort: the connection may already be broken.
-                    let _ = ready!(this.sink.as_mut().poll_close(cx));
-                    return Poll::Ready(this.error.take().map_or(Ok(()), Err));
+                c.wait(TO, cx);
+            }
+            let answer = ready!(this.upstream.as_mut().poll_ask(cx));
+            let mut c = lock(this.conn);
+            let now = now();
+            match answer {
+                Answer::Value(lent) => {
+                    let payload = this.codec.encode_payload(&lent.value);
+                    if let Some(stats) = &c.stats {
+                        stats.sent();
+                    }
+                    c.session.send_value(now, lent.id, payload);
+                    c.wake(DRIVER);
                 }
-                SendState::Sending | SendState::Draining => {
-                    if this.pending.is_some() {
-                        // Only take the frame once the sink can accept it: a
-                        // frame taken while the sink is full would be lost.
-                        let sent = ready!(this.sink.as_mut().poll_ready(cx)).and_then(|()| {
-                            let frame = this.pending.take().expect("checked above");
-                            this.sink.as_mut().start_send(frame)
-                        });
-                        if let Err(source) = sent {
-                            *this.error = Some(broken(this.link, this.worker, this.state, source));
-                            continue;
-                        }
-                        this.idle.as_mut().reset(Instant::now() + *this.heartbeat);
-                    }
-                    if *this.state == SendState::Sending {
-                        match this.upstream.as_mut().poll_ask(cx) {
-                            Poll::Ready(Answer::Value(lent)) => {
-                                this.stats.sent();
-                                let payload = encode_payload(&lent.value);
-                                *this.pending = Some(Frame::Value { id: lent.id, payload }.encode());
-                                continue;
-                            }
-                            Poll::Ready(Answer::Done) => {
-                                *this.pending = Some(Frame::Done.encode());
-                                *this.state = SendState::Draining;
-                                continue;
-                            }
-                            Poll::Ready(Answer::Error(e)) => {
-                                *this.pending = Some(
-                                    Frame::Error {
-                                        message: e.to_string(),
-                                    }
-                                    .encode(),
-                                );
-                                *this.state = SendState::Draining;
-                                continue;
-                            }
-                            Poll::Pending => {}
-                        }
-                    }
-                    if let Poll::Ready(Err(source)) = this.sink.as_mut().poll_flush(cx) {
-                        *this.error = Some(broken(this.link, this.worker, this.state, source));
-                        continue;
-                    }
-                    if this.idle.as_mut().poll(cx).is_ready() {
-                        *this.pending = Some(Frame::Heartbeat.encode());
-                        continue;
-                    }
-                    return Poll::Pending;
+                Answer::Done => {
+                    c.session.end_values(now, None);
+                    c.wake(DRIVER);
+                    return Poll::Ready(Ok(()));
+                }
+                Answer::Error(e) => {
+                    c.session.end_values(now, Some(e.to_string()));
+                    c.wake(DRIVER);
+                    return Poll::Ready(Ok(()));
                 }
             }
         }
     }
 }
 
-/// The connection broke while sending: close the link, so that the results
-/// side stops and this side aborts its upstream (the values it holds go back
-/// to the lender) on the next turn of the loop.
-fn broken(
-    link: &Link,
-    worker: &str,
-    state: &mut SendState,
-    source: crate::transport::TransportError,
-) -> WorkerError {
-    link.close();
-    if *state == SendState::Draining {
-        *state = SendState::Closing;
-    }
-    tracing::warn!(worker = %worker, error = %source, "sending to worker failed");
-    WorkerError::Transport {
-        worker: worker.to_string(),
-        source,
-    }
-}
-
 pin_project! {
     /// After the Limiter: reports the values a worker failed to the lender
     /// (they are lent again, or poisoned past the retry cap) and passes the
-    /// results on. A failure for a value the worker does not hold ends the
-    /// connection with [`WorkerError::UnknownValue`].
+    /// results on. A failure for a value the lender does not consider held
+    /// by this worker ends the connection.
     pub(crate) struct Rejections<S, In, Out, E> {
         #[pin]
         upstream: S,
@@ -367,12 +395,14 @@ where
                     id,
                     value: Err(reason),
                 }) => {
-                    if this.rejecter.reject(id) {
-                        tracing::info!(worker = %this.worker, id, reason = %reason, "value failed on a worker; it is lent again");
-                    } else {
-                        *this.failure = Some(WorkerError::UnknownValue {
+                    tracing::info!(worker = %this.worker, value = id, reason = %reason, "value #{id} failed on worker {}: {reason}", this.worker);
+                    if !this
+                        .rejecter
+                        .reject_with(id, format!("worker {}: {reason}", this.worker))
+                    {
+                        *this.failure = Some(WorkerError {
                             worker: this.worker.clone(),
-                            id,
+                            reason: SessionError::UnknownValue(id),
                         });
                         this.closing
                             .close_for_ask(this.upstream.as_mut(), Termination::Abort);

@@ -1,85 +1,47 @@
-//! Errors of the master's output and of workers.
+//! The errors of the master's worker connections ([`WorkerError`]) and of
+//! the worker's side ([`JoinError`]). The lender's own errors (on the map's
+//! output) are [`LendError`](pando_lend_stream::LendError).
 
 use thiserror::Error;
 
-use crate::frame::FrameError;
+use crate::session::SessionError;
 use crate::transport::TransportError;
 
-/// Why a worker's connection ended abnormally. Its values are lent to other
-/// workers in every case; the master keeps serving the others.
-#[derive(Debug, Error)]
-pub enum WorkerError {
-    /// The connection failed.
-    #[error("worker {worker}: {source}")]
-    Transport {
-        /// The worker (its name and address).
-        worker: String,
-        /// The transport's error.
-        #[source]
-        source: TransportError,
-    },
-    /// The worker sent a frame that is not a frame of the protocol.
-    #[error("worker {worker} sent a malformed frame: {source}")]
-    Malformed {
-        /// The worker.
-        worker: String,
-        /// The decoder's error.
-        #[source]
-        source: FrameError,
-    },
-    /// The worker sent a frame that is not allowed at this point.
-    #[error("worker {worker} sent an unexpected {frame} frame")]
-    Unexpected {
-        /// The worker.
-        worker: String,
-        /// The frame's name.
-        frame: &'static str,
-    },
-    /// The worker reported a failure for a value it does not hold.
-    #[error("worker {worker} reported a failure for value #{id}, which it does not hold")]
-    UnknownValue {
-        /// The worker.
-        worker: String,
-        /// The id.
-        id: u64,
-    },
-    /// Nothing was heard from the worker for too long.
-    #[error("worker {worker} sent nothing for {after_ms} ms (heartbeat timeout)")]
-    Timeout {
-        /// The worker.
-        worker: String,
-        /// The timeout.
-        after_ms: u64,
-    },
-    /// The worker closed the connection before saying it was done.
-    #[error("worker {worker} disconnected")]
-    Disconnected {
-        /// The worker.
-        worker: String,
-    },
-    /// The worker stopped with an error of its own.
-    #[error("worker {worker} stopped: {message}")]
-    Remote {
-        /// The worker.
-        worker: String,
-        /// Its message.
-        message: String,
-    },
+/// Why a worker's connection ended abnormally, on the master's side. Its
+/// values are lent to other workers in every case; the master keeps serving
+/// the others.
+///
+/// ```
+/// use pando_distributed_map::{WorkerError, session::SessionError};
+/// let e = WorkerError { worker: "laptop (10.0.0.2:5000)".into(), reason: SessionError::Disconnected };
+/// assert_eq!(e.to_string(), "worker laptop (10.0.0.2:5000) disconnected");
+/// ```
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[error("worker {worker} {reason}")]
+pub struct WorkerError {
+    /// The worker: its name and address.
+    pub worker: String,
+    /// What it did.
+    #[source]
+    pub reason: SessionError,
 }
 
 /// Why a worker could not join, or stopped, on the worker's side.
+///
+/// ```
+/// use pando_distributed_map::{JoinError, session::SessionError};
+/// assert_eq!(JoinError::Master(SessionError::Disconnected).to_string(), "the master disconnected");
+/// ```
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum JoinError {
     /// The master could not be reached, or the connection failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
-    /// The master refused the worker (wrong token, other protocol version).
+    /// The master refused the worker (wrong token, other protocol version, full).
     #[error("the master refused this worker: {0}")]
     Rejected(String),
-    /// The master broke the protocol.
-    #[error("the master broke the protocol: {0}")]
-    Protocol(String),
-    /// The master sent a value this worker cannot decode.
-    #[error("the master sent a malformed frame: {0}")]
-    Malformed(#[from] FrameError),
+    /// The master broke the protocol, stopped with an error, or went silent.
+    #[error("the master {0}")]
+    Master(SessionError),
 }

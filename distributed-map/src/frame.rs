@@ -1,16 +1,23 @@
 //! The wire protocol's frames (see `docs/PROTOCOL.md`): a versioned
-//! handshake, then values, results, failures, done, error and heartbeats,
-//! each one frame, encoded with postcard.
+//! handshake, then values, results, failures, done, error and heartbeats.
+//!
+//! A [`Frame`] is plain data: the session cores ([`session`](crate::session))
+//! see frames, never bytes, and a [`Codec`](crate::codec::Codec) turns them
+//! into bytes and back. The user's values and results travel inside
+//! [`Frame::Value`] and [`Frame::Result`] as payloads encoded by the same codec.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// The version of the wire protocol. A peer with another version is rejected
 /// during the handshake, before any value is sent.
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// Version 2 added `heartbeat_timeout_ms`, `value_timeout_ms` and `max_frame`
+/// to [`Frame::Welcome`].
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The largest frame accepted by default (16 MiB). Larger frames are refused
-/// by the transports and by [`Frame::decode`].
+/// by the transports and by the codecs.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
 /// One message of the wire protocol.
@@ -19,15 +26,21 @@ pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 /// master's [`Frame::Welcome`] or [`Frame::Reject`]. Then the master sends
 /// [`Frame::Value`]s and the worker answers each with one [`Frame::Result`]
 /// or [`Frame::Failed`] with the same id. Both sides send
-/// [`Frame::Heartbeat`]s while idle; either side ends with [`Frame::Done`] or
-/// [`Frame::Error`].
+/// [`Frame::Heartbeat`]s while idle; the master ends with [`Frame::Done`]
+/// (the worker answers what it holds, then sends its own `Done`), and either
+/// side stops at once with [`Frame::Error`].
+///
+/// The variants are numbered in this order on the wire (postcard's variant
+/// index): `Hello` 0, `Welcome` 1, `Reject` 2, `Value` 3, `Result` 4,
+/// `Failed` 5, `Done` 6, `Error` 7, `Heartbeat` 8.
 ///
 /// ```
+/// use pando_distributed_map::codec::Codec;
 /// use pando_distributed_map::frame::{Frame, PROTOCOL_VERSION, DEFAULT_MAX_FRAME};
 ///
 /// let hello = Frame::Hello { version: PROTOCOL_VERSION, token: "s3cret".into(), name: "laptop".into() };
-/// let bytes = hello.encode();
-/// assert_eq!(Frame::decode(&bytes, DEFAULT_MAX_FRAME).unwrap(), hello);
+/// let bytes = Codec::Postcard.encode(&hello);
+/// assert_eq!(Codec::Postcard.decode(&bytes, DEFAULT_MAX_FRAME).unwrap(), hello);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame {
@@ -48,6 +61,17 @@ pub enum Frame {
         /// The heartbeat interval, in milliseconds: each side sends a
         /// heartbeat when it has sent nothing for that long.
         heartbeat_ms: u64,
+        /// How long, in milliseconds, each side waits without hearing
+        /// anything from the other before it gives the connection up.
+        heartbeat_timeout_ms: u64,
+        /// The per-value deadline in milliseconds, if any: the worker gives
+        /// up on a value that it has been processing for that long, and
+        /// reports it as [`Frame::Failed`].
+        value_timeout_ms: Option<u64>,
+        /// The largest frame the master accepts, in bytes: a worker whose
+        /// result would make a larger frame reports the value as
+        /// [`Frame::Failed`] instead.
+        max_frame: u64,
         /// The command the master runs on each value, for workers that run
         /// the master's command (`pando work`) and must show it to the volunteer.
         command: Vec<String>,
@@ -59,16 +83,16 @@ pub enum Frame {
     },
     /// Master → worker: a value to process.
     Value {
-        /// The value's id (its position in the master's input).
+        /// The value's id (its position in the master's input, from 0).
         id: u64,
-        /// The value, encoded.
+        /// The value, encoded by the connection's codec.
         payload: Vec<u8>,
     },
     /// Worker → master: the result for value `id`.
     Result {
         /// The id of the value.
         id: u64,
-        /// The result, encoded.
+        /// The result, encoded by the connection's codec.
         payload: Vec<u8>,
     },
     /// Worker → master: processing value `id` failed; it counts towards the
@@ -79,9 +103,10 @@ pub enum Frame {
         /// Why, in one line.
         reason: String,
     },
-    /// No more frames of values (master) or results (worker) will follow.
+    /// Master: no more values will follow. Worker: every value received has
+    /// its answer, and no more frames will follow.
     Done,
-    /// The sender stops because of an error.
+    /// The sender stops because of an error; the connection closes.
     Error {
         /// Why, in one line.
         message: String,
@@ -90,7 +115,7 @@ pub enum Frame {
     Heartbeat,
 }
 
-/// A frame that cannot be decoded.
+/// Bytes that cannot be decoded into a frame or a payload.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum FrameError {
     /// The frame is larger than the limit.
@@ -112,44 +137,6 @@ pub enum FrameError {
 }
 
 impl Frame {
-    /// Encodes the frame with postcard.
-    ///
-    /// ```
-    /// use pando_distributed_map::frame::Frame;
-    /// assert_eq!(Frame::Heartbeat.encode().len(), 1);
-    /// ```
-    pub fn encode(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("frames always encode")
-    }
-
-    /// Decodes a frame, refusing frames larger than `max` bytes and bytes
-    /// that are not exactly one frame.
-    ///
-    /// ```
-    /// use pando_distributed_map::frame::{Frame, FrameError};
-    /// assert!(matches!(Frame::decode(&[0xff, 0xff], 1024), Err(FrameError::Malformed { .. })));
-    /// assert_eq!(Frame::decode(&[0; 10], 4), Err(FrameError::TooLarge { size: 10, max: 4 }));
-    /// ```
-    pub fn decode(bytes: &[u8], max: usize) -> Result<Frame, FrameError> {
-        if bytes.len() > max {
-            return Err(FrameError::TooLarge {
-                size: bytes.len(),
-                max,
-            });
-        }
-        match postcard::take_from_bytes::<Frame>(bytes) {
-            Ok((frame, [])) => Ok(frame),
-            Ok((_, rest)) => Err(FrameError::Malformed {
-                size: bytes.len(),
-                reason: format!("{} trailing bytes", rest.len()),
-            }),
-            Err(e) => Err(FrameError::Malformed {
-                size: bytes.len(),
-                reason: e.to_string(),
-            }),
-        }
-    }
-
     /// The frame's name, for logs and errors (`Hello`, `Value`, …).
     ///
     /// ```
@@ -167,107 +154,6 @@ impl Frame {
             Frame::Done => "Done",
             Frame::Error { .. } => "Error",
             Frame::Heartbeat => "Heartbeat",
-        }
-    }
-}
-
-/// Encodes a user value or result for a [`Frame::Value`] or [`Frame::Result`] payload.
-///
-/// ```
-/// use pando_distributed_map::frame::{decode_payload, encode_payload};
-/// let bytes = encode_payload(&(1u32, "x".to_string()));
-/// assert_eq!(decode_payload::<(u32, String)>(&bytes).unwrap(), (1, "x".to_string()));
-/// ```
-pub fn encode_payload<T: Serialize>(value: &T) -> Vec<u8> {
-    postcard::to_stdvec(value).expect("serde values encode with postcard")
-}
-
-/// Decodes a payload made by [`encode_payload`].
-///
-/// See [`encode_payload`] for an example.
-pub fn decode_payload<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, FrameError> {
-    match postcard::take_from_bytes::<T>(bytes) {
-        Ok((value, [])) => Ok(value),
-        Ok((_, rest)) => Err(FrameError::Malformed {
-            size: bytes.len(),
-            reason: format!("{} trailing bytes in payload", rest.len()),
-        }),
-        Err(e) => Err(FrameError::Malformed {
-            size: bytes.len(),
-            reason: format!("payload: {e}"),
-        }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_frame_round_trips() {
-        let frames = [
-            Frame::Hello {
-                version: 1,
-                token: "t".into(),
-                name: "n".into(),
-            },
-            Frame::Welcome {
-                version: 1,
-                heartbeat_ms: 500,
-                command: vec!["sh".into(), "-c".into()],
-            },
-            Frame::Reject {
-                reason: "wrong token".into(),
-            },
-            Frame::Value {
-                id: u64::MAX,
-                payload: vec![1, 2, 3],
-            },
-            Frame::Result {
-                id: 0,
-                payload: vec![],
-            },
-            Frame::Failed {
-                id: 7,
-                reason: "exit status 1".into(),
-            },
-            Frame::Done,
-            Frame::Error {
-                message: "bye".into(),
-            },
-            Frame::Heartbeat,
-        ];
-        for frame in frames {
-            assert_eq!(Frame::decode(&frame.encode(), DEFAULT_MAX_FRAME).unwrap(), frame);
-        }
-    }
-
-    #[test]
-    fn trailing_bytes_are_malformed() {
-        let mut bytes = Frame::Done.encode();
-        bytes.push(0);
-        let err = Frame::decode(&bytes, DEFAULT_MAX_FRAME).unwrap_err();
-        assert_eq!(
-            err,
-            FrameError::Malformed {
-                size: 2,
-                reason: "1 trailing bytes".into()
-            }
-        );
-    }
-
-    #[test]
-    fn every_truncation_of_a_frame_is_an_error_not_a_panic() {
-        let bytes = Frame::Value {
-            id: 300,
-            payload: vec![9; 40],
-        }
-        .encode();
-        for end in 0..bytes.len() {
-            assert!(
-                Frame::decode(&bytes[..end], DEFAULT_MAX_FRAME).is_err(),
-                "prefix of {end} bytes"
-            );
         }
     }
 }

@@ -14,9 +14,12 @@
 //!   [`DistributedMap::local_workers`] runs workers in this process (over the
 //!   in-process transport, with the same protocol).
 //! * **A worker** is [`Worker`]: `Worker::new(name).connect(url).await?.run(f).await`.
-//! * **The wire protocol** is [`frame`] (`docs/PROTOCOL.md`): a versioned
-//!   handshake with a join token, then values, results, failures, done,
-//!   error and heartbeats, encoded with postcard, with a maximum frame size.
+//! * **The wire protocol** (`docs/PROTOCOL.md`) is two sans-IO state
+//!   machines, [`session::MasterSession`] and [`session::WorkerSession`],
+//!   over the [`frame::Frame`]s of a versioned handshake with a join token,
+//!   then values, results, failures, done, error and heartbeats. A
+//!   [`codec::Codec`] (postcard) turns frames into bytes, with a maximum
+//!   frame size.
 //! * **Transports** ([`transport`]): in-process channels, WebSocket (the
 //!   default network transport) and TCP with length-delimited frames. The
 //!   lender never sees bytes.
@@ -63,25 +66,27 @@
 //! # }
 //! ```
 
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
 #![forbid(unsafe_code)]
 
+mod accept;
+pub mod codec;
+mod config;
 mod connection;
 mod error;
 pub mod frame;
-mod link;
+mod io;
+pub mod join;
+mod local;
 mod master;
+pub mod session;
 mod stats;
 pub mod transport;
 mod worker;
 
+pub use config::{ConfigError, MapConfig, default_workers};
 pub use error::{JoinError, WorkerError};
-pub use master::{DistributedMap, MapConfig, generate_token, join_url, split_join_url};
+pub use join::{generate_token, join_url, split_join_url};
+pub use master::DistributedMap;
 pub use pando_lend_stream::PoisonPolicy;
 pub use stats::{MapStats, WorkerReport};
 pub use worker::{Session, Worker, WorkerSummary};

@@ -1,21 +1,25 @@
 //! The worker (seed 000, Algorithm 15): connect to a master, then apply a
-//! function to the values it sends.
+//! function to the values it sends. This is the thin adapter around the
+//! [`WorkerSession`] core: every protocol decision is the core's.
 
-use std::collections::VecDeque;
 use std::fmt::Display;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::FutureExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::time::{Instant, sleep_until};
 
+use crate::codec::Codec;
 use crate::error::JoinError;
-use crate::frame::{DEFAULT_MAX_FRAME, Frame, PROTOCOL_VERSION, decode_payload, encode_payload};
-use crate::master::split_join_url;
-use crate::transport::{Connection, Connector, TransportError};
+use crate::frame::DEFAULT_MAX_FRAME;
+use crate::io::{FrameIo, now};
+use crate::join::split_join_url;
+use crate::session::{SessionError, WorkerEvent, WorkerSession, WorkerSessionConfig};
+use crate::transport::{Connector, TransportError};
 
 /// A worker: joins a master with [`connect`](Worker::connect), then
 /// processes the values it sends with [`Session::run`].
@@ -33,6 +37,8 @@ use crate::transport::{Connection, Connector, TransportError};
 pub struct Worker {
     name: String,
     max_frame: usize,
+    handshake_timeout: Duration,
+    jobs: usize,
 }
 
 /// What a worker did, once the master said it was done.
@@ -41,25 +47,25 @@ pub struct Worker {
 pub struct WorkerSummary {
     /// Values processed successfully.
     pub done: u64,
-    /// Values whose processing failed (reported to the master).
+    /// Values whose processing failed or timed out (reported to the master).
     pub failed: u64,
 }
 
 /// A worker connected to a master, after the handshake.
 pub struct Session {
-    connection: Connection,
-    heartbeat: Duration,
+    core: WorkerSession,
+    io: FrameIo,
     command: Vec<String>,
-    max_frame: usize,
+    value_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("master", &self.connection.peer)
-            .field("heartbeat", &self.heartbeat)
+            .field("master", &self.io.peer)
             .field("command", &self.command)
-            .finish()
+            .field("value_timeout", &self.value_timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -74,6 +80,8 @@ impl Worker {
         Worker {
             name: name.into(),
             max_frame: DEFAULT_MAX_FRAME,
+            handshake_timeout: Duration::from_secs(30),
+            jobs: 1,
         }
     }
 
@@ -88,20 +96,44 @@ impl Worker {
         self
     }
 
+    /// How long to wait for the master to answer the handshake, the
+    /// connection included (default 30 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let w = pando_distributed_map::Worker::new("phone").handshake_timeout(Duration::from_secs(5));
+    /// # let _ = w;
+    /// ```
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// How many values to process at once (default 1; at least 1). Each
+    /// runs in its own future; the master sends up to its batch size.
+    ///
+    /// ```
+    /// let w = pando_distributed_map::Worker::new("server").jobs(8);
+    /// # let _ = w;
+    /// ```
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+
     /// Connects to the master at a join URL (`ws://…/?token=…` or
     /// `tcp://…?token=…`) and performs the handshake.
     ///
     /// See [`Worker`] for an example.
     pub async fn connect(&self, url: &str) -> Result<Session, JoinError> {
-        let (base, _) = split_join_url(url);
         #[cfg(feature = "ws")]
-        if base.starts_with("ws://") {
+        if url.starts_with("ws://") {
             return self
                 .connect_with(&crate::transport::ws::WsConnector::new(self.max_frame), url)
                 .await;
         }
         #[cfg(feature = "tcp")]
-        if base.starts_with("tcp://") {
+        if url.starts_with("tcp://") {
             return self
                 .connect_with(&crate::transport::tcp::TcpConnector::new(self.max_frame), url)
                 .await;
@@ -117,41 +149,50 @@ impl Worker {
     /// See the [crate documentation](crate) for an example.
     pub async fn connect_with<C: Connector>(&self, connector: &C, url: &str) -> Result<Session, JoinError> {
         let (base, token) = split_join_url(url);
-        let mut connection = connector.connect(base).await?;
-        let hello = Frame::Hello {
-            version: PROTOCOL_VERSION,
-            token: token.to_string(),
-            name: self.name.clone(),
-        };
-        connection.sink.send(hello.encode()).await?;
-        let reply = match connection.stream.next().await {
-            Some(bytes) => Frame::decode(&bytes?, self.max_frame)?,
-            None => {
-                return Err(JoinError::Protocol(
-                    "the master closed the connection during the handshake".into(),
-                ));
+        let connection = match tokio::time::timeout(self.handshake_timeout, connector.connect(&base)).await {
+            Ok(connection) => connection?,
+            Err(_) => {
+                return Err(JoinError::Master(SessionError::HandshakeTimeout(
+                    self.handshake_timeout,
+                )));
             }
         };
-        match reply {
-            Frame::Welcome {
-                version,
-                heartbeat_ms,
-                command,
-            } if version == PROTOCOL_VERSION => Ok(Session {
-                connection,
-                heartbeat: Duration::from_millis(heartbeat_ms.max(1)),
-                command,
-                max_frame: self.max_frame,
-            }),
-            Frame::Welcome { version, .. } => Err(JoinError::Protocol(format!(
-                "the master speaks protocol version {version}"
-            ))),
-            Frame::Reject { reason } => Err(JoinError::Rejected(reason)),
-            other => Err(JoinError::Protocol(format!(
-                "expected Welcome or Reject, got {}",
-                other.name()
-            ))),
-        }
+        let mut config = WorkerSessionConfig::new(self.name.clone(), token);
+        config.handshake_timeout = self.handshake_timeout;
+        config.jobs = self.jobs;
+        let mut core = WorkerSession::new(config, now());
+        let mut io = FrameIo::new(connection, Codec::Postcard, self.max_frame);
+        let welcomed = std::future::poll_fn(|cx| {
+            loop {
+                let finished = io.poll_round(&mut core, cx).is_ready();
+                let mut progressed = false;
+                while let Some(event) = core.poll_event() {
+                    progressed = true;
+                    match event {
+                        WorkerEvent::Welcomed {
+                            command,
+                            value_timeout,
+                        } => return Poll::Ready(Ok((command, value_timeout))),
+                        WorkerEvent::Closed(Err(e)) => return Poll::Ready(Err(join_error(e))),
+                        _ => {}
+                    }
+                }
+                if finished {
+                    return Poll::Ready(Err(JoinError::Master(SessionError::Disconnected)));
+                }
+                if !progressed {
+                    return Poll::Pending;
+                }
+            }
+        })
+        .await;
+        let (command, value_timeout) = welcomed?;
+        Ok(Session {
+            core,
+            io,
+            command,
+            value_timeout,
+        })
     }
 
     /// Connects with `connector` and runs `f` until the master is done.
@@ -175,6 +216,32 @@ impl Worker {
     }
 }
 
+/// A session's end, as the worker's error.
+fn join_error(e: SessionError) -> JoinError {
+    match e {
+        SessionError::Refused(reason) => JoinError::Rejected(reason),
+        other => JoinError::Master(other),
+    }
+}
+
+/// The answer of a computation: its result, its error, or its panic.
+fn settle<Out, Err: Display>(answer: std::thread::Result<Result<Out, Err>>) -> Result<Out, String> {
+    match answer {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => Err(format!("the function panicked: {}", panic_message(&*panic))),
+    }
+}
+
+/// The message of a panic payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
+}
+
 impl Session {
     /// The command the master's workers run (`pando`'s COMMAND), for a
     /// volunteer to review before agreeing to run it.
@@ -184,11 +251,30 @@ impl Session {
         &self.command
     }
 
-    /// Applies `f` to each value the master sends, one at a time, and sends
-    /// back each result (or the failure, which counts towards that value's
-    /// retries). Values the master sends ahead (its batch) wait in a queue.
-    /// Heartbeats are sent while idle or computing. Returns when the master
-    /// says it is done and every value received has its answer.
+    /// The master's per-value deadline, if it set one: a value still
+    /// running after that long is cancelled (its future is dropped) and
+    /// reported as failed.
+    ///
+    /// ```no_run
+    /// # async fn f(session: pando_distributed_map::Session) {
+    /// if let Some(timeout) = session.value_timeout() {
+    ///     println!("each value must be done within {timeout:?}");
+    /// }
+    /// # }
+    /// ```
+    pub fn value_timeout(&self) -> Option<Duration> {
+        self.value_timeout
+    }
+
+    /// Applies `f` to each value the master sends (up to
+    /// [`Worker::jobs`] at once), and sends back each result, or the
+    /// failure, which counts towards that value's retries. A value whose
+    /// future runs past the value timeout is dropped (so the future must
+    /// release what it holds when dropped: kill its process, for example)
+    /// and reported as failed; so is a value whose future panics, or whose
+    /// result is larger than the master accepts. Heartbeats are sent while
+    /// idle or computing. Returns when the master says it is done and every
+    /// value received has its answer.
     ///
     /// See [`Worker`] for an example.
     pub async fn run<In, Out, F, Fut, Err>(self, mut f: F) -> Result<WorkerSummary, JoinError>
@@ -199,98 +285,71 @@ impl Session {
         Fut: Future<Output = Result<Out, Err>>,
         Err: Display,
     {
-        let Session {
-            connection,
-            heartbeat,
-            max_frame,
-            ..
-        } = self;
-        let Connection {
-            mut sink,
-            mut stream,
-            peer,
-        } = connection;
-        let timeout = heartbeat * 10;
-        let mut summary = WorkerSummary::default();
-        let mut queue: VecDeque<(u64, Result<In, String>)> = VecDeque::new();
-        let mut computing: Option<(u64, Pin<Box<Fut>>)> = None;
-        let mut master_done = false;
-        let mut last_sent = Instant::now();
-        let mut last_heard = Instant::now();
-        loop {
-            if computing.is_none() {
-                while let Some((id, value)) = queue.pop_front() {
-                    match value {
-                        Ok(value) => {
-                            computing = Some((id, Box::pin(f(value))));
-                            break;
+        /// A value being computed: its id and its future, panics caught.
+        type Computing<Fut, Out, Err> = (
+            u64,
+            Pin<
+                Box<
+                    futures::future::Map<
+                        futures::future::CatchUnwind<AssertUnwindSafe<Fut>>,
+                        fn(std::thread::Result<Result<Out, Err>>) -> Result<Out, String>,
+                    >,
+                >,
+            >,
+        );
+        let Session { mut core, mut io, .. } = self;
+        let codec = io.codec();
+        let mut running: Vec<Computing<Fut, Out, Err>> = Vec::new();
+        let mut end: Option<Result<WorkerSummary, JoinError>> = None;
+        std::future::poll_fn(|cx| {
+            loop {
+                let finished = io.poll_round(&mut core, cx).is_ready();
+                let mut progressed = false;
+                while let Some(event) = core.poll_event() {
+                    progressed = true;
+                    match event {
+                        WorkerEvent::Run { id, payload } => match codec.decode_payload::<In>(&payload) {
+                            Ok(value) => {
+                                let computing = AssertUnwindSafe(f(value))
+                                    .catch_unwind()
+                                    .map(settle::<Out, Err> as fn(_) -> _);
+                                running.push((id, Box::pin(computing)));
+                            }
+                            Err(e) => {
+                                core.handle_result(now(), id, Err(format!("cannot decode the value: {e}")))
+                            }
+                        },
+                        WorkerEvent::Cancel { id } => running.retain(|(r, _)| *r != id),
+                        WorkerEvent::Closed(result) => {
+                            running.clear();
+                            end = Some(result.map_err(join_error));
                         }
-                        Err(reason) => {
-                            summary.failed += 1;
-                            sink.send(Frame::Failed { id, reason }.encode()).await?;
-                            last_sent = Instant::now();
-                        }
+                        WorkerEvent::Welcomed { .. } => {}
                     }
                 }
-            }
-            if master_done && computing.is_none() && queue.is_empty() {
-                sink.send(Frame::Done.encode()).await?;
-                let _ = sink.close().await;
-                return Ok(summary);
-            }
-            let compute = async {
-                match computing.as_mut() {
-                    Some((id, fut)) => (*id, fut.as_mut().await),
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                (id, result) = compute => {
-                    computing = None;
-                    let frame = match result {
-                        Ok(out) => {
-                            summary.done += 1;
-                            Frame::Result { id, payload: encode_payload(&out) }
+                let mut i = 0;
+                while i < running.len() {
+                    match running[i].1.as_mut().poll(cx) {
+                        Poll::Ready(result) => {
+                            let (id, _) = running.swap_remove(i);
+                            let answer = result.map(|out| codec.encode_payload(&out));
+                            core.handle_result(now(), id, answer);
+                            progressed = true;
                         }
-                        Err(e) => {
-                            summary.failed += 1;
-                            Frame::Failed { id, reason: e.to_string() }
-                        }
-                    };
-                    sink.send(frame.encode()).await?;
-                    last_sent = Instant::now();
-                }
-                frame = stream.next() => {
-                    last_heard = Instant::now();
-                    let bytes = match frame {
-                        Some(bytes) => bytes?,
-                        None => return Err(JoinError::Transport(TransportError::Closed { peer })),
-                    };
-                    match Frame::decode(&bytes, max_frame)? {
-                        Frame::Value { id, payload } => {
-                            let value = decode_payload::<In>(&payload).map_err(|e| e.to_string());
-                            queue.push_back((id, value));
-                        }
-                        Frame::Heartbeat => {}
-                        Frame::Done => master_done = true,
-                        Frame::Error { message } => {
-                            return Err(JoinError::Protocol(format!("the master stopped: {message}")));
-                        }
-                        other => {
-                            let message = format!("unexpected {} frame", other.name());
-                            let _ = sink.send(Frame::Error { message: message.clone() }.encode()).await;
-                            return Err(JoinError::Protocol(message));
-                        }
+                        Poll::Pending => i += 1,
                     }
                 }
-                _ = sleep_until(last_sent + heartbeat) => {
-                    sink.send(Frame::Heartbeat.encode()).await?;
-                    last_sent = Instant::now();
+                if finished {
+                    return Poll::Ready(
+                        end.take()
+                            .unwrap_or(Err(JoinError::Master(SessionError::Disconnected))),
+                    );
                 }
-                _ = sleep_until(last_heard + timeout) => {
-                    return Err(JoinError::Protocol(format!("nothing heard from the master for {timeout:?}")));
+                if !progressed {
+                    return Poll::Pending;
                 }
             }
-        }
+        })
+        .await
     }
 }

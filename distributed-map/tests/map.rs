@@ -7,6 +7,7 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use pando_distributed_map::codec::Codec;
 use pando_distributed_map::frame::{Frame, PROTOCOL_VERSION};
 use pando_distributed_map::transport::{Connector, Listener, tcp, ws};
 use pando_distributed_map::{DistributedMap, JoinError, MapConfig, Worker, join_url};
@@ -35,14 +36,16 @@ async fn ws_master(
 /// misbehaving worker by hand.
 async fn raw_join(url: &str, name: &str, max: usize) -> pando_distributed_map::transport::Connection {
     let (base, token) = pando_distributed_map::split_join_url(url);
-    let mut raw = ws::WsConnector::new(max).connect(base).await.unwrap();
+    let mut raw = ws::WsConnector::new(max).connect(&base).await.unwrap();
     let hello = Frame::Hello {
         version: PROTOCOL_VERSION,
-        token: token.into(),
+        token,
         name: name.into(),
     };
-    raw.sink.send(hello.encode()).await.unwrap();
-    let welcome = Frame::decode(&raw.stream.next().await.unwrap().unwrap(), MAX).unwrap();
+    raw.sink.send(Codec::Postcard.encode(&hello)).await.unwrap();
+    let welcome = Codec::Postcard
+        .decode(&raw.stream.next().await.unwrap().unwrap(), MAX)
+        .unwrap();
     assert!(matches!(welcome, Frame::Welcome { .. }), "{welcome:?}");
     raw
 }
@@ -113,8 +116,9 @@ async fn a_worker_that_vanishes_mid_value_loses_nothing() {
     let mut raw = raw_join(&url, "crash", MAX).await;
     let mut taken = vec![];
     while taken.len() < 3 {
-        if let Frame::Value { id, .. } =
-            Frame::decode(&raw.stream.next().await.unwrap().unwrap(), MAX).unwrap()
+        if let Frame::Value { id, .. } = Codec::Postcard
+            .decode(&raw.stream.next().await.unwrap().unwrap(), MAX)
+            .unwrap()
         {
             taken.push(id);
         }
@@ -134,30 +138,36 @@ async fn a_worker_that_vanishes_mid_value_loses_nothing() {
 async fn a_wrong_token_and_a_wrong_version_are_rejected_before_any_value() {
     let (map, url, output) = ws_master(MapConfig::default(), 10).await;
     let (base, token) = pando_distributed_map::split_join_url(&url);
-    let wrong = join_url(base, "not-the-token");
+    let wrong = join_url(&base, "not-the-token");
     match Worker::new("intruder").connect(&wrong).await {
         Err(JoinError::Rejected(reason)) => assert_eq!(reason, "wrong join token"),
         other => panic!("expected a rejection, got {other:?}"),
     }
-    match Worker::new("anonymous").connect(base).await {
+    match Worker::new("anonymous").connect(&base).await {
         Err(JoinError::Rejected(reason)) => assert_eq!(reason, "missing join token"),
         other => panic!("expected a rejection, got {other:?}"),
     }
-    let mut raw = ws::WsConnector::new(MAX).connect(base).await.unwrap();
+    let mut raw = ws::WsConnector::new(MAX).connect(&base).await.unwrap();
     raw.sink
-        .send(
-            Frame::Hello {
-                version: PROTOCOL_VERSION + 1,
-                token: token.into(),
-                name: "future".into(),
-            }
-            .encode(),
-        )
+        .send(Codec::Postcard.encode(&Frame::Hello {
+            version: PROTOCOL_VERSION + 1,
+            token: token.clone(),
+            name: "future".into(),
+        }))
         .await
         .unwrap();
-    match Frame::decode(&raw.stream.next().await.unwrap().unwrap(), MAX).unwrap() {
+    match Codec::Postcard
+        .decode(&raw.stream.next().await.unwrap().unwrap(), MAX)
+        .unwrap()
+    {
         Frame::Reject { reason } => {
-            assert!(reason.contains("protocol version 2 is not supported"), "{reason}")
+            assert!(
+                reason.contains(&format!(
+                    "protocol version {} is not supported",
+                    PROTOCOL_VERSION + 1
+                )),
+                "{reason}"
+            )
         }
         other => panic!("expected Reject, got {other:?}"),
     }
@@ -178,17 +188,18 @@ async fn malformed_unexpected_and_oversized_frames_disconnect_the_worker_and_los
     let (_map, url, output) = ws_master(MapConfig::default(), n).await;
     for bad in [
         vec![0xff, 0xff, 0xff],
-        Frame::Value {
+        Codec::Postcard.encode(&Frame::Value {
             id: 0,
             payload: vec![],
-        }
-        .encode(),
+        }),
         vec![0; MAX + 1],
     ] {
         let mut raw = raw_join(&url, "bad", MAX * 2).await;
         // Wait for a value, so the bad worker holds something.
         loop {
-            let f = Frame::decode(&raw.stream.next().await.unwrap().unwrap(), MAX).unwrap();
+            let f = Codec::Postcard
+                .decode(&raw.stream.next().await.unwrap().unwrap(), MAX)
+                .unwrap();
             if matches!(f, Frame::Value { .. }) {
                 break;
             }
@@ -238,7 +249,9 @@ async fn a_silent_worker_is_detected_by_heartbeat_and_its_values_lent_again() {
     let (map, url, output) = ws_master(config, 50).await;
     // A worker that joins, takes values, and then says nothing (as if stopped).
     let mut raw = raw_join(&url, "stalled", MAX).await;
-    let first = Frame::decode(&raw.stream.next().await.unwrap().unwrap(), MAX).unwrap();
+    let first = Codec::Postcard
+        .decode(&raw.stream.next().await.unwrap().unwrap(), MAX)
+        .unwrap();
     assert!(matches!(first, Frame::Value { id: 0, .. }));
     let worker = spawn_squarer(url, "steady");
     assert_eq!(output.await, Ok(squares(50)));

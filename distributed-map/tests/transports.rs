@@ -3,6 +3,7 @@
 //! error naming the peer, and a closed peer ends the stream.
 
 use futures::{SinkExt, StreamExt};
+use pando_distributed_map::codec::Codec;
 use pando_distributed_map::frame::{Frame, PROTOCOL_VERSION};
 use pando_distributed_map::transport::{Connection, Connector, Listener, TransportError, memory, tcp, ws};
 
@@ -10,7 +11,9 @@ const MAX: usize = 64 * 1024;
 
 async fn pair(listener: &mut dyn Listener, connector: &dyn Connector) -> (Connection, Connection) {
     let url = listener.url();
-    let (worker, master) = tokio::join!(connector.connect(&url), listener.accept());
+    let (worker, master) = tokio::join!(connector.connect(&url), async {
+        listener.accept().await?.upgrade().await
+    });
     (master.unwrap(), worker.unwrap())
 }
 
@@ -20,17 +23,17 @@ async fn round_trip(master: &mut Connection, worker: &mut Connection) {
         token: "tok".into(),
         name: "w1".into(),
     };
-    worker.sink.send(hello.encode()).await.unwrap();
+    worker.sink.send(Codec::Postcard.encode(&hello)).await.unwrap();
     let got = master.stream.next().await.unwrap().unwrap();
-    assert_eq!(Frame::decode(&got, MAX).unwrap(), hello);
+    assert_eq!(Codec::Postcard.decode(&got, MAX).unwrap(), hello);
     for id in 0..100u64 {
         let value = Frame::Value {
             id,
             payload: vec![id as u8; id as usize],
         };
-        master.sink.send(value.encode()).await.unwrap();
+        master.sink.send(Codec::Postcard.encode(&value)).await.unwrap();
         let got = worker.stream.next().await.unwrap().unwrap();
-        assert_eq!(Frame::decode(&got, MAX).unwrap(), value);
+        assert_eq!(Codec::Postcard.decode(&got, MAX).unwrap(), value);
     }
     // A frame at the limit passes.
     worker.sink.send(vec![7; MAX]).await.unwrap();
@@ -100,7 +103,7 @@ async fn a_websocket_text_message_is_a_protocol_error_naming_the_peer() {
         ws.send(Message::Text("hello".into())).await.unwrap();
         ws
     });
-    let mut master = listener.accept().await.unwrap();
+    let mut master = listener.accept().await.unwrap().upgrade().await.unwrap();
     let err = master.stream.next().await.unwrap().unwrap_err();
     assert!(
         matches!(

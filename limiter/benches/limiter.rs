@@ -8,8 +8,12 @@
 //! takes about 105 ns/item; the goal here is at most 100 ns/item.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+#[path = "../../bench-support/ns_per_item.rs"]
+mod bench_support;
+
+use bench_support::ns_per_item;
 use criterion::{Criterion, Throughput, criterion_group};
 use futures::executor::block_on;
 use pando_limiter::limit;
@@ -43,21 +47,10 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-/// The best of `runs` full runs, in ns per item.
-fn ns_per_item(f: fn(), runs: usize) -> f64 {
-    (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_nanos() as f64 / N as f64
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
 fn summary() {
     let runs = 10;
-    let lim = ns_per_item(limited, runs);
-    let unl = ns_per_item(unlimited, runs);
+    let lim = ns_per_item(limited, N, runs);
+    let unl = ns_per_item(unlimited, N, runs);
     println!();
     println!("summary: 10^6 items, best of {runs} full runs");
     println!(

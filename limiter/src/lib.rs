@@ -86,12 +86,6 @@
 //! | [`Clock`], [`SystemClock`], [`ManualClock`] | the flow-rate clock |
 //! | [`LimitError`] | rejected configurations |
 
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
 #![forbid(unsafe_code)]
 
 mod clock;

@@ -6,8 +6,12 @@
 //! same run (the best of several full runs of each pipeline).
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+#[path = "../../bench-support/ns_per_item.rs"]
+mod bench_support;
+
+use bench_support::ns_per_item;
 use criterion::{Criterion, Throughput, criterion_group};
 use futures::StreamExt;
 use futures::executor::block_on;
@@ -50,21 +54,10 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-/// The best of `runs` full runs, in ns per item.
-fn ns_per_item(f: fn(), runs: usize) -> f64 {
-    (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_nanos() as f64 / N as f64
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
 fn summary() {
-    let pull = ns_per_item(pull_stream, 15);
-    let fut = ns_per_item(futures_stream, 15);
-    let iter = ns_per_item(iterator_loop, 15);
+    let pull = ns_per_item(pull_stream, N, 15);
+    let fut = ns_per_item(futures_stream, N, 15);
+    let iter = ns_per_item(iterator_loop, N, 15);
     println!();
     println!("summary: count -> map -> drain, 10^6 items (best of 15 runs)");
     println!("  pando-pull-stream  {pull:6.2} ns/item");

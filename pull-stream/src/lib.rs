@@ -75,12 +75,6 @@
 //! | sharing  | [`Serializer`] (concurrent asks, one upstream request at a time) |
 //! | duplexes | [`Duplex`], [`duplex_pair`] (an in-memory connection), [`channel`] |
 
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
 #![forbid(unsafe_code)]
 
 mod channel;
@@ -96,6 +90,8 @@ mod sinks;
 mod source;
 mod sources;
 mod sync;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 mod throughs;
 
 pub use channel::{ChannelSink, ChannelSource, DuplexEnd, SendFuture, channel, duplex_pair};
@@ -108,7 +104,7 @@ pub use interop::{
     into_sink, into_stream,
 };
 pub use protocol::{Answer, Request, Termination};
-pub use serializer::{AskNow, Close, OwnedAsk, SerialAsk, Serialize, Serializer, serialize};
+pub use serializer::{AskNow, Close, OwnedAsk, SerialAsk, Serializer, SerializerModule, serialize};
 pub use sinks::{
     Collect, CollectFuture, Drain, DrainFuture, ForEach, ForEachFuture, collect, drain, for_each,
 };

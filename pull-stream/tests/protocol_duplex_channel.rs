@@ -3,9 +3,10 @@
 
 mod common;
 
-use common::{noop_cx, trace, yielding};
+use common::{noop_cx, trace};
 use futures::executor::block_on;
 use pando_checker::{Checker, Invariant};
+use pando_pull_stream::test_util::yielding;
 use pando_pull_stream::{
     Answer, Connect, SourceExt, channel, collect, count, duplex_pair, from_try_stream, infinite, map, pull,
     take,

@@ -7,9 +7,10 @@ mod common;
 use std::fmt::Debug;
 use std::future::Future;
 
-use common::{silent, trace, yielding};
+use common::{silent, trace};
 use futures::executor::block_on;
 use pando_checker::{Checker, Monitor};
+use pando_pull_stream::test_util::yielding;
 use pando_pull_stream::{
     Answer, Serializer, Source, SourceExt, Termination, collect, count, from_try_stream, pull, serialize,
     take,

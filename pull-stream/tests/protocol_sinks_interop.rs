@@ -7,10 +7,11 @@ mod common;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use common::{noop_cx, silent, trace, yielding};
+use common::{noop_cx, silent, trace};
 use futures::executor::block_on;
 use futures::{Sink, StreamExt};
 use pando_checker::Checker;
+use pando_pull_stream::test_util::yielding;
 use pando_pull_stream::{
     Answer, SourceExt, collect, count, drain, error, for_each, from_stream, from_try_stream, infinite,
     into_sink, into_stream, pull, take, values,

@@ -4,9 +4,10 @@
 
 mod common;
 
-use common::{trace, yielding};
+use common::trace;
 use futures::executor::block_on;
 use pando_checker::Checker;
+use pando_pull_stream::test_util::yielding;
 use pando_pull_stream::{
     Answer, SourceExt, collect, count, drain, empty, error, infinite, pull, take, values,
 };

@@ -8,9 +8,10 @@
 
 mod common;
 
-use common::{noop_cx, silent, trace, yielding};
+use common::{noop_cx, silent, trace};
 use futures::executor::block_on;
 use pando_checker::Checker;
+use pando_pull_stream::test_util::yielding;
 use pando_pull_stream::{
     Answer, SourceExt, async_map, collect, count, filter, from_try_stream, infinite, map, map_err, pull, take,
 };

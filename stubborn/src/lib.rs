@@ -106,12 +106,6 @@
 //! | [`StubbornError`] | retries exhausted, through ended early |
 //! | [`StubbornHandle`], [`StubbornStats`] | counters, incl. stale results |
 
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
 #![forbid(unsafe_code)]
 
 mod core;

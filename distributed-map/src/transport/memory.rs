@@ -2,10 +2,10 @@
 //! and for the master's local workers.
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use futures::channel::mpsc;
-use futures::{SinkExt, StreamExt};
 
-use super::{Connection, Connector, Listener, TransportError};
+use super::{Connection, Connector, Incoming, Listener, TransportError, map_sink_err};
 
 /// The listening end of the in-process transport.
 #[derive(Debug)]
@@ -31,7 +31,7 @@ pub struct MemoryConnector {
 /// # tokio_test_block_on(async {
 /// let (mut listener, connector) = memory::endpoint("master");
 /// let mut worker = connector.connect("memory://master").await.unwrap();
-/// let mut master = listener.accept().await.unwrap();
+/// let mut master = listener.accept().await.unwrap().upgrade().await.unwrap();
 /// worker.sink.send(b"hi".to_vec()).await.unwrap();
 /// assert_eq!(master.stream.next().await.unwrap().unwrap(), b"hi");
 /// # });
@@ -62,16 +62,17 @@ fn half(
     let (to_peer, from_me) = mpsc::channel::<Vec<u8>>(16);
     let (to_me, from_peer) = mpsc::channel::<Vec<u8>>(16);
     let closed = peer.clone();
-    let sink = to_peer.sink_map_err(move |_| TransportError::Closed { peer: closed.clone() });
+    let sink = map_sink_err(to_peer, move |_| TransportError::Closed { peer: closed.clone() });
     (Box::pin(sink), Box::pin(from_peer.map(Ok)), to_me, from_me)
 }
 
 #[async_trait]
 impl Listener for MemoryListener {
-    async fn accept(&mut self) -> Result<Connection, TransportError> {
-        self.incoming.next().await.ok_or_else(|| TransportError::Closed {
+    async fn accept(&mut self) -> Result<Incoming, TransportError> {
+        let connection = self.incoming.next().await.ok_or_else(|| TransportError::Closed {
             peer: format!("memory://{}", self.name),
-        })
+        })?;
+        Ok(Incoming::ready(connection))
     }
 
     fn url(&self) -> String {
@@ -91,7 +92,7 @@ impl Connector for MemoryConnector {
         let (sink, stream, to_worker, from_worker) = half(format!("memory://{}", self.name));
         let master_side = Connection {
             peer: "memory worker".to_string(),
-            sink: Box::pin(to_worker.sink_map_err(|_| TransportError::Closed {
+            sink: Box::pin(map_sink_err(to_worker, |_| TransportError::Closed {
                 peer: "memory worker".into(),
             })),
             stream: Box::pin(from_worker.map(Ok)),

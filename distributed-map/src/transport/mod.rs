@@ -10,10 +10,14 @@
 //! | TCP | [`tcp::TcpListener`] | [`tcp::TcpConnector`] | length-delimited |
 
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use futures::{Sink, Stream};
+use pin_project_lite::pin_project;
 use thiserror::Error;
 
 pub mod memory;
@@ -109,11 +113,129 @@ pub(crate) async fn bind_tcp(
     Ok((listener, local))
 }
 
+/// A connection just accepted, before the transport's own handshake (the
+/// WebSocket upgrade, for example): [`upgrade`](Incoming::upgrade) completes
+/// it. The master runs the upgrade on the connection's own task, with a
+/// deadline, so that a peer that never finishes it holds up nobody.
+pub struct Incoming {
+    peer: String,
+    upgrade: BoxFuture<'static, Result<Connection, TransportError>>,
+}
+
+impl Incoming {
+    /// A connection whose transport needs no handshake of its own.
+    ///
+    /// ```
+    /// use pando_distributed_map::transport::{Incoming, memory, Connector, Listener};
+    /// # futures::executor::block_on(async {
+    /// let (mut listener, connector) = memory::endpoint("m");
+    /// let _worker = connector.connect("memory://m").await.unwrap();
+    /// let incoming: Incoming = listener.accept().await.unwrap();
+    /// assert_eq!(incoming.peer(), "memory worker");
+    /// let _connection = incoming.upgrade().await.unwrap();
+    /// # });
+    /// ```
+    pub fn ready(connection: Connection) -> Self {
+        Incoming {
+            peer: connection.peer.clone(),
+            upgrade: Box::pin(futures::future::ready(Ok(connection))),
+        }
+    }
+
+    /// A connection from `peer` that `upgrade` completes.
+    ///
+    /// ```
+    /// use pando_distributed_map::transport::{Incoming, TransportError};
+    /// let incoming = Incoming::new("10.0.0.2:5000".into(), async {
+    ///     Err(TransportError::Closed { peer: "10.0.0.2:5000".into() })
+    /// });
+    /// assert_eq!(incoming.peer(), "10.0.0.2:5000");
+    /// ```
+    pub fn new(
+        peer: String,
+        upgrade: impl Future<Output = Result<Connection, TransportError>> + Send + 'static,
+    ) -> Self {
+        Incoming {
+            peer,
+            upgrade: Box::pin(upgrade),
+        }
+    }
+
+    /// The peer's address.
+    ///
+    /// See [`Incoming::new`] for an example.
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// Completes the transport's handshake. It has no deadline of its own:
+    /// the caller sets one.
+    ///
+    /// See [`Incoming::ready`] for an example.
+    pub async fn upgrade(self) -> Result<Connection, TransportError> {
+        self.upgrade.await
+    }
+}
+
+impl fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming")
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// A sink whose errors are mapped by a reusable function, so that a sink
+    /// polled again after an error reports an error again instead of
+    /// panicking (as `SinkExt::sink_map_err` does).
+    #[must_use = "sinks do nothing unless polled"]
+    pub(crate) struct MapErr<S, F> {
+        #[pin]
+        sink: S,
+        f: F,
+    }
+}
+
+/// Maps a sink's errors with `f`.
+pub(crate) fn map_sink_err<S, F>(sink: S, f: F) -> MapErr<S, F> {
+    MapErr { sink, f }
+}
+
+impl<S, F, T, E> Sink<T> for MapErr<S, F>
+where
+    S: Sink<T>,
+    F: FnMut(S::Error) -> E,
+{
+    type Error = E;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        let this = self.project();
+        this.sink.poll_ready(cx).map_err(this.f)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), E> {
+        let this = self.project();
+        this.sink.start_send(item).map_err(this.f)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        let this = self.project();
+        this.sink.poll_flush(cx).map_err(this.f)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        let this = self.project();
+        this.sink.poll_close(cx).map_err(this.f)
+    }
+}
+
 /// Accepts connections from workers (the master's side).
 #[async_trait]
 pub trait Listener: Send + 'static {
-    /// Waits for the next connection.
-    async fn accept(&mut self) -> Result<Connection, TransportError>;
+    /// Waits for the next connection. Only the transport's accept happens
+    /// here; its own handshake, if any, is the [`Incoming`]'s to complete.
+    async fn accept(&mut self) -> Result<Incoming, TransportError>;
 
     /// The URL a worker uses to connect (without the join token).
     fn url(&self) -> String;

@@ -4,9 +4,12 @@
 use async_trait::async_trait;
 use futures::{SinkExt, StreamExt, TryStreamExt};
 use tokio::net::TcpStream;
-use tokio_util::codec::{Framed, LengthDelimitedCodec, LengthDelimitedCodecError};
+use tokio_util::bytes::{Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder, Framed, LengthDelimitedCodec};
 
-use super::{Connection, Connector, FrameSink, FrameStream, Listener, TransportError};
+use super::{
+    Connection, Connector, FrameSink, FrameStream, Incoming, Listener, TransportError, map_sink_err,
+};
 
 /// Accepts TCP connections.
 #[derive(Debug)]
@@ -36,14 +39,80 @@ impl TcpListener {
     }
 }
 
+/// Length-delimited frames (a 4-byte big-endian length, then the frame)
+/// whose oversized-frame error gives the size the header claims.
+struct FrameCodec {
+    /// Encodes.
+    inner: LengthDelimitedCodec,
+    max: usize,
+    /// The length of the frame whose header was read, while its body is awaited.
+    body: Option<usize>,
+}
+
+/// A frame header that claims more than the limit.
+#[derive(Debug)]
+struct TooLarge(usize);
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a frame of {} bytes", self.0)
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+impl Decoder for FrameCodec {
+    type Item = BytesMut;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, std::io::Error> {
+        let size = match self.body {
+            Some(size) => size,
+            None => {
+                let Some(header) = src.get(..4) else {
+                    return Ok(None);
+                };
+                let size = u32::from_be_bytes(header.try_into().expect("four bytes")) as usize;
+                if size > self.max {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        TooLarge(size),
+                    ));
+                }
+                let _ = src.split_to(4);
+                src.reserve(size);
+                self.body = Some(size);
+                size
+            }
+        };
+        if src.len() < size {
+            return Ok(None);
+        }
+        self.body = None;
+        Ok(Some(src.split_to(size)))
+    }
+}
+
+impl Encoder<Bytes> for FrameCodec {
+    type Error = std::io::Error;
+
+    fn encode(&mut self, frame: Bytes, dst: &mut BytesMut) -> Result<(), std::io::Error> {
+        self.inner.encode(frame, dst)
+    }
+}
+
 fn into_connection(peer: String, tcp: TcpStream, max_frame: usize) -> Connection {
-    let codec = LengthDelimitedCodec::builder()
-        .max_frame_length(max_frame)
-        .new_codec();
+    let codec = FrameCodec {
+        inner: LengthDelimitedCodec::builder()
+            .max_frame_length(max_frame)
+            .new_codec(),
+        max: max_frame,
+        body: None,
+    };
     let (sink, stream) = Framed::new(tcp, codec).split();
     let sink_peer = peer.clone();
     let sink: FrameSink = Box::pin(
-        sink.sink_map_err(move |source| TransportError::Io {
+        map_sink_err(sink, move |source| TransportError::Io {
             context: format!("sending to {sink_peer}"),
             source,
         })
@@ -51,32 +120,31 @@ fn into_connection(peer: String, tcp: TcpStream, max_frame: usize) -> Connection
     );
     let stream_peer = peer.clone();
     let stream: FrameStream = Box::pin(stream.map_ok(|b| b.to_vec()).map_err(move |source| {
-        if source
+        match source
             .get_ref()
-            .is_some_and(|inner| inner.is::<LengthDelimitedCodecError>())
+            .and_then(|inner| inner.downcast_ref::<TooLarge>())
         {
-            TransportError::FrameTooLarge {
+            Some(TooLarge(size)) => TransportError::FrameTooLarge {
                 peer: stream_peer.clone(),
-                size: max_frame + 1,
+                size: *size,
                 max: max_frame,
-            }
-        } else {
-            TransportError::Io {
+            },
+            None => TransportError::Io {
                 context: format!("receiving from {stream_peer}"),
                 source,
-            }
+            },
         }
     }));
     Connection { peer, sink, stream }
 }
 
-fn bytes_of(frame: Vec<u8>) -> tokio_util::bytes::Bytes {
+fn bytes_of(frame: Vec<u8>) -> Bytes {
     frame.into()
 }
 
 #[async_trait]
 impl Listener for TcpListener {
-    async fn accept(&mut self) -> Result<Connection, TransportError> {
+    async fn accept(&mut self) -> Result<Incoming, TransportError> {
         let (tcp, addr) = self
             .listener
             .accept()
@@ -86,7 +154,11 @@ impl Listener for TcpListener {
                 source,
             })?;
         let _ = tcp.set_nodelay(true);
-        Ok(into_connection(addr.to_string(), tcp, self.max_frame))
+        Ok(Incoming::ready(into_connection(
+            addr.to_string(),
+            tcp,
+            self.max_frame,
+        )))
     }
 
     fn url(&self) -> String {

@@ -9,7 +9,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message, error::CapacityError};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::{Connection, Connector, FrameSink, FrameStream, Listener, TransportError};
+use super::{
+    Connection, Connector, FrameSink, FrameStream, Incoming, Listener, TransportError, map_sink_err,
+};
 
 /// Accepts WebSocket connections on a TCP address.
 #[derive(Debug)]
@@ -77,7 +79,7 @@ where
     let (sink, stream) = ws.split();
     let sink_peer = peer.clone();
     let sink: FrameSink = Box::pin(
-        sink.sink_map_err(move |e| convert(&sink_peer, e))
+        map_sink_err(sink, move |e| convert(&sink_peer, e))
             .with(|frame: Vec<u8>| async move { Ok::<_, TransportError>(Message::Binary(frame.into())) }),
     );
     let stream_peer = peer.clone();
@@ -107,28 +109,29 @@ where
 
 #[async_trait]
 impl Listener for WsListener {
-    async fn accept(&mut self) -> Result<Connection, TransportError> {
-        loop {
-            let (tcp, addr) = self
-                .listener
-                .accept()
-                .await
-                .map_err(|source| TransportError::Io {
-                    context: format!("accepting on {}", self.url),
-                    source,
-                })?;
-            let peer = addr.to_string();
-            match tokio_tungstenite::accept_async_with_config(
+    /// Accepts a TCP connection; the WebSocket upgrade is the [`Incoming`]'s
+    /// (the master runs it on the connection's own task, with a deadline).
+    async fn accept(&mut self) -> Result<Incoming, TransportError> {
+        let (tcp, addr) = self
+            .listener
+            .accept()
+            .await
+            .map_err(|source| TransportError::Io {
+                context: format!("accepting on {}", self.url),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let peer = addr.to_string();
+        let max_frame = self.max_frame;
+        Ok(Incoming::new(peer.clone(), async move {
+            let ws = tokio_tungstenite::accept_async_with_config(
                 MaybeTlsStream::Plain(tcp),
-                Some(config(self.max_frame)),
+                Some(config(max_frame)),
             )
             .await
-            {
-                Ok(ws) => return Ok(into_connection(peer, ws)),
-                // A client that fails its WebSocket handshake does not stop the listener.
-                Err(e) => tracing::warn!(peer = %peer, error = %e, "websocket handshake failed"),
-            }
-        }
+            .map_err(|e| convert(&peer, e))?;
+            Ok(into_connection(peer, ws))
+        }))
     }
 
     fn url(&self) -> String {

@@ -1,0 +1,195 @@
+//! The accept loop: every connection gets a task of its own at once, with a
+//! deadline for its handshake (the WebSocket upgrade included), within the
+//! connection limits; then the master's adapter serves it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use pando_limiter::limit;
+use pando_pull_stream::{Duplex, pull};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::Codec;
+use crate::connection::{Conn, FromWorker, RejectFailures, RejecterShim as _, ToWorker, lock, poll_drive};
+use crate::io::{FrameIo, now};
+use crate::master::DistributedMap;
+use crate::session::{MasterSession, at};
+use crate::stats::WorkerStats;
+use crate::transport::{Incoming, Listener, TransportError};
+
+/// Counts one connection (pending or connected) until dropped.
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    /// Counts one more, unless `limit` are counted already.
+    fn try_new(counter: &Arc<AtomicUsize>, limit: usize) -> Option<Counted> {
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Counted(counter.clone()))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl<In, Out, E> DistributedMap<In, Out, E>
+where
+    In: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    Out: Serialize + DeserializeOwned + Send + 'static,
+    E: Clone + Send + 'static,
+{
+    pub(crate) fn serve_as<L: Listener>(&self, mut listener: L, remote: bool) -> tokio::task::JoinHandle<()> {
+        let map = self.clone();
+        tokio::spawn(async move {
+            let settled = map.lender.settled();
+            tokio::pin!(settled);
+            let pending = Arc::new(AtomicUsize::new(0));
+            let mut backoff = Duration::from_millis(10);
+            loop {
+                let incoming = tokio::select! {
+                    _ = &mut settled => break,
+                    c = listener.accept() => c,
+                };
+                match incoming {
+                    Ok(incoming) => {
+                        backoff = Duration::from_millis(10);
+                        let accepted_at = now();
+                        let Some(counted) = Counted::try_new(&pending, map.config.max_pending) else {
+                            tracing::warn!(
+                                peer = %incoming.peer(),
+                                "connection from {} closed at once: {} connections are already in their handshake (max_pending)",
+                                incoming.peer(),
+                                map.config.max_pending
+                            );
+                            continue;
+                        };
+                        let served = map.clone();
+                        let task = tokio::spawn(async move {
+                            served
+                                .serve_connection(incoming, accepted_at, counted, remote)
+                                .await;
+                        });
+                        let mut connections = map.connections.lock().unwrap_or_else(|p| p.into_inner());
+                        connections.retain(|t| !t.is_finished());
+                        connections.push(task);
+                    }
+                    Err(TransportError::Closed { .. }) => break,
+                    Err(e) => {
+                        // Out of file descriptors, for example: wait a little, go on.
+                        tracing::error!(url = %listener.url(), error = %e, "cannot accept a worker; retrying in {backoff:?}");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                    }
+                }
+            }
+        })
+    }
+
+    async fn serve_connection(
+        self,
+        incoming: Incoming,
+        accepted_at: Instant,
+        pending: Counted,
+        remote: bool,
+    ) {
+        let config = self.config.clone();
+        let peer = incoming.peer().to_string();
+        let deadline = tokio::time::Instant::from_std(at(accepted_at, config.heartbeat_timeout));
+        let connection = match tokio::time::timeout_at(deadline, incoming.upgrade()).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(e)) => {
+                tracing::warn!(peer = %peer, error = %e, "connection from {peer} failed before its handshake: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    peer = %peer,
+                    "connection from {peer} closed: no handshake within {:?}",
+                    config.heartbeat_timeout
+                );
+                return;
+            }
+        };
+        let mut io = FrameIo::new(connection, Codec::Postcard, config.max_frame);
+        let conn = Arc::new(std::sync::Mutex::new(Conn::<Out>::new(
+            MasterSession::new(config.clone(), accepted_at),
+            &peer,
+        )));
+
+        // The handshake.
+        let mut slot = None;
+        let mut admit = |_: &str| match Counted::try_new(&self.workers, config.max_workers) {
+            Some(counted) => {
+                slot = Some(counted);
+                Ok(())
+            }
+            None => Err(format!("the master is full ({} workers)", config.max_workers)),
+        };
+        std::future::poll_fn(|cx| poll_drive(&conn, &mut io, &mut admit, true, cx)).await;
+        drop(pending);
+        let (joined, worker, name) = {
+            let c = lock(&conn);
+            (c.session.is_running(), c.worker.clone(), c.name.clone())
+        };
+        if !joined {
+            let c = lock(&conn);
+            match c.ended() {
+                Some(Err(reason)) => {
+                    tracing::warn!(worker = %worker, reason = %reason, "worker {worker} {reason}")
+                }
+                _ => tracing::warn!(worker = %worker, "worker {worker} left during its handshake"),
+            }
+            return;
+        }
+        let _slot = slot;
+        if remote {
+            self.remote_joined.cancel();
+        }
+        let stats = Arc::new(WorkerStats::new(name, peer));
+        self.registry.add(stats.clone());
+
+        let sub = self.lender.lend_stream::<crate::WorkerError>();
+        let reclaimer = sub.source.rejecter();
+        lock(&conn).attach(stats.clone(), move |id, reason| {
+            reclaimer.reclaim(id, reason);
+        });
+        let rejections = RejectFailures {
+            rejecter: sub.source.rejecter(),
+            worker: worker.clone(),
+        };
+        let from = FromWorker::<Out> {
+            conn: conn.clone(),
+            termination: None,
+        };
+        let to = ToWorker::<In, Out> {
+            conn: conn.clone(),
+            codec: io.codec(),
+            _in: std::marker::PhantomData,
+        };
+        let limited = limit(Duplex::new(from, to), config.batch_size.get()).expect("batch_size is nonzero");
+        let _ = stats.limit.set(limited.handle());
+        let pipeline = pull!(sub.source, limited, rejections, sub.sink);
+        let mut never = |_: &str| Err("already joined".to_string());
+        let driver = std::future::poll_fn(|cx| poll_drive(&conn, &mut io, &mut never, false, cx));
+        let (result, ()) = tokio::join!(pipeline, driver);
+        stats.disconnected();
+        let ended = lock(&conn).ended().cloned();
+        match (ended, result) {
+            (Some(Err(reason)), _) => tracing::warn!(
+                worker = %worker,
+                reason = %reason,
+                "worker {worker} dropped: it {reason}; its values are lent again"
+            ),
+            (_, Err(e)) => tracing::warn!(worker = %worker, error = %e, "worker {worker} dropped: {e}"),
+            _ => tracing::info!(worker = %worker, "worker {worker} finished"),
+        }
+    }
+}

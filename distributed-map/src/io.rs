@@ -1,0 +1,238 @@
+//! The thin adapter between a transport and a session core: it reads
+//! frames into the core, writes the core's frames, and arms its timer. It
+//! takes no protocol decision; the master's and the worker's adapters share it.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tokio::time::Sleep;
+
+use crate::codec::Codec;
+use crate::frame::{Frame, FrameError};
+use crate::session::{MasterSession, WorkerSession};
+use crate::transport::{Connection, FrameSink, FrameStream};
+
+/// The events and effects every session core has.
+pub(crate) trait SessionCore {
+    fn handle_frame(&mut self, now: Instant, frame: Frame);
+    fn handle_bad_frame(&mut self, now: Instant, error: FrameError);
+    fn handle_closed(&mut self, now: Instant, error: Option<String>);
+    fn handle_timeout(&mut self, now: Instant);
+    fn poll_transmit(&mut self, now: Instant) -> Option<Frame>;
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn is_closed(&self) -> bool;
+    fn is_done_sending(&self) -> bool;
+}
+
+macro_rules! session_core {
+    ($t:ty) => {
+        impl SessionCore for $t {
+            fn handle_frame(&mut self, now: Instant, frame: Frame) {
+                <$t>::handle_frame(self, now, frame)
+            }
+            fn handle_bad_frame(&mut self, now: Instant, error: FrameError) {
+                <$t>::handle_bad_frame(self, now, error)
+            }
+            fn handle_closed(&mut self, now: Instant, error: Option<String>) {
+                <$t>::handle_closed(self, now, error)
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                <$t>::handle_timeout(self, now)
+            }
+            fn poll_transmit(&mut self, now: Instant) -> Option<Frame> {
+                <$t>::poll_transmit(self, now)
+            }
+            fn poll_timeout(&self) -> Option<Instant> {
+                <$t>::poll_timeout(self)
+            }
+            fn is_closed(&self) -> bool {
+                <$t>::is_closed(self)
+            }
+            fn is_done_sending(&self) -> bool {
+                <$t>::is_done_sending(self)
+            }
+        }
+    };
+}
+session_core!(MasterSession);
+session_core!(WorkerSession);
+
+/// The current time on tokio's clock (paused in tests), as the cores' `Instant`.
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SinkState {
+    Open,
+    /// Closed by us, or broken: never polled again (a sink that failed once
+    /// may panic if polled again).
+    Gone,
+}
+
+/// At most this many frames are read in one round, so that a fast peer
+/// cannot starve the rest of the task.
+const READ_BUDGET: usize = 64;
+
+/// A connection's two halves, its codec, and the core's timer.
+pub(crate) struct FrameIo {
+    pub(crate) peer: String,
+    sink: FrameSink,
+    stream: FrameStream,
+    codec: Codec,
+    max_frame: usize,
+    timer: Pin<Box<Sleep>>,
+    armed: Option<Instant>,
+    sink_state: SinkState,
+    read_closed: bool,
+}
+
+impl FrameIo {
+    pub(crate) fn new(connection: Connection, codec: Codec, max_frame: usize) -> Self {
+        let Connection { peer, sink, stream } = connection;
+        FrameIo {
+            peer,
+            sink,
+            stream,
+            codec,
+            max_frame,
+            timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+            armed: None,
+            sink_state: SinkState::Open,
+            read_closed: false,
+        }
+    }
+
+    pub(crate) fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// One round of I/O for `core`: frames read, timers fired, frames
+    /// written. Returns `Ready` once the session is over and the transport
+    /// closed (or given up); the caller handles the core's events after
+    /// each round, and calls again while they produce frames.
+    pub(crate) fn poll_round<C: SessionCore>(&mut self, core: &mut C, cx: &mut Context<'_>) -> Poll<()> {
+        let now = now();
+        self.read(core, now, cx);
+        self.fire_timer(core, cx);
+        let now = self::now();
+        self.write(core, now, cx);
+        if core.is_closed() {
+            return Poll::Ready(());
+        }
+        if core.is_done_sending() && self.sink_state == SinkState::Open {
+            match self.sink.as_mut().poll_close(cx) {
+                Poll::Ready(_) => {
+                    self.sink_state = SinkState::Gone;
+                    return Poll::Ready(());
+                }
+                Poll::Pending => {}
+            }
+        }
+        if core.is_done_sending() && self.sink_state == SinkState::Gone {
+            return Poll::Ready(());
+        }
+        self.arm(core, cx);
+        Poll::Pending
+    }
+
+    fn read<C: SessionCore>(&mut self, core: &mut C, now: Instant, cx: &mut Context<'_>) {
+        for _ in 0..READ_BUDGET {
+            if self.read_closed || core.is_closed() || core.is_done_sending() {
+                return;
+            }
+            match self.stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(bytes))) => match self.codec.decode(&bytes, self.max_frame) {
+                    Ok(frame) => core.handle_frame(now, frame),
+                    Err(e) => core.handle_bad_frame(now, e),
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    self.read_closed = true;
+                    core.handle_closed(now, Some(e.to_string()));
+                }
+                Poll::Ready(None) => {
+                    self.read_closed = true;
+                    core.handle_closed(now, None);
+                }
+                Poll::Pending => return,
+            }
+        }
+        // More may be waiting: come back after the others had their turn.
+        cx.waker().wake_by_ref();
+    }
+
+    fn fire_timer<C: SessionCore>(&mut self, core: &mut C, cx: &mut Context<'_>) {
+        // A deadline that passed fires; the core then sets a later one.
+        for _ in 0..4 {
+            let Some(deadline) = core.poll_timeout() else {
+                return;
+            };
+            if self.armed != Some(deadline) {
+                self.timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::from_std(deadline));
+                self.armed = Some(deadline);
+            }
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return;
+            }
+            self.armed = None;
+            core.handle_timeout(now());
+        }
+        cx.waker().wake_by_ref();
+    }
+
+    fn arm<C: SessionCore>(&mut self, core: &C, cx: &mut Context<'_>) {
+        if let Some(deadline) = core.poll_timeout() {
+            if self.armed != Some(deadline) {
+                self.timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::from_std(deadline));
+                self.armed = Some(deadline);
+            }
+            if self.timer.as_mut().poll(cx).is_ready() {
+                cx.waker().wake_by_ref();
+            }
+        }
+    }
+
+    fn write<C: SessionCore>(&mut self, core: &mut C, now: Instant, cx: &mut Context<'_>) {
+        if self.sink_state != SinkState::Open {
+            // Nothing can be sent any more: what the core queues is dropped.
+            while core.poll_transmit(now).is_some() {}
+            return;
+        }
+        let broken = loop {
+            match self.sink.as_mut().poll_ready(cx) {
+                Poll::Ready(Ok(())) => match core.poll_transmit(now) {
+                    Some(frame) => {
+                        if let Err(e) = self.sink.as_mut().start_send(self.codec.encode(&frame)) {
+                            break Some(e);
+                        }
+                    }
+                    None => break None,
+                },
+                Poll::Ready(Err(e)) => break Some(e),
+                Poll::Pending => break None,
+            }
+        };
+        let broken = broken.or_else(|| match self.sink.as_mut().poll_flush(cx) {
+            Poll::Ready(Err(e)) => Some(e),
+            _ => None,
+        });
+        if let Some(e) = broken {
+            self.sink_state = SinkState::Gone;
+            core.handle_closed(now, Some(e.to_string()));
+        }
+    }
+}
+
+impl std::fmt::Debug for FrameIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameIo")
+            .field("peer", &self.peer)
+            .field("codec", &self.codec)
+            .finish_non_exhaustive()
+    }
+}
