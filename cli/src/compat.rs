@@ -10,17 +10,23 @@ use pando_lend_stream::LendError;
 
 /// Sets the limits the library will have on `config`.
 pub(crate) fn set_limits(
-    _config: &mut MapConfig,
-    _value_timeout: Option<Duration>,
-    _slow_value_warning: Option<Duration>,
-    _max_pending: usize,
-    _max_workers: usize,
+    config: &mut MapConfig,
+    value_timeout: Option<Duration>,
+    slow_value_warning: Option<Duration>,
+    max_pending: usize,
+    max_workers: usize,
 ) {
+    config.value_timeout = value_timeout;
+    if slow_value_warning.is_some() {
+        config.slow_value_warning = slow_value_warning;
+    }
+    config.max_pending = max_pending;
+    config.max_workers = max_workers;
 }
 
 /// The master's value timeout, as the worker learnt it in `Welcome`.
-pub(crate) fn value_timeout(_session: &Session) -> Option<Duration> {
-    None
+pub(crate) fn value_timeout(session: &Session) -> Option<Duration> {
+    session.value_timeout()
 }
 
 /// The number of local workers by default.
