@@ -100,10 +100,12 @@ enum State {
 /// session.handle_result(t0, 0, Ok(vec![25]));
 /// assert_eq!(session.poll_transmit(t0), Some(Frame::Result { id: 0, payload: vec![25] }));
 ///
-/// // A value that runs past the value timeout is cancelled and reported as failed.
+/// // A value that runs past the value timeout (with a grace of a tenth, at
+/// // most 1 s, for a function that keeps the deadline itself) is cancelled
+/// // and reported as failed.
 /// session.handle_frame(t0, Frame::Value { id: 1, payload: vec![6] });
 /// assert!(matches!(session.poll_event(), Some(WorkerEvent::Run { id: 1, .. })));
-/// session.handle_timeout(t0 + Duration::from_secs(3));
+/// session.handle_timeout(t0 + Duration::from_millis(3300));
 /// assert_eq!(session.poll_event(), Some(WorkerEvent::Cancel { id: 1 }));
 /// assert!(matches!(session.poll_transmit(t0), Some(Frame::Failed { id: 1, .. })));
 /// ```
@@ -380,7 +382,7 @@ impl WorkerSession {
                 if let Some(timeout) = self.value_timeout {
                     let mut expired = Vec::new();
                     self.running.retain(|&(id, started)| {
-                        let keep = now < at(started, timeout);
+                        let keep = now < at(started, with_grace(timeout));
                         if !keep {
                             expired.push(id);
                         }
@@ -487,13 +489,20 @@ impl WorkerSession {
                 let values = self.value_timeout.and_then(|timeout| {
                     self.running
                         .iter()
-                        .map(|&(_, started)| at(started, timeout))
+                        .map(|&(_, started)| at(started, with_grace(timeout)))
                         .min()
                 });
                 earliest(Some(liveness), values)
             }
         }
     }
+}
+
+/// The value timeout with the grace the worker's session gives a function
+/// that keeps the deadline itself (and can say better what it stopped):
+/// a tenth of the timeout, at most one second.
+fn with_grace(timeout: Duration) -> Duration {
+    timeout.saturating_add((timeout / 10).min(Duration::from_secs(1)))
 }
 
 #[cfg(test)]
@@ -638,16 +647,19 @@ mod tests {
                 payload: vec![]
             }]
         );
-        // Value 1 started at 2 s: it times out at 5 s, not 3 s.
+        // Value 1 started at 2 s: it times out at 5.3 s (3 s and a tenth of grace), not 3.3 s.
         s.handle_frame(t0 + 3 * S, Frame::Heartbeat);
         s.handle_timeout(t0 + 3 * S);
         assert_eq!(events(&mut s), []);
         drain(&mut s, t0 + 3 * S);
         assert_eq!(s.poll_timeout(), Some(t0 + 4 * S)); // the next heartbeat comes first
+        s.handle_frame(t0 + 5 * S, Frame::Heartbeat);
         s.handle_timeout(t0 + 5 * S);
+        assert_eq!(events(&mut s), []);
+        s.handle_timeout(t0 + 5 * S + S * 3 / 10);
         assert_eq!(events(&mut s), [WorkerEvent::Cancel { id: 1 }]);
         assert_eq!(
-            drain(&mut s, t0 + 5 * S).last(),
+            drain(&mut s, t0 + 6 * S).last(),
             Some(&Frame::Failed {
                 id: 1,
                 reason: "timed out after 3s".into()

@@ -1,0 +1,97 @@
+//! Lines as bytes: the input of `pando` and the answers of a line filter.
+//!
+//! A line is everything up to a `\n`, without it; a `\r` left at its end is
+//! removed too, so `\r\n` files give the same lines as `\n` files. The bytes
+//! need not be UTF-8. A last line without a `\n` still counts; an empty
+//! line is a value of its own.
+
+use std::io;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use tokio::io::AsyncRead;
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
+
+/// The codec that splits a byte stream at each `\n` (and drops the `\n`).
+pub(crate) fn codec() -> AnyDelimiterCodec {
+    AnyDelimiterCodec::new(b"\n".to_vec(), Vec::new())
+}
+
+/// Like [`codec`], with chunks of at most `max` bytes (a longer one is an error).
+pub(crate) fn codec_with_max_length(max: usize) -> AnyDelimiterCodec {
+    AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), max)
+}
+
+/// Removes a trailing `\n`, then a trailing `\r`.
+pub(crate) fn strip_line_end(line: &mut Vec<u8>) {
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+}
+
+/// The codec's error as an I/O error.
+pub(crate) fn io_error(e: AnyDelimiterCodecError) -> io::Error {
+    match e {
+        AnyDelimiterCodecError::Io(e) => e,
+        other => io::Error::other(other),
+    }
+}
+
+/// The lines of `reader`, as bytes; a read error (shareable, as the
+/// lender's input needs) is the stream's last item.
+pub(crate) fn byte_lines<R>(reader: R) -> impl Stream<Item = Result<Vec<u8>, Arc<io::Error>>> + Send + 'static
+where
+    R: AsyncRead + Send + 'static,
+{
+    FramedRead::new(reader, codec()).map(|chunk| {
+        let mut line: Vec<u8> = chunk.map_err(|e| Arc::new(io_error(e)))?.into();
+        strip_line_end(&mut line);
+        Ok(line)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines_of(input: &'static [u8]) -> Vec<Vec<u8>> {
+        byte_lines(input)
+            .map(|l| l.expect("no read error"))
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn lines_are_bytes_and_crlf_is_stripped_like_lf() {
+        let got = lines_of(b"a\xffb\nc\r\n\nlast").await;
+        assert_eq!(
+            got,
+            vec![b"a\xffb".to_vec(), b"c".to_vec(), b"".to_vec(), b"last".to_vec()]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_final_newline_adds_no_empty_line_and_no_input_no_line() {
+        assert_eq!(lines_of(b"x\n").await, vec![b"x".to_vec()]);
+        assert!(lines_of(b"").await.is_empty());
+    }
+
+    #[test]
+    fn strip_removes_one_newline_then_one_carriage_return() {
+        for (input, want) in [
+            (&b"x\r\n"[..], &b"x"[..]),
+            (b"x\n", b"x"),
+            (b"x\r", b"x"),
+            (b"x\n\n", b"x\n"),
+            (b"x\r\r\n", b"x\r"),
+            (b"", b""),
+        ] {
+            let mut line = input.to_vec();
+            strip_line_end(&mut line);
+            assert_eq!(line, want, "{input:?}");
+        }
+    }
+}

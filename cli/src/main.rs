@@ -1,0 +1,571 @@
+//! `pando`: the Unix interface of seed 000 §3.1, for any program.
+//!
+//! ```text
+//! pando [OPTIONS] -- COMMAND [ARGS…]     master: inputs on stdin (one per line), results on stdout, in order
+//! pando work URL [--accept | -- COMMAND [ARGS…]]   a worker, from any machine
+//! ```
+//!
+//! Each input is processed by running COMMAND with the input on its stdin;
+//! its stdout is the result. With `--lines`, COMMAND runs once per worker as
+//! a filter: one input line in, one result line out. A non-zero exit, a
+//! crash or a timeout counts as a failure of that value (retried up to
+//! `--max-retries`).
+//!
+//! Modules: [`runner`] runs COMMAND, [`lines`] reads byte lines,
+//! [`supervise`] keeps the local worker processes running, [`log`] sets up
+//! logging.
+
+mod lines;
+mod log;
+mod runner;
+mod supervise;
+
+use std::io::{BufRead, Write};
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use futures::Stream;
+use pando_distributed_map::frame::DEFAULT_MAX_FRAME;
+use pando_distributed_map::transport::{Listener, tcp, ws};
+use pando_distributed_map::{DistributedMap, MapConfig, PoisonPolicy, Worker, default_workers, join};
+use pando_lend_stream::LendError;
+use pando_pull_stream::{for_each, pull};
+use tokio::sync::mpsc;
+
+use crate::runner::Runner;
+use crate::supervise::{LocalWorkers, Progress};
+
+/// What `--help` says about lines, in both modes.
+const LINES_HELP: &str = "\
+Lines: an input line is everything up to a newline, without it; a carriage return \
+before the newline is removed too (CRLF input gives the same values as LF input). \
+Lines are bytes: they need not be UTF-8. A result is COMMAND's stdout without its last \
+newline (and a carriage return before it); with --lines, the filter's answer line, \
+stripped the same way. Results are written one per line.
+
+Logging: to stderr; the level comes from RUST_LOG (default: info for pando's own events, \
+such as workers joining, finishing or being dropped with the reason).";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pando",
+    version,
+    about = "Map a command over lines of input with the devices that join.",
+    after_help = LINES_HELP
+)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct Cli {
+    #[command(subcommand)]
+    work: Option<Sub>,
+    #[command(flatten)]
+    master: MasterArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Sub {
+    /// Join a master as a worker.
+    #[command(after_help = LINES_HELP)]
+    Work(WorkArgs),
+}
+
+#[derive(Args, Debug)]
+struct MasterArgs {
+    /// Read inputs from FILE instead of stdin.
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Local worker processes to start (default: the number of cores; 0: none).
+    #[arg(long, value_name = "N")]
+    local: Option<usize>,
+    /// The most values a worker holds at once.
+    #[arg(long, default_value_t = NonZeroUsize::new(2).unwrap(), value_name = "N")]
+    batch_size: NonZeroUsize,
+    /// Start local workers only once a remote worker has joined.
+    #[arg(long)]
+    start_idle: bool,
+    /// The address to listen on.
+    #[arg(long, default_value = "0.0.0.0", value_name = "ADDR")]
+    bind: String,
+    /// The port to listen on (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// The join token (default: a fresh random token).
+    #[arg(long)]
+    token: Option<String>,
+    /// Heartbeat interval: milliseconds, or a duration such as 2s (a worker silent for 10 intervals is dropped; at most 1 day).
+    #[arg(long, default_value = "1000", value_name = "MS|DURATION", value_parser = parse_heartbeat)]
+    heartbeat: Duration,
+    /// Fail a value whose COMMAND runs longer than DURATION (30s, 500ms, 2m; a bare number is seconds); off by default.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    timeout: Option<Duration>,
+    /// Warn about a value held longer than DURATION without --timeout (default 60s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    slow_warning: Option<Duration>,
+    /// How many times a value may fail before pando stops with an error naming it.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    max_retries: u32,
+    /// Skip values that fail more than --max-retries times instead of stopping.
+    #[arg(long)]
+    skip_failed: bool,
+    /// The most connections still in their handshake; more are closed at once.
+    #[arg(long, default_value_t = NonZeroUsize::new(256).unwrap(), value_name = "N")]
+    max_pending: NonZeroUsize,
+    /// The most connected workers; more are turned away (the master is full).
+    #[arg(long, default_value_t = NonZeroUsize::new(4096).unwrap(), value_name = "N")]
+    max_workers: NonZeroUsize,
+    /// Output results as they arrive instead of in input order.
+    #[arg(long)]
+    unordered: bool,
+    /// Print worker statistics to stderr every second.
+    #[arg(long)]
+    monitor: bool,
+    /// Run COMMAND once per worker as a line filter instead of once per input.
+    #[arg(long)]
+    lines: bool,
+    /// Use plain TCP instead of WebSocket.
+    #[arg(long)]
+    tcp: bool,
+    /// The command to run on each input.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct WorkArgs {
+    /// The join URL the master printed.
+    url: String,
+    /// Run the master's command without asking.
+    #[arg(long)]
+    accept: bool,
+    /// Run COMMAND once per worker as a line filter (must match the master's --lines).
+    #[arg(long)]
+    lines: bool,
+    /// This worker's name, shown in the master's logs and statistics (default: the host name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Kill COMMAND and fail the value after DURATION (default: the master's --timeout; the shorter of both applies).
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    timeout: Option<Duration>,
+    /// Run this command instead of the master's.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+/// The longest heartbeat: ten of them (the heartbeat timeout) must fit any clock.
+const MAX_HEARTBEAT: Duration = Duration::from_secs(24 * 3600);
+/// The longest timeout (a year).
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `--heartbeat`: milliseconds (the old form) or a duration.
+fn parse_heartbeat(s: &str) -> Result<Duration, String> {
+    let d = if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() {
+        s.parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|e| e.to_string())?
+    } else {
+        humantime::parse_duration(s).map_err(|e| e.to_string())?
+    };
+    if d < Duration::from_millis(1) || d > MAX_HEARTBEAT {
+        return Err("a heartbeat must be between 1 ms and 1 day".to_string());
+    }
+    Ok(d)
+}
+
+/// `--timeout`: a duration (`30s`, `500ms`, `2m`); a bare number is seconds.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() {
+        s.parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|e| e.to_string())?
+    } else {
+        humantime::parse_duration(s).map_err(|e| e.to_string())?
+    };
+    if d.is_zero() || d > MAX_TIMEOUT {
+        return Err("a timeout must be more than 0 and at most a year".to_string());
+    }
+    Ok(d)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    log::init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pando: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match cli.work {
+        Some(Sub::Work(args)) => runtime.block_on(work(args)),
+        None => runtime.block_on(master(cli.master)),
+    };
+    // Tasks still running (a worker's COMMAND, a forwarding task, a
+    // connection) are dropped now, which kills what they started.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    // The error line comes last, after every log line of those tasks.
+    if let Some(message) = FINAL_MESSAGE.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        eprintln!("pando: {message}");
+    }
+    code
+}
+
+/// The one-line error (or note) printed when pando ends.
+static FINAL_MESSAGE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Ends with `message` as the last line on stderr, and a failure exit code.
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    say_last(message);
+    ExitCode::FAILURE
+}
+
+/// Prints `message` as pando's last line on stderr (once the runtime has stopped).
+fn say_last(message: impl std::fmt::Display) {
+    *FINAL_MESSAGE.lock().unwrap_or_else(|p| p.into_inner()) = Some(message.to_string());
+}
+
+/// Resolves on SIGINT or SIGTERM, with the exit code that reports it.
+async fn shutdown_signal() -> ExitCode {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    let mut int = match signal(SignalKind::interrupt()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => ExitCode::from(128 + 15),
+        _ = int.recv() => ExitCode::from(128 + 2),
+    }
+}
+
+type Lines = Pin<Box<dyn Stream<Item = Result<Vec<u8>, Arc<std::io::Error>>> + Send>>;
+
+async fn master(args: MasterArgs) -> ExitCode {
+    if let Err(e) = runner::find_program(&args.command[0]) {
+        return fail(e);
+    }
+    let mut config = MapConfig {
+        batch_size: args.batch_size,
+        heartbeat: args.heartbeat,
+        heartbeat_timeout: args.heartbeat.saturating_mul(10),
+        max_retries: Some(args.max_retries),
+        poison: if args.skip_failed {
+            PoisonPolicy::Skip
+        } else {
+            PoisonPolicy::Fail
+        },
+        ordered: !args.unordered,
+        command: args.command.clone(),
+        ..MapConfig::default()
+    };
+    config.value_timeout = args.timeout;
+    if args.slow_warning.is_some() {
+        config.slow_value_warning = args.slow_warning;
+    }
+    config.max_pending = args.max_pending.get();
+    config.max_workers = args.max_workers.get();
+    if let Some(token) = &args.token {
+        config.token = token.clone();
+    }
+    let map = DistributedMap::<Vec<u8>, Vec<u8>, Arc<std::io::Error>>::new(config);
+    let addr = format!("{}:{}", args.bind, args.port);
+    let listener_url = if args.tcp {
+        tcp::TcpListener::bind(&addr, map.config().max_frame)
+            .await
+            .map(|l| serve(&map, l))
+    } else {
+        ws::WsListener::bind(&addr, map.config().max_frame)
+            .await
+            .map(|l| serve(&map, l))
+    };
+    let listener_url = match listener_url {
+        Ok(url) => url,
+        Err(e) => return fail(e),
+    };
+    let (local_url, public_url) = join::local_and_public_urls(&listener_url, &map.config().token);
+    eprintln!("pando: other machines join with: pando work '{public_url}'");
+
+    let lines: Lines = match &args.input {
+        Some(path) => match tokio::fs::File::open(path).await {
+            Ok(file) => Box::pin(lines::byte_lines(file)),
+            Err(e) => return fail(format!("cannot read {}: {e}", path.display())),
+        },
+        None => Box::pin(lines::byte_lines(tokio::io::stdin())),
+    };
+
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return fail(format!("cannot find my own executable: {e}")),
+    };
+    let n = args.local.unwrap_or_else(default_workers);
+    let (fatal_tx, mut fatal) = mpsc::unbounded_channel::<String>();
+    let start_local = {
+        let map = map.clone();
+        let lines = args.lines;
+        let timeout = args.timeout;
+        move || {
+            let progress = move |name: &str| {
+                map.stats()
+                    .workers
+                    .iter()
+                    .filter(|w| w.name == name)
+                    .fold(Progress::default(), |p, w| Progress {
+                        taken: p.taken + w.sent,
+                        done: p.done + w.done,
+                    })
+            };
+            supervise::start(
+                n,
+                move |i| {
+                    let mut cmd = tokio::process::Command::new(&exe);
+                    cmd.arg("work")
+                        .arg(&local_url)
+                        .arg("--accept")
+                        .arg("--name")
+                        .arg(local_name(i));
+                    if lines {
+                        cmd.arg("--lines");
+                    }
+                    if let Some(t) = timeout {
+                        cmd.arg("--timeout")
+                            .arg(humantime::format_duration(t).to_string());
+                    }
+                    cmd
+                },
+                local_name,
+                progress,
+                supervise::Policy::default(),
+                fatal_tx,
+            )
+        }
+    };
+    // The local workers, once started (a std mutex: never held across an
+    // await, so aborting the start-idle task cannot lose started workers).
+    let local = Arc::new(std::sync::Mutex::new(LocalWorkers::none()));
+    let mut idle_start = None;
+    if n > 0 {
+        if args.start_idle {
+            let map = map.clone();
+            let local = local.clone();
+            idle_start = Some(tokio::spawn(async move {
+                map.remote_worker_joined().await;
+                *local.lock().unwrap_or_else(|p| p.into_inner()) = start_local();
+            }));
+        } else {
+            *local.lock().unwrap_or_else(|p| p.into_inner()) = start_local();
+        }
+    }
+
+    if args.monitor {
+        let map = map.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                eprint!("{}", map.stats());
+            }
+        });
+    }
+
+    // A progress line on stderr when it is a terminal (and --monitor is off).
+    let progress = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} results, {per_sec} {msg}")
+            .expect("template"),
+    );
+    if args.monitor || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    } else {
+        log::set_progress(progress.clone());
+        let map = map.clone();
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                progress.set_message(format!("({} workers)", map.stats().connected()));
+                progress.tick();
+            }
+        });
+    }
+    let stdout = std::io::stdout();
+    let shown = progress.clone();
+    let pipeline = pull!(
+        pando_pull_stream::from_try_stream(lines),
+        map.clone(),
+        for_each(move |line: Vec<u8>| {
+            let mut out = stdout.lock();
+            let _ = out.write_all(&line);
+            let _ = out.write_all(b"\n");
+            let _ = out.flush();
+            shown.inc(1);
+        }),
+    );
+    enum End {
+        Done(Result<(), pando_lend_stream::LendError<Arc<std::io::Error>>>),
+        Fatal(String),
+        Signal(ExitCode),
+    }
+    let end = tokio::select! {
+        result = pipeline => End::Done(result),
+        Some(reason) = fatal.recv() => End::Fatal(reason),
+        code = shutdown_signal() => End::Signal(code),
+    };
+    progress.finish_and_clear();
+    if let End::Done(Ok(())) = end {
+        // Let the workers hear that we are done before we exit.
+        tokio::select! {
+            () = map.finish(map.config().heartbeat_timeout) => {}
+            _ = shutdown_signal() => {}
+        }
+    }
+    // Whatever happened, the local workers are stopped (SIGTERM, then SIGKILL).
+    if let Some(task) = idle_start {
+        task.abort();
+        let _ = task.await;
+    }
+    let workers = std::mem::replace(
+        &mut *local.lock().unwrap_or_else(|p| p.into_inner()),
+        LocalWorkers::none(),
+    );
+    workers.stop().await;
+    match end {
+        End::Done(Ok(())) => ExitCode::SUCCESS,
+        End::Done(Err(e)) => fail(describe(&e)),
+        End::Fatal(reason) => fail(reason),
+        End::Signal(code) => {
+            say_last("stopped by a signal; local workers stopped");
+            code
+        }
+    }
+}
+
+/// The one-line message for a run's error.
+fn describe<E: std::fmt::Display>(e: &LendError<E>) -> String {
+    match e {
+        LendError::Poisoned { id, failures, reason } => format!(
+            "input line {} failed {failures} times (more than --max-retries); last failure: {reason}",
+            id + 1
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// The name of local worker `i`.
+fn local_name(i: usize) -> String {
+    format!("local-{i}")
+}
+
+/// Accepts workers from `listener`; its URL.
+fn serve<L: Listener>(map: &DistributedMap<Vec<u8>, Vec<u8>, Arc<std::io::Error>>, listener: L) -> String {
+    let url = listener.url();
+    map.serve(listener);
+    url
+}
+
+async fn work(args: WorkArgs) -> ExitCode {
+    let name = args.name.clone().unwrap_or_else(join::hostname);
+    let worker = Worker::new(name);
+    let session = tokio::select! {
+        session = worker.connect(&args.url) => session,
+        code = shutdown_signal() => return code,
+    };
+    let session = match session {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot join {}: {e}", args.url)),
+    };
+    let command = if !args.command.is_empty() {
+        args.command.clone()
+    } else {
+        let theirs = session.command().to_vec();
+        if theirs.is_empty() {
+            return fail("the master did not say which command to run; name one after --");
+        }
+        if !args.accept && !confirm(&theirs) {
+            return fail("declined to run the master's command");
+        }
+        theirs
+    };
+    // The master's timeout is applied by the library too, a little later
+    // (it gives a function that keeps its own deadline a grace period), so
+    // the failure's reason is the runner's: it says what was killed, and for
+    // a line filter why it may have stalled.
+    let timeout = match (session.value_timeout(), args.timeout) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    // The largest result that fits a frame, with room for the frame's header.
+    let limit = DEFAULT_MAX_FRAME - pando_distributed_map::session::RESULT_OVERHEAD;
+    let runner = match Runner::new(command, args.lines, timeout, limit) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    // On a signal the session's future is dropped, and with it every
+    // COMMAND's process group.
+    let result = tokio::select! {
+        result = session.run(move |line: Vec<u8>| runner.run(line)) => result,
+        code = shutdown_signal() => return code,
+    };
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+/// Asks the volunteer on the terminal whether to run the master's command.
+fn confirm(command: &[String]) -> bool {
+    eprint!("pando: the master asks this machine to run {command:?} on each value. Run it? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn heartbeat_takes_milliseconds_or_a_duration_and_rejects_what_would_overflow() {
+        assert_eq!(parse_heartbeat("250"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_heartbeat("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_heartbeat("0").is_err());
+        assert!(parse_heartbeat(&u64::MAX.to_string()).is_err());
+        assert!(parse_heartbeat(&(u64::MAX - 1).to_string()).is_err());
+        assert!(parse_heartbeat("18446744073709551616").is_err());
+        assert!(parse_heartbeat("1000000000days").is_err());
+    }
+
+    #[test]
+    fn timeout_takes_durations() {
+        assert_eq!(parse_timeout("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_timeout("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("soon").is_err());
+    }
+
+    #[test]
+    fn impossible_values_are_clap_errors() {
+        for args in [
+            &["pando", "--batch-size", "0", "--", "cat"][..],
+            &["pando", "--max-workers", "0", "--", "cat"],
+            &["pando", "--max-pending", "0", "--", "cat"],
+            &["pando", "--heartbeat", "18446744073709551615", "--", "cat"],
+            &["pando", "--timeout", "0", "--", "cat"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+        assert!(Cli::try_parse_from(["pando", "--max-retries", "4294967295", "--", "cat"]).is_ok());
+    }
+}

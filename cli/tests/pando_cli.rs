@@ -1,0 +1,623 @@
+//! End-to-end tests of the `pando` command, as separate processes over
+//! loopback sockets. They wait on events (a line printed, a process ending),
+//! never on fixed sleeps; only the master's own heartbeat timeout takes time.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+const PANDO: &str = env!("CARGO_BIN_EXE_pando");
+
+fn squares(n: u64) -> String {
+    (1..=n).map(|x| format!("{}\n", x * x)).collect()
+}
+
+fn seq(n: u64) -> String {
+    (1..=n).map(|x| format!("{x}\n")).collect()
+}
+
+/// Runs `pando ARGS` with `input` on stdin; returns (status, stdout, stderr).
+fn run(args: &[&str], input: &str) -> (std::process::ExitStatus, String, String) {
+    let mut child = Command::new(PANDO)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_string();
+    let writer = thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    (
+        out.status,
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn a_thousand_squares_in_order_one_process_per_value() {
+    let (status, out, err) = run(
+        &["--local", "2", "--", "sh", "-c", "read x; echo $((x*x))"],
+        &seq(1000),
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(out, squares(1000));
+    assert!(
+        err.contains("other machines join with: pando work 'ws://"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_thousand_squares_in_order_with_line_filters() {
+    let filter = "while read x; do echo $((x*x)); done";
+    let (status, out, err) = run(&["--local", "2", "--lines", "--", "sh", "-c", filter], &seq(1000));
+    assert!(status.success(), "{err}");
+    assert_eq!(out, squares(1000));
+}
+
+#[test]
+fn errors_are_one_clear_line() {
+    let (status, _, err) = run(&["--local", "1", "--", "no-such-command-here"], "");
+    assert!(!status.success());
+    assert_eq!(err, "pando: command not found: no-such-command-here\n");
+
+    let (status, _, err) = run(&["work", "ws://127.0.0.1:1/?token=x"], "");
+    assert!(!status.success());
+    assert!(
+        err.starts_with("pando: cannot join ws://127.0.0.1:1/?token=x: cannot reach"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let (status, _, err) = run(
+        &[
+            "--local",
+            "1",
+            "--max-retries",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            "read x; [ $x -ne 3 ] && echo $x || exit 1",
+        ],
+        &seq(5),
+    );
+    assert!(!status.success());
+    // (A worker's command may also complain on stderr as it is cut off.)
+    assert!(
+        err.lines()
+            .any(|l| l == "pando: input line 3 failed 2 times (more than --max-retries); stopping"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_port_in_use_is_reported() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (status, _, err) = run(
+        &[
+            "--local",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--",
+            "cat",
+        ],
+        "",
+    );
+    assert!(!status.success());
+    assert!(err.contains("Address already in use"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// A master with no local workers, reading `input`; returns it, the join
+/// URL it printed, and a receiver of its stdout lines.
+fn master(extra: &[&str], command: &[&str], input: String) -> (Child, String, mpsc::Receiver<String>) {
+    let (child, url, rx) = master_gated(extra, command, input, None);
+    (child, url, rx)
+}
+
+/// Like [`master`]; with `gate`, the input is written only once the master
+/// printed a stderr line starting with `gate`.
+fn master_gated(
+    extra: &[&str],
+    command: &[&str],
+    input: String,
+    gate: Option<&'static str>,
+) -> (Child, String, mpsc::Receiver<String>) {
+    let mut child = Command::new(PANDO)
+        .args(["--local", "0", "--bind", "127.0.0.1"])
+        .args(extra)
+        .arg("--")
+        .args(command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    let url = first
+        .split('\'')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no join URL in {first:?}"))
+        .to_string();
+    let (open_tx, open_rx) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let mut open = Some(open_tx);
+        for line in stderr.lines().map_while(Result::ok) {
+            if gate.is_some_and(|g| line.starts_with(g)) {
+                if let Some(tx) = open.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    });
+    thread::spawn(move || {
+        if gate.is_some() && open_rx.recv().is_err() {
+            return;
+        }
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let (tx, rx) = mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    thread::spawn(move || {
+        for line in stdout.lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    (child, url, rx)
+}
+
+fn worker(url: &str) -> Child {
+    Command::new(PANDO)
+        .args(["work", url, "--accept"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn collect(rx: &mpsc::Receiver<String>, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            rx.recv_timeout(Duration::from_secs(120))
+                .unwrap_or_else(|e| panic!("line {i}: {e}"))
+        })
+        .collect()
+}
+
+#[test]
+fn remote_workers_join_with_pando_work() {
+    // The input is written once both workers have joined (the --monitor line
+    // says so), so neither can arrive after the other did everything.
+    let command = ["sh", "-c", "read x; echo $((x*x))"];
+    let (mut m, url, rx) = master_gated(&["--monitor"], &command, seq(300), Some("pando: 2 workers"));
+    let mut workers = vec![worker(&url), worker(&url)];
+    let got = collect(&rx, 300);
+    assert_eq!(got.join("\n") + "\n", squares(300));
+    assert!(m.wait().unwrap().success());
+    for w in &mut workers {
+        assert!(w.wait().unwrap().success());
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    assert!(
+        Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing() {
+    // Each value takes a little while, so the killed worker holds values.
+    let (mut m, url, rx) = master(
+        &["--batch-size", "3"],
+        &["sh", "-c", "read x; sleep 0.01; echo $((x*x))"],
+        seq(200),
+    );
+    let mut doomed = worker(&url);
+    let mut first = collect(&rx, 20);
+    let mut steady = worker(&url);
+    signal(&doomed, "-KILL");
+    doomed.wait().unwrap();
+    first.extend(collect(&rx, 180));
+    assert_eq!(first.join("\n") + "\n", squares(200));
+    assert!(
+        rx.recv_timeout(Duration::from_secs(30)).is_err(),
+        "nothing after the last result"
+    );
+    assert!(m.wait().unwrap().success());
+    assert!(steady.wait().unwrap().success());
+}
+
+#[test]
+fn a_stopped_worker_is_detected_by_heartbeat_and_its_values_lent_again() {
+    let (mut m, url, rx) = master(
+        &["--heartbeat", "250"],
+        &["sh", "-c", "read x; echo $((x*x))"],
+        seq(100),
+    );
+    let mut stalled = worker(&url);
+    let mut got = collect(&rx, 10);
+    signal(&stalled, "-STOP");
+    let mut steady = worker(&url);
+    got.extend(collect(&rx, 90));
+    assert_eq!(got.join("\n") + "\n", squares(100));
+    assert!(m.wait().unwrap().success());
+    assert!(steady.wait().unwrap().success());
+    signal(&stalled, "-KILL");
+    let _ = stalled.wait();
+}
+
+/// Runs `pando ARGS` with `input` on stdin and `env` set; kills it and
+/// panics if it has not ended within `deadline`. Returns (status, stdout
+/// bytes, stderr).
+fn run_within(
+    args: &[&str],
+    env: &[(&str, &str)],
+    input: &[u8],
+    deadline: Duration,
+) -> (std::process::ExitStatus, Vec<u8>, String) {
+    let mut child = Command::new(PANDO)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let id = child.id();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(deadline) {
+        Ok(out) => {
+            let out = out.unwrap();
+            (
+                out.status,
+                out.stdout,
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &id.to_string()]).status();
+            let out = rx.recv().unwrap().unwrap();
+            panic!(
+                "pando {args:?} did not end within {deadline:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+fn last_line(err: &str) -> &str {
+    err.lines().last().unwrap_or("")
+}
+
+/// Issue 8 row 6: a local worker that dies is restarted, so a value that
+/// kills its worker ends the run with the retry-cap error naming it.
+#[test]
+fn a_value_that_kills_its_local_worker_ends_with_an_error_naming_its_line() {
+    let script = "read x; [ \"$x\" = 2 ] && kill -9 $PPID; echo $x";
+    let (status, out, err) = run_within(
+        &["--local", "2", "--", "sh", "-c", script],
+        &[],
+        b"1\n2\n",
+        DEADLINE,
+    );
+    assert!(!status.success(), "{err}");
+    assert!(
+        last_line(&err).starts_with("pando: input line 2 failed 6 times (more than --max-retries)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("died (killed by SIGKILL); restarting it in"),
+        "{err}"
+    );
+    assert_eq!(out, b"1\n");
+}
+
+/// Issue 8, oversized results: a result over the frame limit is a failure
+/// of its value, not a dead connection or a hang.
+#[test]
+fn an_oversized_result_fails_its_value_with_a_reason() {
+    let (status, _, err) = run_within(
+        &["--local", "2", "--", "sh", "-c", "head -c 17000000 /dev/zero"],
+        &[],
+        b"1\n",
+        DEADLINE,
+    );
+    assert!(!status.success(), "{err}");
+    assert!(last_line(&err).starts_with("pando: input line 1 failed"), "{err}");
+    assert!(err.contains("exceeds the limit of"), "{err}");
+}
+
+/// Issue 8 row 10: a heartbeat whose timeout (10 heartbeats) would overflow
+/// is a clear usage error; a duration is accepted.
+#[test]
+fn a_huge_heartbeat_is_a_usage_error_and_durations_are_accepted() {
+    let (status, _, err) = run_within(
+        &["--heartbeat", "18446744073709551615", "--local", "1", "--", "cat"],
+        &[],
+        b"",
+        DEADLINE,
+    );
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("a heartbeat must be between 1 ms and 1 day"),
+        "{err}"
+    );
+
+    let (status, out, err) = run_within(
+        &[
+            "--heartbeat",
+            "2s",
+            "--local",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            "read x; echo $((x*x))",
+        ],
+        &[],
+        seq(5).as_bytes(),
+        DEADLINE,
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(String::from_utf8(out).unwrap(), squares(5));
+}
+
+/// Issue 8 row 11: a line filter that waits for more input than one line
+/// (mawk buffers its input) is killed by --timeout, and the error says why.
+#[test]
+fn a_buffering_line_filter_times_out_with_an_explanation() {
+    if runner_missing("mawk") {
+        eprintln!("skipped: mawk is not installed (apt-get install mawk)");
+        return;
+    }
+    let (status, _, err) = run_within(
+        &[
+            "--local",
+            "1",
+            "--lines",
+            "--timeout",
+            "1s",
+            "--max-retries",
+            "0",
+            "--",
+            "mawk",
+            "{print $1*$1; fflush()}",
+        ],
+        &[],
+        seq(5).as_bytes(),
+        DEADLINE,
+    );
+    assert!(!status.success(), "{err}");
+    assert!(
+        last_line(&err).starts_with("pando: input line 1 failed 1 times"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "a line filter must write its answer to each line without waiting for more input \
+             (mawk -W interactive, sed -u, python3 -u, stdbuf -oL)"
+        ),
+        "{err}"
+    );
+}
+
+fn runner_missing(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .map_or(true, |s| !s.success())
+}
+
+/// Issue 8 row 12: lines are bytes, and both modes strip `\n` then `\r`.
+#[test]
+fn lines_are_bytes_and_crlf_is_stripped_in_both_modes() {
+    let input = b"a\xffb\nc\r\n\nlast";
+    let want = b"a\xffb\nc\n\nlast\n";
+    let (status, out, err) = run_within(&["--local", "1", "--", "cat"], &[], input, DEADLINE);
+    assert!(status.success(), "{err}");
+    assert_eq!(out, want);
+    let (status, out, err) = run_within(&["--local", "1", "--lines", "--", "cat"], &[], input, DEADLINE);
+    assert!(status.success(), "{err}");
+    assert_eq!(out, want);
+    // Results ending in \r\n lose both, in both modes.
+    let crlf = ["sh", "-c", "while read x; do printf '%s\\r\\n' \"$x\"; done"];
+    for lines in [false, true] {
+        let mut args = vec!["--local", "1"];
+        if lines {
+            args.push("--lines");
+        }
+        args.push("--");
+        args.extend(crlf);
+        let (status, out, err) = run_within(&args, &[], b"1\n2\n", DEADLINE);
+        assert!(status.success(), "{err}");
+        assert_eq!(out, b"1\n2\n", "--lines: {lines}");
+    }
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped yet).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Polls until `what` holds, panicking after `within`.
+fn wait_until(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A fresh directory for one test's files.
+fn scratch(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pando-cli-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A COMMAND that starts a background `sleep`, writes its pid to `pidfile`, and waits.
+fn sleeper(pidfile: &std::path::Path) -> String {
+    format!(
+        "sleep 1000 & echo $! > {0}.tmp; mv {0}.tmp {0}; wait",
+        pidfile.display()
+    )
+}
+
+fn read_pid(pidfile: &std::path::Path) -> u32 {
+    let mut pid = None;
+    wait_until(DEADLINE, "the background sleep started", || {
+        pid = std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        pid.is_some()
+    });
+    pid.unwrap()
+}
+
+/// Issue 8 row 7: after SIGTERM to the master (which stops its local
+/// workers) or SIGINT to a worker, no grandchild survives.
+#[test]
+fn after_sigterm_or_sigint_no_grandchild_survives() {
+    let dir = scratch("signals");
+    // The master, with a local worker.
+    let pidfile = dir.join("master.pid");
+    let mut m = Command::new(PANDO)
+        .args([
+            "--local",
+            "1",
+            "--bind",
+            "127.0.0.1",
+            "--",
+            "sh",
+            "-c",
+            &sleeper(&pidfile),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    m.stdin.take().unwrap().write_all(b"1\n").unwrap();
+    let sleep = read_pid(&pidfile);
+    signal(&m, "-TERM");
+    let out = m.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    wait_until(DEADLINE, "the master's grandchild is gone", || gone(sleep));
+
+    // A remote worker, interrupted.
+    let pidfile = dir.join("worker.pid");
+    let (mut m, url, _rx) = master(&[], &["sh", "-c", &sleeper(&pidfile)], "1\n".to_string());
+    let w = worker(&url);
+    let sleep = read_pid(&pidfile);
+    signal(&w, "-INT");
+    let mut w = w;
+    assert_eq!(w.wait().unwrap().code(), Some(130));
+    wait_until(DEADLINE, "the worker's grandchild is gone", || gone(sleep));
+    signal(&m, "-KILL");
+    let _ = m.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 8 row 13: a worker that is dropped is logged with its name,
+/// address and the reason.
+#[test]
+fn a_dropped_worker_is_logged_with_its_name_address_and_reason() {
+    let mut m = Command::new(PANDO)
+        .args(["--local", "0", "--bind", "127.0.0.1", "--", "cat"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // stdin stays open: the run goes on while the worker is killed.
+    let _stdin = m.stdin.take().unwrap();
+    let stderr = BufReader::new(m.stderr.take().unwrap());
+    let (tx, rx) = mpsc::channel::<String>();
+    thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |what: &str, pred: &dyn Fn(&str) -> bool| -> String {
+        loop {
+            let line = rx
+                .recv_timeout(DEADLINE)
+                .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
+            if pred(&line) {
+                return line;
+            }
+        }
+    };
+    let first = next("the join URL", &|l| l.contains("pando work '"));
+    let url = first.split('\'').nth(1).unwrap().to_string();
+    let mut w = Command::new(PANDO)
+        .args(["work", &url, "--accept", "--name", "victim"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let joined = next("the join", &|l| {
+        l.contains("worker joined") && l.contains("victim")
+    });
+    assert!(joined.contains("127.0.0.1:"), "{joined}");
+    signal(&w, "-KILL");
+    w.wait().unwrap();
+    let dropped = next("the drop", &|l| l.contains("WARN") && l.contains("victim"));
+    assert!(dropped.contains("victim (127.0.0.1:"), "{dropped}");
+    assert!(
+        dropped.contains("reason=") || dropped.contains("error="),
+        "{dropped}"
+    );
+    signal(&m, "-KILL");
+    let _ = m.wait();
+}
