@@ -189,12 +189,6 @@
 //! # });
 //! ```
 
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
 #![forbid(unsafe_code)]
 
 mod checker;

@@ -48,8 +48,8 @@ struct Args {
     /// Check an ordered lender only.
     #[arg(long)]
     ordered: bool,
-    /// A fixed scenario: done, error, abort or fail (default: from the seed).
-    #[arg(long, value_parser = parse_scenario)]
+    /// A fixed scenario (default: from the seed).
+    #[arg(long, value_enum)]
     scenario: Option<Scenario>,
     /// The step bound of each execution.
     #[arg(long)]
@@ -63,10 +63,6 @@ struct Args {
     /// How many failures to print with their trace (the others get one line).
     #[arg(long, default_value_t = 3)]
     show: usize,
-}
-
-fn parse_scenario(name: &str) -> Result<Scenario, String> {
-    Scenario::from_name(name).ok_or_else(|| format!("`{name}` is not one of done, error, abort, fail"))
 }
 
 fn main() -> ExitCode {

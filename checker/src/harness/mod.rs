@@ -8,6 +8,7 @@ use pando_pull_stream::{Answer, Source};
 
 mod campaign;
 mod driver;
+#[cfg(feature = "lender")]
 mod lender;
 mod modules;
 
@@ -129,6 +130,7 @@ pub(crate) fn unwork(result: u64) -> Option<u64> {
 /// assert!(!Scenario::Fail.source_ends());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "runner", derive(clap::ValueEnum))]
 pub enum Scenario {
     /// The source produces `count` values then `done`; the sink reads to the end.
     Done,
