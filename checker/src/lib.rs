@@ -200,8 +200,8 @@ pub mod rng;
 
 pub use checker::{Checker, Mode};
 pub use harness::{
-    Campaign, Config, Execution, Failure, HarnessInput, Property, Scenario, SinkOutcome, SubStreamModule,
-    Summary, TestError, TestResults, TestSource, run, work,
+    Campaign, Config, Execution, Failure, Fault, Faults, HarnessInput, OutputError, Poison, Property,
+    Scenario, Settings, SinkOutcome, SubStreamModule, Summary, TestError, TestResults, TestSource, run, work,
 };
 pub use monitor::Monitor;
 pub use probe::{Probe, ProbeModule};

@@ -7,8 +7,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use pando_checker::{
-    Campaign, Config, HarnessInput, Property, Scenario, SinkOutcome, SubStreamModule, TestError, TestResults,
-    run,
+    Campaign, Config, HarnessInput, OutputError, Property, Scenario, Settings, SinkOutcome, SubStreamModule,
+    TestError, TestResults, run,
 };
 use pando_lend_stream::{LendError, StreamLender};
 use pando_pull_stream::{Answer, Source, Termination};
@@ -126,9 +126,11 @@ impl SubStreamModule for Broken {
     type Ask = <Lender as SubStreamModule>::Ask;
     type SinkFuture = <Lender as SubStreamModule>::SinkFuture;
     type SinkError = <Lender as SubStreamModule>::SinkError;
+    type CloseFuture = <Lender as SubStreamModule>::CloseFuture;
+    type Settled = <Lender as SubStreamModule>::Settled;
 
-    fn create(ordered: bool) -> Self {
-        Broken(Lender::create(ordered))
+    fn create(settings: &Settings) -> Self {
+        Broken(<Lender as SubStreamModule>::create(settings))
     }
     fn connect(&mut self, input: HarnessInput) -> Self::Output {
         LosesFirst {
@@ -142,6 +144,18 @@ impl SubStreamModule for Broken {
     fn ask(source: &Self::SubSource) -> Self::Ask {
         Lender::ask(source)
     }
+    fn reject(source: &Self::SubSource, id: u64) -> bool {
+        <Lender as SubStreamModule>::reject(source, id)
+    }
+    fn close(&self) -> Self::CloseFuture {
+        SubStreamModule::close(&self.0)
+    }
+    fn cut_off(&self) {
+        SubStreamModule::cut_off(&self.0)
+    }
+    fn settled(&self) -> Self::Settled {
+        SubStreamModule::settled(&self.0)
+    }
     fn lent(item: &Self::Lent) -> (u64, u64) {
         Lender::lent(item)
     }
@@ -151,8 +165,8 @@ impl SubStreamModule for Broken {
     fn output_failure() -> Self::OutputError {
         Lender::output_failure()
     }
-    fn input_error(error: &Self::OutputError) -> Option<TestError> {
-        Lender::input_error(error)
+    fn output_error(error: &Self::OutputError) -> OutputError {
+        Lender::output_error(error)
     }
     fn sink_outcome(outcome: &Result<(), Self::SinkError>) -> SinkOutcome {
         Lender::sink_outcome(outcome)
