@@ -32,6 +32,10 @@ use crate::{Checker, Monitor, Probe};
 const NORMAL_BIAS: u64 = 90;
 /// Ids of unexpected results that were never lent.
 const BOGUS_IDS: u64 = 1 << 40;
+/// A stalled sub-stream is dropped after this many steps even if other
+/// things can still happen (its heartbeat timeout): with an infinite input
+/// and no read-ahead bound, the others would otherwise read forever.
+const STALL_TIMEOUT: u64 = 400;
 /// The percentage of steps at which an optional top-level action (close,
 /// cut off, await `settled()`) is offered.
 const OPTIONAL: u64 = 5;
@@ -201,6 +205,7 @@ enum Note {
     Reclaim(usize, u64),
     Stall(usize, u64),
     StallDropped(usize, u64),
+    StallTimeout(usize, u64),
     EarlyEnd,
 }
 
@@ -232,6 +237,7 @@ impl fmt::Display for Note {
             Note::StallDropped(n, i) => {
                 write!(f, "nothing else can happen: S{n}'s stalled ask ⟨{i}⟩ is dropped")
             }
+            Note::StallTimeout(n, i) => write!(f, "S{n}'s stalled ask ⟨{i}⟩ times out: dropped"),
             Note::EarlyEnd => f.write_str("the test sink ends the output early"),
         }
     }
@@ -261,6 +267,8 @@ struct Sub<M: SubStreamModule> {
     rejected: Vec<u64>,
     /// Its stalled concurrent asks: never polled again.
     stalled: Vec<(u64, M::Ask)>,
+    /// The step at which it stalled.
+    stalled_at: u64,
 }
 
 impl<M: SubStreamModule> Sub<M> {
@@ -292,6 +300,11 @@ impl<M: SubStreamModule> Sub<M> {
 
     fn actions(&self, allowed: Allowed, out: &mut Vec<SubAction>) {
         out.clear();
+        if !self.stalled.is_empty() {
+            // A stalled sub-stream is hung: it does nothing more until its
+            // stalled asks are dropped, when nothing else can happen.
+            return;
+        }
         if !self.correct {
             if (allowed.reject || allowed.reclaim) && self.held_value().next().is_some() {
                 if allowed.reject {
@@ -536,6 +549,20 @@ impl<M: SubStreamModule> Exec<M> {
                     ),
                 );
             }
+            if let Some(p) = self
+                .subs
+                .iter()
+                .position(|s| !s.stalled.is_empty() && self.steps - s.stalled_at > STALL_TIMEOUT)
+            {
+                let sub = &mut self.subs[p];
+                let n = sub.n;
+                for (index, ask) in std::mem::take(&mut sub.stalled) {
+                    sub.mon.withdraw(index);
+                    drop(ask);
+                    self.notes
+                        .push((self.checker.trace_len(), Note::StallTimeout(n, index)));
+                }
+            }
             self.woken(&mut woken, true);
             self.choices(&mut choices, woken.is_empty());
             if woken.is_empty() && choices.is_empty() {
@@ -779,6 +806,7 @@ impl<M: SubStreamModule> Exec<M> {
             holds: BTreeSet::new(),
             rejected: Vec::new(),
             stalled: Vec::new(),
+            stalled_at: 0,
         });
     }
 
@@ -912,6 +940,7 @@ impl<M: SubStreamModule> Exec<M> {
                 let j = self.rng.below(sub.asks.len());
                 let (index, ask, _) = sub.asks.remove(j);
                 sub.stalled.push((index, ask));
+                sub.stalled_at = self.steps;
                 let n = sub.n;
                 self.note(Note::Stall(n, index));
             }
@@ -1528,7 +1557,7 @@ impl<M: SubStreamModule> Exec<M> {
                     .map(|error| if error { End::Error } else { End::Done })
             };
         }
-        if let (Some(bound), Some(held)) = (self.cfg.read_ahead, self.module.held()) {
+        if let (Some(bound), Some(held), false) = (self.cfg.read_ahead, self.module.held(), self.terminated) {
             if held > bound {
                 return fail(
                     Property::Bounded,

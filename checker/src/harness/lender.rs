@@ -78,7 +78,7 @@ impl SubStreamModule for L {
 
     fn held(&self) -> Option<u64> {
         let s = self.state();
-        Some(s.read - s.output - s.skipped)
+        Some(s.read.saturating_sub(s.output).saturating_sub(s.skipped))
     }
 
     fn lent(item: &Lent<u64>) -> (u64, u64) {
