@@ -367,7 +367,7 @@ where
                     id,
                     value: Err(reason),
                 }) => {
-                    if this.rejecter.reject(id) {
+                    if this.rejecter.reject(id, reason.to_string()) {
                         tracing::info!(worker = %this.worker, id, reason = %reason, "value failed on a worker; it is lent again");
                     } else {
                         *this.failure = Some(WorkerError::UnknownValue {

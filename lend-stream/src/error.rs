@@ -12,12 +12,26 @@ pub enum LendError<E> {
     /// A value failed more than the retry cap allows (see
     /// [`StreamLender::with_max_retries`](crate::StreamLender::with_max_retries));
     /// every result before it was output first.
-    #[error("value #{id} failed {failures} times, more than the retry cap allows")]
+    #[error("value #{id} failed {failures} times, more than the retry cap allows (last failure: {reason})")]
     Poisoned {
         /// The value's position in the input, from 0.
         id: u64,
         /// How many times it failed.
         failures: u32,
+        /// The reason of its last failure: the one given to
+        /// [`Rejecter::reject`](crate::Rejecter::reject) or
+        /// [`Rejecter::reclaim`](crate::Rejecter::reclaim), or for a
+        /// sub-stream that ended holding it, the one set with
+        /// [`Rejecter::set_end_reason`](crate::Rejecter::set_end_reason)
+        /// (by default "the sub-stream holding it ended").
+        reason: String,
+    },
+    /// The input panicked while it was polled: the panic was caught, and
+    /// every value read before it has its result on the output before this error.
+    #[error("the lender's input panicked: {message}")]
+    InputPanicked {
+        /// The panic's message (its `&str` or `String` payload), or "unknown panic".
+        message: String,
     },
     /// The lender was closed with a deadline, and sub-streams still held
     /// values when it passed: they were cut off and these values have no result.

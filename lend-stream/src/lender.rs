@@ -21,6 +21,8 @@ pub(crate) struct State<T, R, E> {
     pub(crate) core: Core<T, R>,
     pub(crate) input: Option<Input<T, E>>,
     pub(crate) input_error: Option<E>,
+    /// The message of the input's panic, if it panicked.
+    pub(crate) input_panic: Option<String>,
     output_waker: Option<Waker>,
     /// Sub-stream asks waiting on others (or on the input being connected).
     waiting: Vec<Waker>,
@@ -179,9 +181,12 @@ where
     /// for _ in 0..2 {
     ///     let lent = sub.source.ask().await.into_option().unwrap().unwrap();
     ///     assert_eq!(lent.id, 0); // the same value, lent again after its first failure
-    ///     assert!(reject.reject(lent.id));
+    ///     assert!(reject.reject(lent.id, "bad value"));
     /// }
-    /// assert_eq!(output.ask().await.into_option(), Some(Err(LendError::Poisoned { id: 0, failures: 2 })));
+    /// assert_eq!(
+    ///     output.ask().await.into_option(),
+    ///     Some(Err(LendError::Poisoned { id: 0, failures: 2, reason: "bad value".into() }))
+    /// );
     /// # });
     /// ```
     pub fn with_max_retries(self, max_retries: u32, policy: crate::PoisonPolicy) -> Self {
@@ -199,6 +204,7 @@ where
                     core: Core::new(ordered),
                     input: None,
                     input_error: None,
+                    input_panic: None,
                     output_waker: None,
                     waiting: Vec::new(),
                     reading: false,
@@ -446,7 +452,12 @@ where
                 Some(e) => Answer::Error(LendError::Input(e)),
                 None => Answer::Done,
             },
-            OutputStep::Poisoned { id, failures } => Answer::Error(LendError::Poisoned { id, failures }),
+            OutputStep::InputPanicked => Answer::Error(LendError::InputPanicked {
+                message: state.input_panic.clone().unwrap_or_default(),
+            }),
+            OutputStep::Poisoned { id, failures, reason } => {
+                Answer::Error(LendError::Poisoned { id, failures, reason })
+            }
             OutputStep::Closed { unfinished, first } => {
                 Answer::Error(LendError::Closed { unfinished, first })
             }

@@ -2,35 +2,75 @@
 //! `upon … trigger …` handler of seed 000, Algorithms 10-12, and nothing
 //! else: no locks, no wakers, no futures. The async adapters translate polls
 //! into these events and the returned outcomes into answers and wakes.
+//!
+//! A whole run, driven by hand:
+//!
+//! ```
+//! use pando_lend_stream::Lent;
+//! use pando_lend_stream::machine::{Core, InputEnd, OutputStep, SubAsk};
+//!
+//! let mut core = Core::<&str, usize>::new(true);
+//! let worker = core.lend_stream();
+//! assert_eq!(core.sub_ask(worker), SubAsk::ReadInput); // ask the input…
+//! assert_eq!(core.on_input_value(worker, "ab"), SubAsk::Lend(Lent::new(0, "ab"))); // …and lend its value
+//! core.on_sub_result(worker, 0, 2).unwrap();
+//! core.on_input_end(InputEnd::Done);
+//! assert_eq!(core.poll_output(), OutputStep::Value(2));
+//! assert_eq!(core.poll_output(), OutputStep::Done);
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::{LenderState, Lent};
 
 /// A sub-stream's number.
+///
+/// ```
+/// use pando_lend_stream::machine::{Core, SubId};
+/// let mut core = Core::<u8, u8>::new(true);
+/// let first: SubId = core.lend_stream();
+/// assert_eq!(first, 0);
+/// ```
 pub type SubId = u64;
+
+/// The reason of a failure charged because the value's holder ended without
+/// saying why (see [`Core::set_end_reason`]).
+pub const HOLDER_ENDED: &str = "the sub-stream holding it ended";
 
 /// What a value's slot holds, from the moment it is read until it is output.
 #[derive(Debug)]
 enum Slot<T, R> {
     /// Waiting for a result: lent to `holder`, or waiting to be re-lent
-    /// (`None`); `failures` counts the sub-streams that failed with it.
+    /// (`None`).
     Lent {
         value: T,
         holder: Option<SubId>,
+        /// Every failure charged to the value (own and shared), capped at
+        /// the retry cap for shared ones.
         failures: u32,
+        /// The value is lent only to a sub-stream that holds nothing else,
+        /// and that sub-stream gets nothing else until it is answered.
+        solo: bool,
+        /// The reason of the last failure (`None`: [`HOLDER_ENDED`], or no failure yet).
+        reason: Option<Box<str>>,
     },
-    /// Failed more than the retry cap allows, with the `Fail` policy.
-    Poisoned { failures: u32 },
-    /// Failed more than the retry cap allows, with the `Skip` policy (ordered mode).
+    /// Failed more than the retry cap allows, with the `Fail` policy (ordered mode).
+    Poisoned { failures: u32, reason: Option<Box<str>> },
+    /// Failed more than the retry cap allows, with the `Skip` policy (ordered
+    /// mode); popped as soon as it reaches the front.
     Skipped,
     /// The result, waiting for its turn on the output (ordered mode).
     Ready(R),
-    /// Already output (unordered mode); freed when it reaches the front.
+    /// Already output or dropped (unordered mode); popped as soon as it reaches the front.
     Output,
 }
 
 /// What happens to a value that failed more than `max_retries` times.
+///
+/// ```
+/// use pando_lend_stream::PoisonPolicy;
+/// assert_eq!(PoisonPolicy::default(), PoisonPolicy::Fail);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum PoisonPolicy {
     /// The output ends with an error naming the value, after the results
@@ -42,14 +82,33 @@ pub enum PoisonPolicy {
 }
 
 /// How the input ended.
+///
+/// ```
+/// use pando_lend_stream::machine::{Core, InputEnd, OutputStep};
+/// let mut core = Core::<u8, u8>::new(true);
+/// core.on_input_end(InputEnd::Panicked);
+/// assert_eq!(core.poll_output(), OutputStep::InputPanicked);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InputEnd {
     /// The input answered `done`.
     Done,
     /// The input answered `error`.
     Error,
+    /// The input panicked while it was polled (the adapter caught the panic).
+    Panicked,
     /// The lender closed its input (a graceful close, or the output was terminated).
     Closed,
+}
+
+/// Whose failure a value's failure is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Charge {
+    /// The value's own: a reject or a reclaim of its id, or its holder ended
+    /// while holding only it.
+    Own,
+    /// Its holder ended while holding other values too.
+    Shared,
 }
 
 #[derive(Debug, Default)]
@@ -57,21 +116,33 @@ struct Sub {
     /// The ids lent to this sub-stream and not answered, in lending order
     /// (results usually come back in that order: removal is from the front).
     lent: VecDeque<u64>,
-    /// Ids taken back from this sub-stream (it ended a side) and not answered
-    /// yet: a result for one of them is late, not a contract violation.
+    /// Ids taken back from this sub-stream without an answer (it ended a
+    /// side, or they were reclaimed) and not answered yet: a result for one
+    /// of them is late, not a contract violation.
     recovered: BTreeSet<u64>,
+    /// Why this sub-stream ended, for the values it held.
+    end_reason: Option<Box<str>>,
     source_open: bool,
     sink_open: bool,
 }
 
 /// The answer to a sub-stream's ask (`Sk O:ask⟨m⟩`).
+///
+/// ```
+/// use pando_lend_stream::machine::{Core, SubAsk};
+/// let mut core = Core::<u8, u8>::new(true);
+/// let k = core.lend_stream();
+/// assert_eq!(core.sub_ask(k), SubAsk::ReadInput);
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 pub enum SubAsk<T> {
     /// `Sk O:value⟨m, v⟩`: a value lent to the sub-stream.
     Lend(Lent<T>),
     /// `Sk O:done⟨m⟩`: nothing more will be lent to this sub-stream.
     Done,
-    /// Input ended but other sub-streams still hold values; wait (WaitOnOthers).
+    /// Wait: the input ended but other sub-streams still hold values
+    /// (WaitOnOthers), the read-ahead bound is reached, or a *solo* value
+    /// (see [`Core::set_max_retries`]) keeps this sub-stream from taking more.
     Wait,
     /// Ask the input for a new value (`Input:ask⟨j⟩`), then call
     /// [`Core::on_input_value`] or [`Core::on_input_end`].
@@ -79,6 +150,12 @@ pub enum SubAsk<T> {
 }
 
 /// The next answer on the lender's output.
+///
+/// ```
+/// use pando_lend_stream::machine::{Core, OutputStep};
+/// let mut core = Core::<u8, u8>::new(true);
+/// assert_eq!(core.poll_output(), OutputStep::Pending);
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 pub enum OutputStep<R> {
     /// `Output:value⟨i, r⟩`.
@@ -87,12 +164,16 @@ pub enum OutputStep<R> {
     Done,
     /// `Output:error⟨i, err⟩` with the input's error.
     InputError,
+    /// The input panicked (the adapter has the panic's message).
+    InputPanicked,
     /// A value failed more than the retry cap allows (policy `Fail`).
     Poisoned {
         /// The value's id.
         id: u64,
         /// How many times it failed.
         failures: u32,
+        /// The reason of its last failure.
+        reason: String,
     },
     /// The lender was cut off with values unfinished.
     Closed {
@@ -105,7 +186,14 @@ pub enum OutputStep<R> {
     Pending,
 }
 
-/// A result that breaks the one-result-per-value contract.
+/// A result (or rejection) that breaks the one-result-per-value contract.
+///
+/// ```
+/// use pando_lend_stream::machine::{Core, Unexpected};
+/// let mut core = Core::<u8, u8>::new(true);
+/// let k = core.lend_stream();
+/// assert_eq!(core.on_sub_result(k, 3, 0), Err(Unexpected { sub: k, id: 3 }));
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 pub struct Unexpected {
     /// The sub-stream.
@@ -115,6 +203,14 @@ pub struct Unexpected {
 }
 
 /// Which waiting parties a change may concern.
+///
+/// ```
+/// use pando_lend_stream::machine::{Core, InputEnd};
+/// let mut core = Core::<u8, u8>::new(true);
+/// core.on_input_end(InputEnd::Done);
+/// let wake = core.take_wake();
+/// assert!(wake.output && wake.waiting && !wake.sinks);
+/// ```
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Wake {
     /// The output may have an answer.
@@ -126,14 +222,31 @@ pub struct Wake {
 }
 
 /// The StreamLender's state machine.
+///
+/// Memory is bounded by the values in flight: the slots of values read and
+/// not yet output (or skipped), the results waiting on the output, and per
+/// sub-stream the ids it holds or was taken back without an answer; never
+/// by the number of values or failures.
+///
+/// ```
+/// use pando_lend_stream::machine::{Core, SubAsk};
+/// let mut core = Core::<u32, u32>::new(false); // unordered
+/// let k = core.lend_stream();
+/// assert_eq!(core.sub_ask(k), SubAsk::ReadInput);
+/// assert_eq!(core.state().sub_streams_open, 1);
+/// ```
 #[derive(Debug)]
 pub struct Core<T, R> {
     ordered: bool,
     /// The id of `slots[0]`; `base + slots.len()` is the next id to read.
     base: u64,
     slots: VecDeque<Slot<T, R>>,
-    /// Ids waiting to be re-lent, oldest first.
+    /// Ids waiting to be re-lent, oldest first (not solo).
     failed: BTreeSet<u64>,
+    /// Solo ids waiting to be lent, oldest first.
+    solo: BTreeSet<u64>,
+    /// Number of slots in the `Lent` state with the solo mark.
+    solo_active: u64,
     /// Number of slots in the `Lent` state.
     pending: u64,
     input: Option<InputEnd>,
@@ -144,18 +257,19 @@ pub struct Core<T, R> {
     /// The retry cap and what to do beyond it; `None`: retry forever.
     retries: Option<(u32, PoisonPolicy)>,
     /// The first poisoned value (unordered mode reports it at once).
-    poisoned: Option<(u64, u32)>,
+    poisoned: Option<(u64, u32, Option<Box<str>>)>,
     /// Results in arrival order, unordered mode.
     arrived: VecDeque<R>,
     subs: BTreeMap<SubId, Sub>,
     next_sub: SubId,
     wake: Wake,
     stats: Stats,
-    /// At most this many values read and not yet output (backpressure from
-    /// the output to the input); `None`: no bound, as in the seeds.
+    /// At most this many values held in memory (slots and, unordered,
+    /// results waiting on the output): backpressure from the output to the
+    /// input; `None`: no bound, as in the seeds.
     read_ahead: Option<u64>,
     /// A sub-stream ask is waiting because of the read-ahead bound: the next
-    /// output must wake the waiting asks (and only then).
+    /// time room is made, the waiting asks are woken (and only then).
     read_ahead_waiting: bool,
 }
 
@@ -169,17 +283,26 @@ struct Stats {
     unexpected: u64,
     sub_streams: u64,
     rejected: u64,
+    reclaimed: u64,
     skipped: u64,
 }
 
 impl<T, R> Core<T, R> {
     /// A lender core; `ordered` selects the output order.
+    ///
+    /// ```
+    /// use pando_lend_stream::machine::Core;
+    /// let core = Core::<u8, u8>::new(true);
+    /// assert_eq!(core.state().read, 0);
+    /// ```
     pub fn new(ordered: bool) -> Self {
         Core {
             ordered,
             base: 0,
             slots: VecDeque::new(),
             failed: BTreeSet::new(),
+            solo: BTreeSet::new(),
+            solo_active: 0,
             pending: 0,
             input: None,
             terminated: false,
@@ -196,38 +319,80 @@ impl<T, R> Core<T, R> {
         }
     }
 
-    /// Bounds the number of values read and not yet output: beyond it,
-    /// sub-streams wait for the output to be consumed before new values are
+    /// Bounds the number of values held in memory (read and not yet output
+    /// or skipped; in unordered mode, also the results waiting on the
+    /// output): beyond it, sub-streams wait for room before new values are
     /// read (values to re-lend are still lent). `None` removes the bound.
     ///
     /// # Panics
     ///
     /// If `bound` is `Some(0)`: no value could ever be read.
+    ///
+    /// ```
+    /// use pando_lend_stream::machine::{Core, SubAsk};
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// core.set_read_ahead(Some(1));
+    /// let k = core.lend_stream();
+    /// core.on_input_value(k, 7);
+    /// assert_eq!(core.sub_ask(k), SubAsk::Wait);
+    /// ```
     pub fn set_read_ahead(&mut self, bound: Option<u64>) {
         assert_ne!(bound, Some(0), "a read-ahead bound of 0 would never read a value");
         self.read_ahead = bound;
         self.wake.waiting = true;
     }
 
-    /// Caps the failures of each value: a value whose sub-stream failed
-    /// (ended, was dropped, or rejected it) more than `max_retries` times is
-    /// *poisoned*, and handled by `policy` instead of being lent again, so a
-    /// value that always fails never loops forever. `None` retries forever.
+    /// Caps the failures of each value: a value is *poisoned* when its
+    /// failures exceed `max_retries` through a failure of its own (a
+    /// rejection or a reclaim of its id, or its holder ending while it held
+    /// only that value), and then handled by `policy` instead of being lent
+    /// again, so a value that always fails never loops forever. A holder
+    /// that ends holding several values charges each of them a failure, but
+    /// such a shared failure never takes a value over the cap: at the cap,
+    /// the value becomes *solo*, lent only to a sub-stream that holds
+    /// nothing else, so that the blame falls on the real culprit. `None`
+    /// retries forever.
+    ///
+    /// ```
+    /// use pando_lend_stream::PoisonPolicy;
+    /// use pando_lend_stream::machine::{Core, OutputStep, SubAsk};
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// core.set_max_retries(Some((0, PoisonPolicy::Fail)));
+    /// let k = core.lend_stream();
+    /// core.on_input_value(k, 7);
+    /// core.on_sub_reject(k, 0, "division by zero".into()).unwrap();
+    /// assert_eq!(
+    ///     core.poll_output(),
+    ///     OutputStep::Poisoned { id: 0, failures: 1, reason: "division by zero".into() }
+    /// );
+    /// ```
     pub fn set_max_retries(&mut self, retries: Option<(u32, PoisonPolicy)>) {
         self.retries = retries;
     }
 
-    /// Values read and not yet output.
-    fn unconsumed(&self) -> u64 {
-        self.next_id() - self.stats.output
+    /// Values held in memory, as the read-ahead bound counts them.
+    fn held(&self) -> u64 {
+        (self.slots.len() + self.arrived.len()) as u64
     }
 
     /// The parties to wake after the events handled since the last call.
+    ///
+    /// ```
+    /// use pando_lend_stream::machine::{Core, Wake};
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// assert_eq!(core.take_wake(), Wake::default());
+    /// ```
     pub fn take_wake(&mut self) -> Wake {
         std::mem::take(&mut self.wake)
     }
 
     /// `StreamLender:lendStream⟨⟩`: a new sub-stream.
+    ///
+    /// ```
+    /// use pando_lend_stream::machine::Core;
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// assert_eq!((core.lend_stream(), core.lend_stream()), (0, 1));
+    /// ```
     pub fn lend_stream(&mut self) -> SubId {
         let k = self.next_sub;
         self.next_sub += 1;
@@ -254,16 +419,42 @@ impl<T, R> Core<T, R> {
 
     /// Whether the sub-stream's sink must stop: the lender was terminated or
     /// cut its sub-streams off.
+    ///
+    /// ```
+    /// use pando_lend_stream::machine::Core;
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// let k = core.lend_stream();
+    /// assert!(!core.sink_must_stop(k));
+    /// core.cut_off();
+    /// assert!(core.sink_must_stop(k));
+    /// ```
     pub fn sink_must_stop(&self, k: SubId) -> bool {
         self.terminated || self.cut || !self.subs.get(&k).is_some_and(|s| s.sink_open)
     }
 
     /// Whether the input may still be read.
+    ///
+    /// ```
+    /// use pando_lend_stream::machine::{Core, InputEnd};
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// assert!(core.input_open());
+    /// core.on_input_end(InputEnd::Closed);
+    /// assert!(!core.input_open());
+    /// ```
     pub fn input_open(&self) -> bool {
         self.input.is_none() && !self.terminated
     }
 
-    /// `upon Input:done⟨j⟩ or Input:error⟨j, err⟩`, or the lender closing its input.
+    /// `upon Input:done⟨j⟩ or Input:error⟨j, err⟩`, the input panicking, or
+    /// the lender closing its input. Only the first end counts.
+    ///
+    /// ```
+    /// use pando_lend_stream::machine::{Core, InputEnd, OutputStep};
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// core.on_input_end(InputEnd::Error);
+    /// core.on_input_end(InputEnd::Done); // ignored
+    /// assert_eq!(core.poll_output(), OutputStep::InputError);
+    /// ```
     pub fn on_input_end(&mut self, end: InputEnd) {
         if self.input.is_none() {
             self.input = Some(end);
@@ -272,8 +463,47 @@ impl<T, R> Core<T, R> {
         }
     }
 
+    /// Room was made under the read-ahead bound: wake the asks it held back.
+    fn made_room(&mut self) {
+        self.wake.waiting |= std::mem::take(&mut self.read_ahead_waiting);
+    }
+
+    /// Pops the slots that hold nothing any more from the front: skipped
+    /// values (ordered) and output ones (unordered).
+    fn advance(&mut self) {
+        let mut popped = false;
+        while let Some(front) = self.slots.front() {
+            let done = if self.ordered {
+                matches!(front, Slot::Skipped)
+            } else {
+                matches!(front, Slot::Output)
+            };
+            if !done {
+                break;
+            }
+            self.slots.pop_front();
+            self.base += 1;
+            popped = true;
+        }
+        if popped {
+            self.made_room();
+        }
+    }
+
+    /// An id left sub-stream `k`'s hands, which now holds `left` values:
+    /// with solo values about, a sub-stream that holds nothing may take one
+    /// (and the asks a solo value held back may go on).
+    fn left_holder(&mut self, left: usize) {
+        if self.solo_active > 0 && left == 0 {
+            self.wake.waiting = true;
+        }
+    }
+
     fn accept(&mut self, id: u64, result: R) {
         let index = (id - self.base) as usize;
+        if let Slot::Lent { solo: true, .. } = self.slots[index] {
+            self.solo_active -= 1;
+        }
         self.slots[index] = if self.ordered {
             if index == 0 {
                 self.wake.output = true;
@@ -285,10 +515,7 @@ impl<T, R> Core<T, R> {
             Slot::Output
         };
         if !self.ordered {
-            while matches!(self.slots.front(), Some(Slot::Output)) {
-                self.slots.pop_front();
-                self.base += 1;
-            }
+            self.advance();
         }
         self.pending -= 1;
         if self.pending == 0 {
@@ -300,17 +527,31 @@ impl<T, R> Core<T, R> {
     /// `upon Sk I:value⟨n, r⟩` (Algorithm 11, lines 57-61), with ids.
     ///
     /// A result for a value the sub-stream holds is accepted. A result for a
-    /// value taken back from it (it had ended a side) is *late*: accepted if
-    /// the value is still waiting for a result (whoever answers first wins,
-    /// and the copy lent elsewhere becomes late in turn), dropped otherwise.
-    /// Any other result breaks the contract: the caller ends the sub-stream.
+    /// value taken back from it without an answer (it had ended a side, or
+    /// the value was reclaimed) is *late*: accepted if the value is still
+    /// waiting for a result (whoever answers first wins, and the copy lent
+    /// elsewhere becomes late in turn), dropped otherwise. Any other result
+    /// breaks the contract (the caller ends the sub-stream), and so does a
+    /// result for a value the sub-stream rejected.
+    ///
+    /// ```
+    /// use pando_lend_stream::machine::{Core, OutputStep};
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// let k = core.lend_stream();
+    /// core.on_input_value(k, 3);
+    /// core.on_sub_result(k, 0, 9).unwrap();
+    /// assert_eq!(core.poll_output(), OutputStep::Value(9));
+    /// assert!(core.on_sub_result(k, 0, 9).is_err()); // a second result
+    /// ```
     pub fn on_sub_result(&mut self, k: SubId, id: u64, result: R) -> Result<(), Unexpected> {
         let Some(sub) = self.subs.get_mut(&k) else {
             return Err(Unexpected { sub: k, id });
         };
         if let Some(i) = sub.lent.iter().position(|&l| l == id) {
             sub.lent.remove(i);
+            let left = sub.lent.len();
             self.accept(id, result);
+            self.left_holder(left);
             return Ok(());
         }
         if !sub.recovered.remove(&id) {
@@ -326,12 +567,16 @@ impl<T, R> Core<T, R> {
             Some(holder) => {
                 match holder {
                     None => {
-                        self.failed.remove(&id);
+                        if !self.failed.remove(&id) {
+                            self.solo.remove(&id);
+                        }
                     }
                     Some(other) => {
                         if let Some(other) = self.subs.get_mut(&other) {
                             other.lent.retain(|&l| l != id);
                             other.recovered.insert(id);
+                            let left = other.lent.len();
+                            self.left_holder(left);
                         }
                     }
                 }
@@ -342,7 +587,22 @@ impl<T, R> Core<T, R> {
         Ok(())
     }
 
-    /// RecoverFailedValues (Algorithm 12): the values `k` holds go back to be lent again.
+    /// Puts value `id` back to be lent again, in the queue its mark selects.
+    fn requeue(&mut self, id: u64) {
+        let solo = matches!(
+            self.slots.get((id - self.base) as usize),
+            Some(Slot::Lent { solo: true, .. })
+        );
+        if solo {
+            self.solo.insert(id);
+        } else {
+            self.failed.insert(id);
+        }
+        self.wake.waiting = true;
+    }
+
+    /// RecoverFailedValues (Algorithm 12): the values `k` holds go back to be
+    /// lent again, each charged a failure (its own if it was the only one).
     fn recover(&mut self, k: SubId) {
         let Some(sub) = self.subs.get_mut(&k) else { return };
         let lent = std::mem::take(&mut sub.lent);
@@ -350,81 +610,203 @@ impl<T, R> Core<T, R> {
             return;
         }
         sub.recovered.extend(lent.iter().copied());
+        let charge = if lent.len() == 1 {
+            Charge::Own
+        } else {
+            Charge::Shared
+        };
+        let reason = sub.end_reason.clone();
         for id in lent {
-            if self.fail_value(id) {
-                self.failed.insert(id);
-                self.wake.waiting = true;
+            if self.fail_value(id, charge, reason.clone()) {
+                self.requeue(id);
             }
         }
+        self.left_holder(0);
     }
 
-    /// Counts a failure of value `id` (it no longer has a holder). Returns
-    /// whether it is to be lent again; a value over the retry cap is
-    /// poisoned instead.
-    fn fail_value(&mut self, id: u64) -> bool {
+    /// Charges a failure to value `id` (it no longer has a holder). Returns
+    /// whether it is to be lent again; a value over the retry cap through a
+    /// failure of its own is poisoned instead.
+    fn fail_value(&mut self, id: u64, charge: Charge, why: Option<Box<str>>) -> bool {
         let index = (id - self.base) as usize;
-        let Some(Slot::Lent { holder, failures, .. }) = self.slots.get_mut(index) else {
+        let Some(Slot::Lent {
+            holder,
+            failures,
+            solo,
+            reason,
+            ..
+        }) = self.slots.get_mut(index)
+        else {
             return false;
         };
         *holder = None;
-        *failures += 1;
-        let failures = *failures;
+        *reason = why;
         if self.terminated || self.cut {
+            *failures = failures.saturating_add(1);
             return false;
         }
-        match self.retries {
-            Some((max, policy)) if failures > max => {
-                self.slots[index] = match (policy, self.ordered) {
-                    (PoisonPolicy::Fail, _) => {
-                        self.poisoned.get_or_insert((id, failures));
-                        Slot::Poisoned { failures }
-                    }
-                    (PoisonPolicy::Skip, true) => Slot::Skipped,
-                    (PoisonPolicy::Skip, false) => Slot::Output,
-                };
-                if policy == PoisonPolicy::Skip {
-                    self.stats.skipped += 1;
-                }
-                if !self.ordered {
-                    while matches!(self.slots.front(), Some(Slot::Output)) {
-                        self.slots.pop_front();
-                        self.base += 1;
-                    }
-                }
-                self.pending -= 1;
-                self.wake.output = true;
-                if self.pending == 0 {
-                    self.wake.waiting = true;
-                }
-                false
+        let Some((max, policy)) = self.retries else {
+            *failures = failures.saturating_add(1);
+            return true;
+        };
+        if charge == Charge::Shared && *failures >= max {
+            // A shared failure never poisons: the value is lent alone from now on.
+            if !*solo {
+                *solo = true;
+                self.solo_active += 1;
             }
-            _ => true,
+            return true;
         }
+        *failures = failures.saturating_add(1);
+        if *failures <= max {
+            return true;
+        }
+        let failures = *failures;
+        let reason = reason.take();
+        if *solo {
+            self.solo_active -= 1;
+        }
+        self.slots[index] = match (policy, self.ordered) {
+            (PoisonPolicy::Fail, true) => Slot::Poisoned { failures, reason },
+            (PoisonPolicy::Fail, false) => {
+                self.poisoned.get_or_insert((id, failures, reason));
+                Slot::Output
+            }
+            (PoisonPolicy::Skip, true) => Slot::Skipped,
+            (PoisonPolicy::Skip, false) => Slot::Output,
+        };
+        if policy == PoisonPolicy::Skip {
+            self.stats.skipped += 1;
+        }
+        self.advance();
+        self.pending -= 1;
+        self.wake.output = true;
+        if self.pending == 0 {
+            self.wake.waiting = true;
+        }
+        false
     }
 
-    /// A sub-stream reports that processing value `id` failed (for example
-    /// the worker's function returned an error): the value is taken back
-    /// from it, counted as a failure, and lent again (or poisoned). The
-    /// sub-stream goes on. A rejection of a value it does not hold is a
-    /// contract violation; a late one (for a value taken back already) is ignored.
-    pub fn on_sub_reject(&mut self, k: SubId, id: u64) -> Result<(), Unexpected> {
+    /// Takes value `id` out of sub-stream `k`'s hands, if it holds it;
+    /// returns how many values it still holds.
+    fn take_back(&mut self, k: SubId, id: u64) -> Result<usize, Unexpected> {
         let Some(sub) = self.subs.get_mut(&k) else {
             return Err(Unexpected { sub: k, id });
         };
-        if let Some(i) = sub.lent.iter().position(|&l| l == id) {
-            sub.lent.remove(i);
-            sub.recovered.insert(id);
-            self.stats.rejected += 1;
-            if self.fail_value(id) {
-                self.failed.insert(id);
-                self.wake.waiting = true;
+        match sub.lent.iter().position(|&l| l == id) {
+            Some(i) => {
+                sub.lent.remove(i);
+                Ok(sub.lent.len())
             }
-            Ok(())
-        } else if sub.recovered.contains(&id) {
-            Ok(())
-        } else {
-            self.stats.unexpected += 1;
-            Err(Unexpected { sub: k, id })
+            None => Err(Unexpected { sub: k, id }),
+        }
+    }
+
+    /// A sub-stream *answers* that processing value `id` failed (for example
+    /// the worker's function returned an error), with the reason: the value
+    /// is taken back, charged a failure of its own, and lent again (or
+    /// poisoned). The sub-stream goes on, and a later result from it for
+    /// this value breaks the contract. A rejection of a value taken back
+    /// from it without an answer (reclaimed, or it had ended a side) is
+    /// late: it is accepted, changes nothing, and a later result for the
+    /// value is then unexpected. Any other rejection breaks the contract.
+    ///
+    /// ```
+    /// use pando_lend_stream::Lent;
+    /// use pando_lend_stream::machine::{Core, SubAsk};
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// let k = core.lend_stream();
+    /// core.on_input_value(k, 3);
+    /// core.on_sub_reject(k, 0, "bad input".into()).unwrap();
+    /// assert!(core.on_sub_result(k, 0, 9).is_err()); // it answered already
+    /// assert_eq!(core.sub_ask(k), SubAsk::Lend(Lent::new(0, 3))); // lent again
+    /// ```
+    pub fn on_sub_reject(&mut self, k: SubId, id: u64, reason: String) -> Result<(), Unexpected> {
+        match self.take_back(k, id) {
+            Ok(left) => {
+                self.stats.rejected += 1;
+                if self.fail_value(id, Charge::Own, Some(reason.into_boxed_str())) {
+                    self.requeue(id);
+                }
+                self.left_holder(left);
+                Ok(())
+            }
+            Err(e) => {
+                if self.subs.get_mut(&k).is_some_and(|s| s.recovered.remove(&id)) {
+                    Ok(())
+                } else {
+                    self.stats.unexpected += 1;
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Sub-stream `k` is taken value `id` back *without an answer* (for
+    /// example it timed out), with the reason: a failure of the value's own,
+    /// and the value is lent again (or poisoned). A late result from `k` is
+    /// still accepted once if the value has no result yet, and dropped
+    /// otherwise (never unexpected); a late rejection from `k` just forgets
+    /// it. Reclaiming a value already taken back changes nothing; reclaiming
+    /// a value `k` never held breaks the contract.
+    ///
+    /// ```
+    /// use pando_lend_stream::Lent;
+    /// use pando_lend_stream::machine::{Core, OutputStep, SubAsk};
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// let (slow, other) = (core.lend_stream(), core.lend_stream());
+    /// core.on_input_value(slow, 3);
+    /// core.on_sub_reclaim(slow, 0, "timed out after 30s".into()).unwrap();
+    /// assert_eq!(core.sub_ask(other), SubAsk::Lend(Lent::new(0, 3)));
+    /// core.on_sub_result(slow, 0, 9).unwrap(); // late, but first: accepted
+    /// core.on_sub_result(other, 0, 9).unwrap(); // its twin is dropped
+    /// assert_eq!(core.poll_output(), OutputStep::Value(9));
+    /// ```
+    pub fn on_sub_reclaim(&mut self, k: SubId, id: u64, reason: String) -> Result<(), Unexpected> {
+        match self.take_back(k, id) {
+            Ok(left) => {
+                if let Some(sub) = self.subs.get_mut(&k) {
+                    sub.recovered.insert(id);
+                }
+                self.stats.reclaimed += 1;
+                if self.fail_value(id, Charge::Own, Some(reason.into_boxed_str())) {
+                    self.requeue(id);
+                }
+                self.left_holder(left);
+                Ok(())
+            }
+            Err(e) => {
+                if self.subs.get(&k).is_some_and(|s| s.recovered.contains(&id)) {
+                    Ok(())
+                } else {
+                    self.stats.unexpected += 1;
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// The reason charged to the values sub-stream `k` holds when it ends
+    /// (for example "worker laptop (10.0.0.2:5000) disconnected"); without
+    /// one, [`HOLDER_ENDED`].
+    ///
+    /// ```
+    /// use pando_lend_stream::PoisonPolicy;
+    /// use pando_lend_stream::machine::{Core, OutputStep};
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// core.set_max_retries(Some((0, PoisonPolicy::Fail)));
+    /// let k = core.lend_stream();
+    /// core.on_input_value(k, 3);
+    /// core.set_end_reason(k, "worker laptop disconnected".into());
+    /// core.on_sub_sink_end(k);
+    /// assert_eq!(
+    ///     core.poll_output(),
+    ///     OutputStep::Poisoned { id: 0, failures: 1, reason: "worker laptop disconnected".into() }
+    /// );
+    /// ```
+    pub fn set_end_reason(&mut self, k: SubId, reason: String) {
+        if let Some(sub) = self.subs.get_mut(&k) {
+            sub.end_reason = Some(reason.into_boxed_str());
         }
     }
 
@@ -435,7 +817,16 @@ impl<T, R> Core<T, R> {
     }
 
     /// `upon Sk O:abort⟨m⟩ or Sk O:fail⟨m, err⟩`, or the sub-stream's source
-    /// dropped: it takes no more values, and those it holds are lent again.
+    /// dropped: it takes no more values, and those it holds are lent again
+    /// (their results are still accepted while they have none).
+    ///
+    /// ```
+    /// use pando_lend_stream::machine::{Core, SubAsk};
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// let k = core.lend_stream();
+    /// core.on_sub_source_end(k);
+    /// assert_eq!(core.sub_ask(k), SubAsk::Done);
+    /// ```
     pub fn on_sub_source_end(&mut self, k: SubId) {
         self.recover(k);
         if let Some(sub) = self.subs.get_mut(&k) {
@@ -446,6 +837,16 @@ impl<T, R> Core<T, R> {
 
     /// `upon Sk I:done⟨n⟩ or Sk I:error⟨n, err⟩`, a contract violation, or the
     /// sub-stream's sink dropped: no more results come from it.
+    ///
+    /// ```
+    /// use pando_lend_stream::Lent;
+    /// use pando_lend_stream::machine::{Core, SubAsk};
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// let (a, b) = (core.lend_stream(), core.lend_stream());
+    /// core.on_input_value(a, 3);
+    /// core.on_sub_sink_end(a);
+    /// assert_eq!(core.sub_ask(b), SubAsk::Lend(Lent::new(0, 3)));
+    /// ```
     pub fn on_sub_sink_end(&mut self, k: SubId) {
         self.recover(k);
         if let Some(sub) = self.subs.get_mut(&k) {
@@ -460,21 +861,31 @@ impl<T, R> Core<T, R> {
 
     /// `upon Output:ask⟨i⟩` (Algorithm 10, lines 7-18).
     ///
-    /// The input's error comes after the results of every value read before
-    /// it; so does `done`.
+    /// The input's end (done, error or panic) comes after the results of
+    /// every value read before it.
+    ///
+    /// ```
+    /// use pando_lend_stream::machine::{Core, InputEnd, OutputStep};
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// let k = core.lend_stream();
+    /// core.on_input_value(k, 1);
+    /// core.on_input_end(InputEnd::Done);
+    /// assert_eq!(core.poll_output(), OutputStep::Pending); // value #0 first
+    /// core.on_sub_result(k, 0, 2).unwrap();
+    /// assert_eq!(core.poll_output(), OutputStep::Value(2));
+    /// assert_eq!(core.poll_output(), OutputStep::Done);
+    /// ```
     pub fn poll_output(&mut self) -> OutputStep<R> {
         if self.terminated {
             return OutputStep::Done;
         }
         if self.ordered {
-            while matches!(self.slots.front(), Some(Slot::Skipped)) {
-                self.slots.pop_front();
-                self.base += 1;
-            }
-            if let Some(Slot::Poisoned { failures }) = self.slots.front() {
+            self.advance();
+            if let Some(Slot::Poisoned { failures, reason }) = self.slots.front() {
                 return OutputStep::Poisoned {
                     id: self.base,
                     failures: *failures,
+                    reason: reason.as_deref().unwrap_or(HOLDER_ENDED).to_owned(),
                 };
             }
             if matches!(self.slots.front(), Some(Slot::Ready(_))) {
@@ -483,18 +894,23 @@ impl<T, R> Core<T, R> {
                 };
                 self.base += 1;
                 self.stats.output += 1;
-                if matches!(self.slots.front(), Some(Slot::Ready(_))) {
+                self.made_room();
+                self.advance();
+                if matches!(self.slots.front(), Some(Slot::Ready(_) | Slot::Poisoned { .. })) {
                     self.wake.output = true;
                 }
-                self.wake.waiting |= std::mem::take(&mut self.read_ahead_waiting);
                 return OutputStep::Value(r);
             }
         } else if let Some(r) = self.arrived.pop_front() {
             self.stats.output += 1;
-            self.wake.waiting |= std::mem::take(&mut self.read_ahead_waiting);
+            self.made_room();
             return OutputStep::Value(r);
-        } else if let Some((id, failures)) = self.poisoned {
-            return OutputStep::Poisoned { id, failures };
+        } else if let Some((id, failures, reason)) = &self.poisoned {
+            return OutputStep::Poisoned {
+                id: *id,
+                failures: *failures,
+                reason: reason.as_deref().unwrap_or(HOLDER_ENDED).to_owned(),
+            };
         }
         if self.pending > 0 {
             if self.cut {
@@ -514,14 +930,30 @@ impl<T, R> Core<T, R> {
             None => OutputStep::Pending,
             Some(InputEnd::Done | InputEnd::Closed) => OutputStep::Done,
             Some(InputEnd::Error) => OutputStep::InputError,
+            Some(InputEnd::Panicked) => OutputStep::InputPanicked,
         }
     }
 
     /// `upon Output:abort⟨i⟩ or Output:fail⟨i, err⟩` (Algorithm 10, lines 20-27):
-    /// the lender stops; sub-streams get `done` and their sinks stop.
+    /// the lender stops; sub-streams get `done` and their sinks stop. The
+    /// input counts as ended (closed), so the lender is settled.
+    ///
+    /// ```
+    /// use pando_lend_stream::machine::{Core, OutputStep, SubAsk};
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// let k = core.lend_stream();
+    /// core.on_input_value(k, 1);
+    /// core.terminate_output();
+    /// assert_eq!(core.sub_ask(k), SubAsk::Done);
+    /// assert!(core.state().input_ended);
+    /// assert_eq!(core.poll_output(), OutputStep::Done);
+    /// ```
     pub fn terminate_output(&mut self) {
         self.terminated = true;
+        self.input.get_or_insert(InputEnd::Closed);
         self.failed.clear();
+        self.solo.clear();
+        self.solo_active = 0;
         self.slots.clear();
         self.arrived.clear();
         self.pending = 0;
@@ -539,9 +971,19 @@ impl<T, R> Core<T, R> {
     /// Cuts every sub-stream off (a close deadline passed): their sources
     /// answer `done`, their sinks stop, and values without a result end the
     /// output with [`OutputStep::Closed`] after the results before them.
+    ///
+    /// ```
+    /// use pando_lend_stream::machine::{Core, OutputStep};
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// let k = core.lend_stream();
+    /// core.on_input_value(k, 1);
+    /// core.cut_off();
+    /// assert_eq!(core.poll_output(), OutputStep::Closed { unfinished: 1, first: 0 });
+    /// ```
     pub fn cut_off(&mut self) {
         self.cut = true;
         self.failed.clear();
+        self.solo.clear();
         self.on_input_end(InputEnd::Closed);
         self.wake = Wake {
             output: true,
@@ -551,6 +993,14 @@ impl<T, R> Core<T, R> {
     }
 
     /// A snapshot for monitoring.
+    ///
+    /// ```
+    /// use pando_lend_stream::machine::Core;
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// let k = core.lend_stream();
+    /// core.on_input_value(k, 1);
+    /// assert_eq!((core.state().read, core.state().in_flight), (1, 1));
+    /// ```
     pub fn state(&self) -> LenderState {
         LenderState {
             read: self.next_id(),
@@ -560,7 +1010,7 @@ impl<T, R> Core<T, R> {
                 .iter()
                 .filter(|s| matches!(s, Slot::Lent { holder: Some(_), .. }))
                 .count() as u64,
-            waiting_to_be_relent: self.failed.len() as u64,
+            waiting_to_be_relent: (self.failed.len() + self.solo.len()) as u64,
             relent: self.stats.relent,
             output: self.stats.output,
             late_results_accepted: self.stats.late_accepted,
@@ -569,9 +1019,26 @@ impl<T, R> Core<T, R> {
             sub_streams_open: self.subs.len() as u64,
             sub_streams_created: self.stats.sub_streams,
             rejected: self.stats.rejected,
+            reclaimed: self.stats.reclaimed,
             skipped: self.stats.skipped,
             input_ended: self.input.is_some(),
         }
+    }
+
+    /// The number of ids the core remembers for sub-streams and queues (the
+    /// ids they hold, the ids taken back from them, the ids waiting to be
+    /// lent again) plus the slots and waiting results: what memory is
+    /// bounded by. For tests of that bound.
+    #[doc(hidden)]
+    pub fn remembered(&self) -> usize {
+        self.subs
+            .values()
+            .map(|s| s.lent.len() + s.recovered.len())
+            .sum::<usize>()
+            + self.failed.len()
+            + self.solo.len()
+            + self.slots.len()
+            + self.arrived.len()
     }
 }
 
@@ -592,10 +1059,50 @@ impl<T: Clone, R> Core<T, R> {
         lent
     }
 
+    /// Whether sub-stream `k` may take a value now: not while it holds a
+    /// solo value, nor while a solo value waits and it holds anything.
+    fn solo_blocks(&self, k: SubId) -> bool {
+        let Some(sub) = self.subs.get(&k) else {
+            return false;
+        };
+        match sub.lent.len() {
+            0 => false,
+            1 => {
+                !self.solo.is_empty()
+                    || matches!(
+                        self.slots.get((sub.lent[0] - self.base) as usize),
+                        Some(Slot::Lent { solo: true, .. })
+                    )
+            }
+            _ => !self.solo.is_empty(),
+        }
+    }
+
     /// `upon Sk O:ask⟨m⟩` (Algorithm 11, lines 34-50).
+    ///
+    /// ```
+    /// use pando_lend_stream::Lent;
+    /// use pando_lend_stream::machine::{Core, InputEnd, SubAsk};
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// let (a, b) = (core.lend_stream(), core.lend_stream());
+    /// assert_eq!(core.sub_ask(a), SubAsk::ReadInput);
+    /// assert_eq!(core.on_input_value(a, 5), SubAsk::Lend(Lent::new(0, 5)));
+    /// core.on_input_end(InputEnd::Done);
+    /// assert_eq!(core.sub_ask(b), SubAsk::Wait); // a may still fail
+    /// core.on_sub_result(a, 0, 6).unwrap();
+    /// assert_eq!(core.sub_ask(b), SubAsk::Done);
+    /// ```
     pub fn sub_ask(&mut self, k: SubId) -> SubAsk<T> {
         if !self.source_alive(k) {
             return SubAsk::Done;
+        }
+        if self.solo_active > 0 {
+            if self.solo_blocks(k) {
+                return SubAsk::Wait;
+            }
+            if let Some(id) = self.solo.pop_first() {
+                return SubAsk::Lend(self.lend(k, id, true));
+            }
         }
         if let Some(id) = self.failed.pop_first() {
             return SubAsk::Lend(self.lend(k, id, true));
@@ -608,7 +1115,7 @@ impl<T: Clone, R> Core<T, R> {
                 SubAsk::Wait
             };
         }
-        if self.read_ahead.is_some_and(|bound| self.unconsumed() >= bound) {
+        if self.read_ahead.is_some_and(|bound| self.held() >= bound) {
             self.read_ahead_waiting = true;
             return SubAsk::Wait;
         }
@@ -616,22 +1123,40 @@ impl<T: Clone, R> Core<T, R> {
     }
 
     /// `upon Input:value⟨j, v⟩` for an ask of sub-stream `k`: the value gets
-    /// the next id and is lent to `k`, or queued for re-lending if `k` ended
-    /// meanwhile (nothing is lost).
+    /// the next id and is lent to `k`; if `k` ended meanwhile (`Done`), or
+    /// may not take a value now (`Wait`: it holds a solo value), the value
+    /// waits for the next ask instead (nothing is lost). After the output
+    /// was terminated, the value is dropped (`Done`).
+    ///
+    /// ```
+    /// use pando_lend_stream::Lent;
+    /// use pando_lend_stream::machine::{Core, SubAsk};
+    /// let mut core = Core::<u8, u8>::new(true);
+    /// let (a, b) = (core.lend_stream(), core.lend_stream());
+    /// core.on_sub_source_end(a);
+    /// assert_eq!(core.on_input_value(a, 5), SubAsk::Done); // a ended while it was read
+    /// assert_eq!(core.sub_ask(b), SubAsk::Lend(Lent::new(0, 5)));
+    /// ```
     pub fn on_input_value(&mut self, k: SubId, value: T) -> SubAsk<T> {
+        if self.terminated {
+            return SubAsk::Done;
+        }
         let id = self.next_id();
         self.slots.push_back(Slot::Lent {
             value,
             holder: None,
             failures: 0,
+            solo: false,
+            reason: None,
         });
         self.pending += 1;
-        if self.source_alive(k) {
+        let alive = self.source_alive(k);
+        if alive && !(self.solo_active > 0 && self.solo_blocks(k)) {
             SubAsk::Lend(self.lend(k, id, false))
         } else {
             self.failed.insert(id);
             self.wake.waiting = true;
-            SubAsk::Done
+            if alive { SubAsk::Wait } else { SubAsk::Done }
         }
     }
 }
@@ -762,18 +1287,25 @@ mod tests {
         lent(c.on_input_value(a, 1));
         lent(c.on_input_value(a, 2));
         c.on_sub_result(a, 0, 10).unwrap();
-        c.on_sub_reject(a, 1).unwrap(); // failure 1
+        c.on_sub_reject(a, 1, "boom".into()).unwrap(); // failure 1
         assert_eq!(c.sub_ask(a), SubAsk::Lend(Lent::new(1, 2)));
-        c.on_sub_reject(a, 1).unwrap(); // failure 2
+        c.on_sub_reject(a, 1, "boom".into()).unwrap(); // failure 2
         assert_eq!(c.sub_ask(a), SubAsk::Lend(Lent::new(1, 2)));
-        c.on_sub_reject(a, 1).unwrap(); // failure 3: over the cap of 2 retries
+        c.on_sub_reject(a, 1, "boom".into()).unwrap(); // failure 3: over the cap of 2 retries
         assert_eq!(
             c.sub_ask(a),
             SubAsk::ReadInput,
             "a poisoned value is not lent again"
         );
         assert_eq!(c.poll_output(), OutputStep::Value(10));
-        assert_eq!(c.poll_output(), OutputStep::Poisoned { id: 1, failures: 3 });
+        assert_eq!(
+            c.poll_output(),
+            OutputStep::Poisoned {
+                id: 1,
+                failures: 3,
+                reason: "boom".into()
+            }
+        );
     }
 
     #[test]
@@ -783,7 +1315,7 @@ mod tests {
         let a = c.lend_stream();
         lent(c.on_input_value(a, 1));
         lent(c.on_input_value(a, 2));
-        c.on_sub_reject(a, 0).unwrap();
+        c.on_sub_reject(a, 0, "boom".into()).unwrap();
         c.on_sub_result(a, 1, 20).unwrap();
         c.on_input_end(InputEnd::Done);
         assert_eq!(c.poll_output(), OutputStep::Value(20));
@@ -795,7 +1327,10 @@ mod tests {
     fn a_rejection_for_a_value_not_held_is_unexpected() {
         let mut c = Core::<u32, u32>::new(true);
         let a = c.lend_stream();
-        assert_eq!(c.on_sub_reject(a, 0), Err(Unexpected { sub: a, id: 0 }));
+        assert_eq!(
+            c.on_sub_reject(a, 0, "boom".into()),
+            Err(Unexpected { sub: a, id: 0 })
+        );
     }
 
     #[test]
@@ -812,6 +1347,275 @@ mod tests {
             OutputStep::Closed {
                 unfinished: 1,
                 first: 1
+            }
+        );
+    }
+
+    /// Drives `c` until the output has nothing more: the values output, and
+    /// the final step.
+    fn drain(c: &mut Core<u32, u32>) -> (Vec<u32>, OutputStep<u32>) {
+        let mut out = Vec::new();
+        loop {
+            match c.poll_output() {
+                OutputStep::Value(v) => out.push(v),
+                step => return (out, step),
+            }
+        }
+    }
+
+    /// Issue 8, row 2: skipped values count as consumed, so the lender reads
+    /// on after `bound` skips (it never read again before).
+    #[test]
+    fn skipped_values_make_room_under_the_read_ahead_bound() {
+        for ordered in [true, false] {
+            let mut c = Core::<u32, u32>::new(ordered);
+            c.set_read_ahead(Some(2));
+            c.set_max_retries(Some((0, PoisonPolicy::Skip)));
+            let a = c.lend_stream();
+            for i in 0..10 {
+                assert_eq!(c.sub_ask(a), SubAsk::ReadInput, "value {i}, ordered: {ordered}");
+                let l = lent(c.on_input_value(a, i));
+                c.on_sub_reject(a, l.id, "bad".into()).unwrap();
+            }
+            assert_eq!(c.state().skipped, 10);
+            assert_eq!(c.remembered(), 0);
+        }
+    }
+
+    /// Room made by a skip wakes the asks the bound held back (and only those).
+    #[test]
+    fn a_skip_at_the_front_wakes_the_asks_held_back_by_the_bound() {
+        let mut c = Core::<u32, u32>::new(true);
+        c.set_read_ahead(Some(1));
+        c.set_max_retries(Some((0, PoisonPolicy::Skip)));
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        assert_eq!(c.sub_ask(a), SubAsk::Wait);
+        c.take_wake();
+        c.on_sub_reject(a, 0, "bad".into()).unwrap();
+        assert!(c.take_wake().waiting);
+        assert_eq!(c.sub_ask(a), SubAsk::ReadInput);
+    }
+
+    /// In unordered mode the bound counts the results waiting on the output too.
+    #[test]
+    fn unordered_read_ahead_counts_the_results_waiting_on_the_output() {
+        let mut c = Core::<u32, u32>::new(false);
+        c.set_read_ahead(Some(2));
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        c.on_sub_result(a, 0, 10).unwrap();
+        lent(c.on_input_value(a, 2));
+        c.on_sub_result(a, 1, 20).unwrap();
+        assert_eq!(c.sub_ask(a), SubAsk::Wait, "two results wait on the output");
+        c.take_wake();
+        assert_eq!(c.poll_output(), OutputStep::Value(10));
+        assert!(c.take_wake().waiting);
+        assert_eq!(c.sub_ask(a), SubAsk::ReadInput);
+    }
+
+    /// Issue 8, row 5: a terminated output records the input's end.
+    #[test]
+    fn terminating_the_output_ends_the_input() {
+        let mut c = Core::<u32, u32>::new(true);
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        c.terminate_output();
+        let s = c.state();
+        assert!(s.input_ended && s.in_flight == 0 && s.waiting_to_be_relent == 0);
+        // A read that was in progress is dropped, not queued.
+        assert_eq!(c.on_input_value(a, 2), SubAsk::Done);
+        assert_eq!(c.state().waiting_to_be_relent, 0);
+    }
+
+    /// Issue 8, row 8: rejected ids are not remembered, however many there are.
+    #[test]
+    fn rejecting_100_000_values_on_a_live_sub_stream_keeps_memory_small() {
+        let mut c = Core::<u32, u32>::new(true);
+        c.set_max_retries(Some((0, PoisonPolicy::Skip)));
+        let a = c.lend_stream();
+        for i in 0..100_000 {
+            assert_eq!(c.sub_ask(a), SubAsk::ReadInput);
+            let l = lent(c.on_input_value(a, i));
+            c.on_sub_reject(a, l.id, "bad".into()).unwrap();
+            assert!(c.remembered() <= 1, "after {i} rejections: {}", c.remembered());
+        }
+        assert_eq!(c.state().skipped, 100_000);
+        assert_eq!(c.state().sub_streams_open, 1);
+    }
+
+    #[test]
+    fn a_result_after_a_rejection_is_unexpected() {
+        let mut c = Core::<u32, u32>::new(true);
+        let a = c.lend_stream();
+        let b = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        c.on_sub_reject(a, 0, "bad".into()).unwrap();
+        assert_eq!(c.on_sub_result(a, 0, 10), Err(Unexpected { sub: a, id: 0 }));
+        assert_eq!(
+            c.on_sub_reject(a, 0, "bad".into()),
+            Err(Unexpected { sub: a, id: 0 })
+        );
+        assert_eq!(c.sub_ask(b), SubAsk::Lend(Lent::new(0, 1)));
+    }
+
+    #[test]
+    fn a_late_result_for_a_reclaimed_value_is_accepted_once() {
+        let mut c = Core::<u32, u32>::new(true);
+        let a = c.lend_stream();
+        let b = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        c.on_sub_reclaim(a, 0, "timed out".into()).unwrap();
+        c.on_sub_reclaim(a, 0, "timed out".into()).unwrap(); // already taken back: no change
+        assert_eq!(c.state().reclaimed, 1);
+        assert_eq!(c.sub_ask(b), SubAsk::Lend(Lent::new(0, 1)));
+        c.on_sub_result(b, 0, 10).unwrap();
+        // Late, and the value has its result: dropped, not unexpected.
+        c.on_sub_result(a, 0, 11).unwrap();
+        assert_eq!(c.state().late_results_dropped, 1);
+        // Only once.
+        assert_eq!(c.on_sub_result(a, 0, 11), Err(Unexpected { sub: a, id: 0 }));
+        assert_eq!(c.poll_output(), OutputStep::Value(10));
+        assert_eq!(c.remembered(), 0);
+    }
+
+    #[test]
+    fn a_late_rejection_of_a_reclaimed_value_forgets_it() {
+        let mut c = Core::<u32, u32>::new(true);
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        c.on_sub_reclaim(a, 0, "timed out".into()).unwrap();
+        assert_eq!(
+            c.remembered(),
+            3,
+            "the slot, its place in the queue, the id taken back from a"
+        );
+        c.on_sub_reject(a, 0, "failed late".into()).unwrap();
+        assert_eq!(c.remembered(), 2, "a forgot it");
+        assert_eq!(c.on_sub_result(a, 0, 11), Err(Unexpected { sub: a, id: 0 }));
+        assert_eq!(
+            c.on_sub_reclaim(a, 5, "timed out".into()),
+            Err(Unexpected { sub: a, id: 5 })
+        );
+    }
+
+    #[test]
+    fn a_reclaim_is_a_failure_of_the_value_with_its_reason() {
+        let mut c = Core::<u32, u32>::new(true);
+        c.set_max_retries(Some((1, PoisonPolicy::Fail)));
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        c.on_sub_reclaim(a, 0, "timed out after 1s".into()).unwrap();
+        assert_eq!(c.sub_ask(a), SubAsk::Lend(Lent::new(0, 1)));
+        c.on_sub_reclaim(a, 0, "timed out after 2s".into()).unwrap();
+        assert_eq!(
+            c.poll_output(),
+            OutputStep::Poisoned {
+                id: 0,
+                failures: 2,
+                reason: "timed out after 2s".into()
+            }
+        );
+    }
+
+    /// Issue 8, "Blame": a sub-stream that dies holding a batch of two values
+    /// (the culprit and an innocent neighbour) charges both, but only the
+    /// culprit is poisoned, once it was lent alone.
+    #[test]
+    fn a_holder_dying_with_a_batch_blames_only_the_culprit() {
+        for max in [0, 1, 3] {
+            let mut c = Core::<u32, u32>::new(true);
+            c.set_max_retries(Some((max, PoisonPolicy::Fail)));
+            let culprit = 1;
+            let mut deaths = 0;
+            let mut out = Vec::new();
+            let step = loop {
+                let k = c.lend_stream();
+                let mut held = Vec::new();
+                for _ in 0..2 {
+                    match c.sub_ask(k) {
+                        SubAsk::ReadInput => held.push(lent(c.on_input_value(k, held.len() as u32 + 100))),
+                        SubAsk::Lend(l) => held.push(l),
+                        SubAsk::Wait | SubAsk::Done => {}
+                    }
+                }
+                assert!(!held.is_empty());
+                if held.iter().any(|l| l.id == culprit) {
+                    deaths += 1;
+                    c.set_end_reason(k, format!("worker {k} crashed"));
+                    c.on_sub_sink_end(k);
+                } else {
+                    for l in held {
+                        c.on_sub_result(k, l.id, l.value + 1).unwrap();
+                    }
+                    c.on_sub_sink_end(k);
+                }
+                let (values, step) = drain(&mut c);
+                out.extend(values);
+                if step != OutputStep::Pending {
+                    break step;
+                }
+                assert!(deaths < 20, "the culprit is never poisoned");
+            };
+            assert_eq!(out, vec![101], "the innocent neighbour got its result");
+            assert_eq!(
+                step,
+                OutputStep::Poisoned {
+                    id: culprit,
+                    failures: max + 1,
+                    reason: format!("worker {} crashed", c.state().sub_streams_created - 1),
+                },
+                "max_retries {max}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_solo_value_is_lent_only_to_a_sub_stream_holding_nothing() {
+        let mut c = Core::<u32, u32>::new(true);
+        c.set_max_retries(Some((0, PoisonPolicy::Fail)));
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        lent(c.on_input_value(a, 2));
+        c.on_sub_sink_end(a); // a shared failure at the cap: both become solo
+        assert_eq!(c.state().waiting_to_be_relent, 2);
+        let b = c.lend_stream();
+        let d = c.lend_stream();
+        lent(c.on_input_value(b, 3)); // b holds value #2
+        assert_eq!(
+            c.sub_ask(b),
+            SubAsk::Wait,
+            "b holds a value: the solo values wait for others"
+        );
+        assert_eq!(c.sub_ask(d), SubAsk::Lend(Lent::new(0, 1)));
+        assert_eq!(c.sub_ask(d), SubAsk::Wait, "d holds a solo value: nothing else");
+        c.take_wake();
+        c.on_sub_result(b, 2, 30).unwrap();
+        assert!(
+            c.take_wake().waiting,
+            "b holds nothing now: its asks decide again"
+        );
+        assert_eq!(c.sub_ask(b), SubAsk::Lend(Lent::new(1, 2)));
+        c.on_sub_result(d, 0, 10).unwrap();
+        assert!(c.take_wake().waiting, "d's solo value is answered");
+        c.on_sub_result(b, 1, 20).unwrap();
+        assert_eq!(c.sub_ask(d), SubAsk::ReadInput);
+        assert_eq!(drain(&mut c).0, vec![10, 20, 30]);
+    }
+
+    #[test]
+    fn the_reason_of_a_holder_that_ended_defaults_to_a_plain_one() {
+        let mut c = Core::<u32, u32>::new(false);
+        c.set_max_retries(Some((0, PoisonPolicy::Fail)));
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        c.on_sub_source_end(a);
+        assert_eq!(
+            c.poll_output(),
+            OutputStep::Poisoned {
+                id: 0,
+                failures: 1,
+                reason: HOLDER_ENDED.into()
             }
         );
     }

@@ -40,6 +40,10 @@ pub struct LenderState {
     /// Values rejected by the sub-stream that held them (for example a
     /// worker's function error); each was lent again or poisoned.
     pub rejected: u64,
+    /// Values taken back from the sub-stream that held them without an
+    /// answer (for example after a timeout, see
+    /// [`Rejecter::reclaim`](crate::Rejecter::reclaim)); each was lent again or poisoned.
+    pub reclaimed: u64,
     /// Poisoned values skipped from the output (policy `Skip`).
     pub skipped: u64,
 }

@@ -276,7 +276,7 @@ async fn master(args: MasterArgs) -> ExitCode {
     drop(children);
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(pando_lend_stream::LendError::Poisoned { id, failures }) => fail(format!(
+        Err(pando_lend_stream::LendError::Poisoned { id, failures, .. }) => fail(format!(
             "input line {} failed {failures} times (more than --max-retries); stopping",
             id + 1
         )),
