@@ -1473,7 +1473,8 @@ impl<M: SubStreamModule> Exec<M> {
                 let sub = &mut self.subs[i];
                 sub.holds.insert(id);
                 sub.rejected.retain(|&r| r != id);
-                if !sub.works_on(id) {
+                let answering = lock_state(&sub.results).legitimize(id);
+                if !answering && !sub.works_on(id) {
                     sub.values.push_back((id, value));
                 }
             }

@@ -60,8 +60,16 @@ impl SubStreamModule for L {
         source.ask_owned()
     }
 
+    const CAN_RECLAIM: bool = true;
+
     fn reject(source: &Self::SubSource, id: u64) -> bool {
-        source.rejecter().reject(id)
+        source.rejecter().reject(id, "rejected by the harness")
+    }
+
+    fn reclaim(source: &Self::SubSource, id: u64) -> bool {
+        source
+            .rejecter()
+            .reclaim(id, "reclaimed by the harness (a timeout)")
     }
 
     fn close(&self) -> Self::CloseFuture {
@@ -98,6 +106,7 @@ impl SubStreamModule for L {
             LendError::Input(e) => OutputError::Input(*e),
             LendError::Poisoned { id, .. } => OutputError::Poisoned { id: *id },
             LendError::Closed { first, .. } => OutputError::Closed { first: *first },
+            LendError::InputPanicked { .. } => OutputError::InputPanicked,
         }
     }
 

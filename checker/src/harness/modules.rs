@@ -277,6 +277,17 @@ impl<R> ResultsState<R> {
         }
     }
 
+    /// Value `id` was lent again to this sub-stream while an unexpected
+    /// result for it waits to be taken: that result is now a proper one.
+    pub(crate) fn legitimize(&mut self, id: u64) -> bool {
+        if self.bogus_pending == Some(id) {
+            self.bogus_pending = None;
+            self.answer_id = Some(id);
+            return true;
+        }
+        false
+    }
+
     /// The harness confirms the termination.
     pub(crate) fn confirm(&mut self, end: Result<(), TestError>) {
         self.confirm = Some(end);
