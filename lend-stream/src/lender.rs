@@ -4,99 +4,14 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, ready};
 
-use pando_pull_stream::{Answer, BoxSource, Connect, Duplex, Serializer, Source, SourceExt, Termination};
+use pando_pull_stream::{Answer, Connect, Duplex, Serializer, Source, SourceExt, Termination};
 
-use crate::machine::{Core, InputEnd, OutputStep, SubId};
-use crate::sub_stream::{SubSink, SubSource};
-use crate::sync::{Arc, Mutex, MutexGuard};
-use crate::{LendError, LenderState};
-
-pub(crate) type Input<T, E> = Serializer<BoxSource<'static, T, E>>;
-
-/// Everything the lender's parties share: the core, the input, and the
-/// wakers of whoever waits on the core.
-pub(crate) struct State<T, R, E> {
-    pub(crate) core: Core<T, R>,
-    pub(crate) input: Option<Input<T, E>>,
-    pub(crate) input_error: Option<E>,
-    /// The message of the input's panic, if it panicked.
-    pub(crate) input_panic: Option<String>,
-    output_waker: Option<Waker>,
-    /// Sub-stream asks waiting on others (or on the input being connected).
-    waiting: Vec<Waker>,
-    /// Whether an ask is reading the input. The lender reads its input one
-    /// value at a time, so that values (and the input's end) reach the core
-    /// in input order: the ids are input positions (bug found by the
-    /// interleaving checker, seed 1899: two concurrent asks each holding a
-    /// Serializer ticket delivered the second value before the first, which
-    /// then got id 1 — and `done` could overtake a value not yet delivered).
-    pub(crate) reading: bool,
-    /// Sub-stream sinks waiting for results, to be woken if they must stop.
-    sinks: Vec<(SubId, Waker)>,
-}
-
-pub(crate) struct Shared<T, R, E> {
-    state: Mutex<State<T, R, E>>,
-}
-
-impl<T, R, E> Shared<T, R, E> {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<T, R, E>> {
-        // Every critical section leaves the state consistent before anything
-        // that could panic, so a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl<T, R, E> State<T, R, E> {
-    /// Wakes the parties the last events concern.
-    pub(crate) fn wake(&mut self) {
-        let wake = self.core.take_wake();
-        if wake.output {
-            if let Some(w) = self.output_waker.take() {
-                w.wake();
-            }
-        }
-        if wake.waiting {
-            for w in self.waiting.drain(..) {
-                w.wake();
-            }
-        }
-        if wake.sinks {
-            for (_, w) in self.sinks.drain(..) {
-                w.wake();
-            }
-        }
-    }
-
-    /// The read of the input in progress ended (answered, or its ask
-    /// cancelled): the asks waiting for it decide again.
-    pub(crate) fn end_read(&mut self) {
-        self.reading = false;
-        for w in self.waiting.drain(..) {
-            w.wake();
-        }
-    }
-
-    pub(crate) fn wait(&mut self, cx: &Context<'_>) {
-        if !self.waiting.iter().any(|w| w.will_wake(cx.waker())) {
-            self.waiting.push(cx.waker().clone());
-        }
-    }
-
-    pub(crate) fn wait_sink(&mut self, k: SubId, cx: &Context<'_>) {
-        match self.sinks.iter_mut().find(|(s, _)| *s == k) {
-            Some((_, w)) if w.will_wake(cx.waker()) => {}
-            Some((_, w)) => *w = cx.waker().clone(),
-            None => self.sinks.push((k, cx.waker().clone())),
-        }
-    }
-
-    pub(crate) fn forget_sink(&mut self, k: SubId) {
-        self.sinks.retain(|(s, _)| *s != k);
-    }
-}
+use crate::machine::{Core, InputEnd, OutputStep};
+use crate::shared::{Input, Shared};
+use crate::sync::Arc;
+use crate::{LendError, LenderState, SubSink, SubSource};
 
 /// StreamLender (seed 000, Abstraction 2): lends the values of one stream to
 /// any number of sub-streams, and outputs their results in input order.
@@ -199,18 +114,7 @@ where
 
     fn with_order(ordered: bool) -> Self {
         StreamLender {
-            shared: Arc::new(Shared {
-                state: Mutex::new(State {
-                    core: Core::new(ordered),
-                    input: None,
-                    input_error: None,
-                    input_panic: None,
-                    output_waker: None,
-                    waiting: Vec::new(),
-                    reading: false,
-                    sinks: Vec::new(),
-                }),
-            }),
+            shared: Arc::new(Shared::new(Core::new(ordered))),
         }
     }
 
@@ -280,13 +184,20 @@ where
     /// # });
     /// ```
     pub fn close(&self) -> CloseFuture<T, E> {
-        let input = {
+        let (input, stale) = {
             let mut state = self.shared.lock();
-            let input = state.input.clone();
+            // An input that panicked is not touched again.
+            let input = if state.input_panic.is_none() {
+                state.input.clone()
+            } else {
+                None
+            };
             state.core.on_input_end(InputEnd::Closed);
             state.wake();
-            input
+            (input, state.take_stale_read())
         };
+        // The read in progress, if parked, is cancelled (outside the lock).
+        drop(stale);
         CloseFuture {
             input,
             started: false,
@@ -400,15 +311,7 @@ where
     ///
     /// If the lender's input is already connected: a lender has one input.
     fn connect(self, input: S) -> LenderOutput<T, R, E> {
-        {
-            let mut state = self.shared.lock();
-            assert!(state.input.is_none(), "a StreamLender's input is connected once");
-            state.input = Some(Serializer::new(input.boxed()));
-            // Sub-streams that asked before the input was connected.
-            for w in state.waiting.drain(..) {
-                w.wake();
-            }
-        }
+        self.shared.lock().connect(Serializer::new(input.boxed()));
         LenderOutput {
             shared: self.shared,
             termination: None,
@@ -425,6 +328,7 @@ where
 /// * Terminating the output (abort or fail) stops the lender: its sub-streams
 ///   get `done`, their sinks abort the modules they read, and the input is
 ///   terminated; the answer comes once the input has confirmed.
+#[must_use = "a lender's output does nothing unless asked (connect it to a sink)"]
 pub struct LenderOutput<T, R, E> {
     shared: Arc<Shared<T, R, E>>,
     termination: Option<Termination<LendError<E>>>,
@@ -462,23 +366,22 @@ where
                 Answer::Error(LendError::Closed { unfinished, first })
             }
             OutputStep::Pending => {
-                match &mut state.output_waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    w => *w = Some(cx.waker().clone()),
-                }
+                state.wait_output(cx);
                 return Poll::Pending;
             }
         })
     }
 
     fn terminate(mut self: Pin<&mut Self>, request: Termination<LendError<E>>) {
-        let input = {
+        let (input, stale) = {
             let mut state = self.shared.lock();
             let input_open = state.core.input_open();
             state.core.terminate_output();
             state.wake();
-            if input_open { state.input.clone() } else { None }
+            let input = if input_open { state.input.clone() } else { None };
+            (input, state.take_stale_read())
         };
+        drop(stale);
         if let Some(mut input) = input {
             let upstream = match &request {
                 Termination::Fail(LendError::Input(e)) => Termination::Fail(e.clone()),

@@ -99,25 +99,26 @@
 //! # });
 //! ```
 
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
 #![forbid(unsafe_code)]
 
+mod concurrent_ask;
 mod error;
 mod lender;
 mod lent;
 pub mod machine;
+mod rejecter;
+mod shared;
 mod state;
-mod sub_stream;
+mod sub_sink;
+mod sub_source;
 mod sync;
 
+pub use concurrent_ask::{ConcurrentAsk, OwnedConcurrentAsk};
 pub use error::{LendError, SubStreamError};
 pub use lender::{CloseFuture, LenderOutput, Settled, StreamLender, SubStream};
 pub use lent::Lent;
 pub use machine::PoisonPolicy;
+pub use rejecter::Rejecter;
 pub use state::LenderState;
-pub use sub_stream::{ConcurrentAsk, OwnedConcurrentAsk, Rejecter, SubSink, SubSinkFuture, SubSource};
+pub use sub_sink::{SubSink, SubSinkFuture};
+pub use sub_source::SubSource;
