@@ -106,10 +106,11 @@
 //! ```
 //!
 //! ```
-//! use pando_checker::{Config, TestError, run};
+//! use pando_checker::{Config, Faults, Poison, TestError, run};
 //! use pando_lend_stream::StreamLender;
 //!
-//! let execution = run::<StreamLender<u64, u64, TestError>>(&Config::varied(42));
+//! let config = Config::varied(42).faults(Faults::NONE).max_retries(None, Poison::Fail);
+//! let execution = run::<StreamLender<u64, u64, TestError>>(&config);
 //! assert!(execution.is_ok(), "{execution}");
 //! ```
 //!

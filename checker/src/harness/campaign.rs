@@ -12,11 +12,13 @@ use super::{Config, Execution, Faults, Poison, Property, Scenario, SubStreamModu
 /// parameters derived from that seed ([`Config::varied`]) unless fixed here.
 ///
 /// ```
-/// use pando_checker::{Campaign, TestError};
+/// use pando_checker::{Campaign, Faults, TestError};
 /// use pando_lend_stream::StreamLender;
 ///
 /// let mut campaign = Campaign::new(200, 1);
 /// campaign.count = Some(3);
+/// campaign.faults = Some(Faults::NONE); // the original tester's model
+/// campaign.max_retries = Some(None);
 /// let summary = campaign.run::<StreamLender<u64, u64, TestError>>(&|failed| panic!("{failed}"));
 /// assert_eq!(summary.to_string(), "200 executions, 0 failures");
 /// ```
@@ -184,7 +186,10 @@ impl Campaign {
 /// use pando_checker::{Campaign, TestError};
 /// use pando_lend_stream::StreamLender;
 ///
-/// let summary = Campaign::new(20, 9).run::<StreamLender<u64, u64, TestError>>(&|_| {});
+/// let mut campaign = Campaign::new(20, 9);
+/// campaign.faults = Some(pando_checker::Faults::NONE);
+/// campaign.max_retries = Some(None);
+/// let summary = campaign.run::<StreamLender<u64, u64, TestError>>(&|_| {});
 /// assert!(summary.is_ok(), "{:?}", summary.failed);
 /// assert_eq!(summary.executions, 20);
 /// ```
