@@ -4,11 +4,13 @@
 //!
 //! ```text
 //! cargo run --release -p pando-checker -- --runs N [--seed S] [--count C] [--parallelism P] [--max-sub-streams M]
+//!     [--read-ahead N|none] [--max-retries N|none] [--poison fail|skip] [--faults LIST|none]
 //! cargo run --release -p pando-checker -- --seed S --runs 1 --trace
 //! ```
 //!
-//! It ends with one line, `N executions, F failures`, and exits with status 1
-//! if `F > 0`. Each failure prints its seed, parameters, the violated
+//! It ends with the failures by property (with the first seed of each), the
+//! first failing seeds, and one line, `N executions, F failures`; it exits
+//! with status 1 if `F > 0`. Each failure prints its seed, parameters, the violated
 //! property, the command that replays it, and (for the first ones) the
 //! event trace.
 
