@@ -259,6 +259,21 @@ impl Checker {
         self.lock().interfaces[id].dropped = true;
     }
 
+    /// Marks every interface named `name` as dropped (see [`Monitor::dropped`]).
+    pub(crate) fn set_dropped_named(&self, name: &str) {
+        for iface in self.lock().interfaces.iter_mut().filter(|i| i.name == name) {
+            iface.dropped = true;
+        }
+    }
+
+    /// Withdraws the outstanding request `index` of interface `id`: its
+    /// future was dropped unanswered (a concurrent ask given up).
+    pub(crate) fn withdraw(&self, id: usize, index: u64) {
+        self.lock().interfaces[id]
+            .outstanding
+            .retain(|&(i, _)| i != index);
+    }
+
     pub(crate) fn interface_name(&self, id: usize) -> String {
         self.lock().interfaces[id].name.clone()
     }

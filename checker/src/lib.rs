@@ -98,18 +98,28 @@
 //! ordered, exactly once, fault tolerant, output terminated, lazy,
 //! conservative), a step bound turns a hang into a "no progress" report,
 //! and every failure ([`Execution`]) carries its seed, its replay command and
-//! the event trace. [`Campaign`] runs many, as the runner does:
+//! the event trace. Each execution also varies, from its seed, the lender's
+//! read-ahead bound (often 1 to 3), its retry cap with either [`Poison`]
+//! policy, and the [`Faults`]: rejections and reclaims by sub-streams,
+//! `close` and `cut_off`, an ask that is never polled again, a panicking
+//! input, an early end of the output and `settled()`; the blame rule
+//! ([`Property::Blame`]), the memory bound and `settled()` are checked too.
+//! With `default-features = false` (no `runner`, no `lender` feature) the
+//! crate builds neither clap nor the lender. [`Campaign`] runs many, as the
+//! runner does:
 //!
 //! ```text
 //! cargo run --release -p pando-checker -- --runs N [--seed S] [--count C] [--parallelism P] [--max-sub-streams M]
+//!     [--read-ahead N|none] [--max-retries N|none] [--poison fail|skip] [--faults reject,reclaim,close,cut-off,stall,panic,early-end,settled|none]
 //! cargo run --release -p pando-checker -- --seed S --runs 1 --trace
 //! ```
 //!
 //! ```
-//! use pando_checker::{Config, TestError, run};
+//! use pando_checker::{Config, Faults, Poison, TestError, run};
 //! use pando_lend_stream::StreamLender;
 //!
-//! let execution = run::<StreamLender<u64, u64, TestError>>(&Config::varied(42));
+//! let config = Config::varied(42).faults(Faults::NONE).max_retries(None, Poison::Fail);
+//! let execution = run::<StreamLender<u64, u64, TestError>>(&config);
 //! assert!(execution.is_ok(), "{execution}");
 //! ```
 //!
@@ -189,12 +199,6 @@
 //! # });
 //! ```
 
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
 #![forbid(unsafe_code)]
 
 mod checker;
@@ -206,8 +210,8 @@ pub mod rng;
 
 pub use checker::{Checker, Mode};
 pub use harness::{
-    Campaign, Config, Execution, Failure, HarnessInput, Property, Scenario, SinkOutcome, SubStreamModule,
-    Summary, TestError, TestResults, TestSource, run, work,
+    Campaign, Config, Execution, Failure, Fault, Faults, HarnessInput, OutputError, Poison, Property,
+    Scenario, Settings, SinkOutcome, SubStreamModule, Summary, TestError, TestResults, TestSource, run, work,
 };
 pub use monitor::Monitor;
 pub use probe::{Probe, ProbeModule};

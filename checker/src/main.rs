@@ -4,11 +4,13 @@
 //!
 //! ```text
 //! cargo run --release -p pando-checker -- --runs N [--seed S] [--count C] [--parallelism P] [--max-sub-streams M]
+//!     [--read-ahead N|none] [--max-retries N|none] [--poison fail|skip] [--faults LIST|none]
 //! cargo run --release -p pando-checker -- --seed S --runs 1 --trace
 //! ```
 //!
-//! It ends with one line, `N executions, F failures`, and exits with status 1
-//! if `F > 0`. Each failure prints its seed, parameters, the violated
+//! It ends with the failures by property (with the first seed of each), the
+//! first failing seeds, and one line, `N executions, F failures`; it exits
+//! with status 1 if `F > 0`. Each failure prints its seed, parameters, the violated
 //! property, the command that replays it, and (for the first ones) the
 //! event trace.
 
@@ -17,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use pando_checker::{Campaign, Scenario, TestError, run};
+use pando_checker::{Campaign, Fault, Faults, Poison, Scenario, TestError, run};
 use pando_lend_stream::StreamLender;
 
 type Lender = StreamLender<u64, u64, TestError>;
@@ -48,9 +50,23 @@ struct Args {
     /// Check an ordered lender only.
     #[arg(long)]
     ordered: bool,
-    /// A fixed scenario: done, error, abort or fail (default: from the seed).
-    #[arg(long, value_parser = parse_scenario)]
+    /// A fixed scenario (default: from the seed).
+    #[arg(long, value_enum)]
     scenario: Option<Scenario>,
+    /// A fixed read-ahead bound of the lender, or `none` (default: none, 1-3
+    /// or 4-8, from the seed).
+    #[arg(long, value_parser = parse_limit)]
+    read_ahead: Option<Limit>,
+    /// A fixed retry cap, or `none` (default: none or 0-2, from the seed).
+    #[arg(long, value_parser = parse_limit)]
+    max_retries: Option<Limit>,
+    /// A fixed poison policy (default: from the seed).
+    #[arg(long, value_enum)]
+    poison: Option<Poison>,
+    /// A fixed set of faults, comma-separated, or `none` (default: each in
+    /// one execution out of two).
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = parse_fault)]
+    faults: Option<Vec<Option<Fault>>>,
     /// The step bound of each execution.
     #[arg(long)]
     step_bound: Option<u64>,
@@ -65,8 +81,24 @@ struct Args {
     show: usize,
 }
 
-fn parse_scenario(name: &str) -> Result<Scenario, String> {
-    Scenario::from_name(name).ok_or_else(|| format!("`{name}` is not one of done, error, abort, fail"))
+/// A limit on the command line: a number, or `none`.
+#[derive(Clone, Copy, Debug)]
+struct Limit(Option<u64>);
+
+fn parse_limit(s: &str) -> Result<Limit, String> {
+    if s == "none" {
+        return Ok(Limit(None));
+    }
+    s.parse()
+        .map(|n| Limit(Some(n)))
+        .map_err(|e| format!("`{s}`: {e} (a number, or none)"))
+}
+
+fn parse_fault(s: &str) -> Result<Option<Fault>, String> {
+    if s == "none" {
+        return Ok(None);
+    }
+    <Fault as clap::ValueEnum>::from_str(s, false).map(Some)
 }
 
 fn main() -> ExitCode {
@@ -85,6 +117,14 @@ fn main() -> ExitCode {
         _ => None,
     };
     campaign.scenario = args.scenario;
+    campaign.read_ahead = args.read_ahead.map(|l| l.0);
+    campaign.max_retries = args
+        .max_retries
+        .map(|l| l.0.map(|n| n.min(u64::from(u32::MAX)) as u32));
+    campaign.poison = args.poison;
+    campaign.faults = args
+        .faults
+        .map(|list| Faults::of(&list.into_iter().flatten().collect::<Vec<_>>()));
     campaign.step_bound = args.step_bound;
     campaign.jobs = args
         .jobs
@@ -134,6 +174,13 @@ fn main() -> ExitCode {
         summary.elapsed.as_secs_f64(),
         summary.executions as f64 / summary.elapsed.as_secs_f64().max(1e-9)
     );
+    for (property, n, seed) in &summary.by_property {
+        println!("  {property}: {n} failure(s), first seed {seed}");
+    }
+    if !summary.failed.is_empty() {
+        let seeds: Vec<String> = summary.failed.iter().map(|e| e.config.seed.to_string()).collect();
+        println!("  failing seeds (first {}): {}", seeds.len(), seeds.join(" "));
+    }
     println!("{summary}");
     if summary.is_ok() {
         ExitCode::SUCCESS

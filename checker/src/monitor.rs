@@ -119,6 +119,12 @@ impl Monitor {
         self.checker.set_dropped(self.id);
     }
 
+    /// Withdraws the outstanding request `index`: a concurrent ask whose
+    /// future was dropped before its answer.
+    pub(crate) fn withdraw(&self, index: u64) {
+        self.checker.withdraw(self.id, index);
+    }
+
     /// The name of the interface: the origin of its events in the trace.
     ///
     /// ```

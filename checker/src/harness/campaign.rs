@@ -6,17 +6,19 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Config, Execution, Scenario, SubStreamModule, run};
+use super::{Config, Execution, Faults, Poison, Property, Scenario, SubStreamModule, run};
 
 /// A block of executions: run `i` (from 0) uses seed `seed + i`, with the
 /// parameters derived from that seed ([`Config::varied`]) unless fixed here.
 ///
 /// ```
-/// use pando_checker::{Campaign, TestError};
+/// use pando_checker::{Campaign, Faults, TestError};
 /// use pando_lend_stream::StreamLender;
 ///
 /// let mut campaign = Campaign::new(200, 1);
 /// campaign.count = Some(3);
+/// campaign.faults = Some(Faults::NONE); // the original tester's model
+/// campaign.max_retries = Some(None);
 /// let summary = campaign.run::<StreamLender<u64, u64, TestError>>(&|failed| panic!("{failed}"));
 /// assert_eq!(summary.to_string(), "200 executions, 0 failures");
 /// ```
@@ -36,6 +38,14 @@ pub struct Campaign {
     pub ordered: Option<bool>,
     /// A fixed scenario.
     pub scenario: Option<Scenario>,
+    /// A fixed read-ahead bound (`Some(None)`: no bound).
+    pub read_ahead: Option<Option<u64>>,
+    /// A fixed retry cap (`Some(None)`: none).
+    pub max_retries: Option<Option<u32>>,
+    /// A fixed poison policy.
+    pub poison: Option<Poison>,
+    /// A fixed set of faults.
+    pub faults: Option<Faults>,
     /// A step bound other than the default.
     pub step_bound: Option<u64>,
     /// The number of threads running executions (each execution is
@@ -61,6 +71,10 @@ impl Campaign {
             max_sub_streams: None,
             ordered: None,
             scenario: None,
+            read_ahead: None,
+            max_retries: None,
+            poison: None,
+            faults: None,
             step_bound: None,
             jobs: 1,
             keep: 10,
@@ -92,6 +106,18 @@ impl Campaign {
             c.ordered = o;
         }
         c.scenario = self.scenario;
+        if let Some(bound) = self.read_ahead {
+            c = c.read_ahead(bound);
+        }
+        if let Some(max) = self.max_retries {
+            c.max_retries = max;
+        }
+        if let Some(poison) = self.poison {
+            c.poison = poison;
+        }
+        if let Some(faults) = self.faults {
+            c.faults = faults;
+        }
         if let Some(b) = self.step_bound {
             c.step_bound = b;
         }
@@ -107,6 +133,7 @@ impl Campaign {
         let next = AtomicU64::new(0);
         let failures = AtomicU64::new(0);
         let kept = Mutex::new(Vec::new());
+        let by_property = Mutex::new(Vec::<(Property, u64, u64)>::new());
         let worker = || {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -117,6 +144,16 @@ impl Campaign {
                 if !execution.is_ok() {
                     failures.fetch_add(1, Ordering::Relaxed);
                     on_failure(&execution);
+                    if let Some(f) = &execution.failure {
+                        let mut by = by_property.lock().unwrap_or_else(|p| p.into_inner());
+                        match by.iter_mut().find(|(p, _, _)| *p == f.property) {
+                            Some((_, n, first)) => {
+                                *n += 1;
+                                *first = (*first).min(execution.config.seed);
+                            }
+                            None => by.push((f.property, 1, execution.config.seed)),
+                        }
+                    }
                     kept.lock().unwrap_or_else(|p| p.into_inner()).push(execution);
                 }
             }
@@ -130,10 +167,13 @@ impl Campaign {
         let mut failed = kept.into_inner().unwrap_or_else(|p| p.into_inner());
         failed.sort_by_key(|e| e.config.seed);
         failed.truncate(self.keep);
+        let mut by_property = by_property.into_inner().unwrap_or_else(|p| p.into_inner());
+        by_property.sort_by_key(|&(_, n, _)| std::cmp::Reverse(n));
         Summary {
             executions: self.runs,
             failures: failures.into_inner(),
             failed,
+            by_property,
             elapsed: start.elapsed(),
         }
     }
@@ -146,7 +186,10 @@ impl Campaign {
 /// use pando_checker::{Campaign, TestError};
 /// use pando_lend_stream::StreamLender;
 ///
-/// let summary = Campaign::new(20, 9).run::<StreamLender<u64, u64, TestError>>(&|_| {});
+/// let mut campaign = Campaign::new(20, 9);
+/// campaign.faults = Some(pando_checker::Faults::NONE);
+/// campaign.max_retries = Some(None);
+/// let summary = campaign.run::<StreamLender<u64, u64, TestError>>(&|_| {});
 /// assert!(summary.is_ok(), "{:?}", summary.failed);
 /// assert_eq!(summary.executions, 20);
 /// ```
@@ -158,6 +201,9 @@ pub struct Summary {
     pub failures: u64,
     /// The first failed executions, by seed (at most [`Campaign::keep`]).
     pub failed: Vec<Execution>,
+    /// The failures by violated property: the property, how many
+    /// executions, and the smallest failing seed.
+    pub by_property: Vec<(Property, u64, u64)>,
     /// How long the campaign took.
     pub elapsed: Duration,
 }

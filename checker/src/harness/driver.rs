@@ -6,20 +6,23 @@
 //! that could progress but was never woken (checked whenever nothing else can
 //! happen). Nothing here uses threads or time.
 
-use std::collections::VecDeque;
+use std::any::Any;
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt::{self, Write};
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
 use pando_pull_stream::{Answer, Connect, Request, Source, Termination};
 
-use super::modules::{ResultsState, SourceState, lock_state};
+use super::modules::{Delivered, PANIC_MESSAGE, ResultsState, SourceState, lock_state};
 use super::{
-    Config, Execution, Failure, HarnessInput, Property, Scenario, SinkOutcome, SubStreamModule, TestError,
-    TestResults, TestSource, unwork, work,
+    Config, Execution, Failure, Fault, HarnessInput, OutputError, Poison, Property, Scenario, SinkOutcome,
+    SubStreamModule, TestError, TestResults, TestSource, unwork, work,
 };
 use crate::rng::SplitMix64 as Rng;
 use crate::{Checker, Monitor, Probe};
@@ -29,6 +32,44 @@ use crate::{Checker, Monitor, Probe};
 const NORMAL_BIAS: u64 = 90;
 /// Ids of unexpected results that were never lent.
 const BOGUS_IDS: u64 = 1 << 40;
+/// A stalled sub-stream is dropped after this many steps even if other
+/// things can still happen (its heartbeat timeout): with an infinite input
+/// and no read-ahead bound, the others would otherwise read forever.
+const STALL_TIMEOUT: u64 = 400;
+/// The percentage of steps at which an optional top-level action (close,
+/// cut off, await `settled()`) is offered.
+const OPTIONAL: u64 = 5;
+
+/// Installs, once, a panic hook that keeps quiet about the test source's
+/// chosen panics (and reports every other panic as before).
+fn quiet_source_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<&str>() != Some(&PANIC_MESSAGE) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
+}
+
+/// How the module's input ended first, as the harness saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Done,
+    Error,
+    Closed,
+    Panicked,
+}
 
 struct Flag(AtomicBool);
 
@@ -94,6 +135,8 @@ enum TaskId {
     Ask(usize, usize),
     Single(usize),
     Term(usize),
+    Close,
+    Settled,
 }
 
 /// The top-level choices of Algorithm 26, plus connecting the input late.
@@ -104,6 +147,9 @@ enum Choice {
     Create,
     Connect,
     Sub,
+    Close,
+    CutOff,
+    Settled,
 }
 
 /// A sub-stream's actions (Tables 4.3 and 4.4, extended).
@@ -129,6 +175,20 @@ enum SubAction {
     Bogus,
     /// Drop the whole sub-stream.
     Crash,
+    /// Reject a value held (its own failure; the sub-stream goes on).
+    Reject,
+    /// Give a value held back unanswered (a timeout); it may be answered later.
+    Reclaim,
+    /// Stop polling one of the pending concurrent asks, without dropping it.
+    Stall,
+}
+
+/// Which of the extended sub-stream actions are possible now.
+#[derive(Clone, Copy)]
+struct Allowed {
+    reject: bool,
+    reclaim: bool,
+    stall: bool,
 }
 
 enum Note {
@@ -136,6 +196,17 @@ enum Note {
     Lend { n: usize, correct: bool, asks: usize },
     Crash(usize),
     Finished(usize),
+    Close,
+    CutOff,
+    Settled,
+    Panic,
+    Panicked(usize),
+    Reject(usize, u64),
+    Reclaim(usize, u64),
+    Stall(usize, u64),
+    StallDropped(usize, u64),
+    StallTimeout(usize, u64),
+    EarlyEnd,
 }
 
 impl fmt::Display for Note {
@@ -155,6 +226,19 @@ impl fmt::Display for Note {
             }
             Note::Crash(n) => write!(f, "S{n} crashes: both halves dropped"),
             Note::Finished(n) => write!(f, "S{n} finished: removed"),
+            Note::Close => f.write_str("the lender is closed"),
+            Note::CutOff => f.write_str("the lender cuts its sub-streams off"),
+            Note::Settled => f.write_str("settled() is awaited"),
+            Note::Panic => f.write_str("the test source will panic at its next poll"),
+            Note::Panicked(n) => write!(f, "the input's panic reached S{n}'s task: S{n} crashes"),
+            Note::Reject(n, id) => write!(f, "S{n} rejects value #{id}"),
+            Note::Reclaim(n, id) => write!(f, "S{n} gives value #{id} back unanswered (reclaimed)"),
+            Note::Stall(n, i) => write!(f, "S{n} stops polling its ask ⟨{i}⟩ (stalled, not dropped)"),
+            Note::StallDropped(n, i) => {
+                write!(f, "nothing else can happen: S{n}'s stalled ask ⟨{i}⟩ is dropped")
+            }
+            Note::StallTimeout(n, i) => write!(f, "S{n}'s stalled ask ⟨{i}⟩ times out: dropped"),
+            Note::EarlyEnd => f.write_str("the test sink ends the output early"),
         }
     }
 }
@@ -175,6 +259,16 @@ struct Sub<M: SubStreamModule> {
     values: VecDeque<(u64, u64)>,
     /// The ids of the results answered.
     answered: Vec<u64>,
+    /// The values the module considers held by this sub-stream: lent to it,
+    /// without a result from it, not rejected or reclaimed, and not taken
+    /// back when it ended a side.
+    holds: BTreeSet<u64>,
+    /// The values it rejected (a later result for one is unexpected).
+    rejected: Vec<u64>,
+    /// Its stalled concurrent asks: never polled again.
+    stalled: Vec<(u64, M::Ask)>,
+    /// The step at which it stalled.
+    stalled_at: u64,
 }
 
 impl<M: SubStreamModule> Sub<M> {
@@ -182,13 +276,8 @@ impl<M: SubStreamModule> Sub<M> {
         self.asks.len() + usize::from(self.single.is_some())
     }
 
-    /// Live: neither side ended, from the transformer's side. The module may
-    /// take values back from a sub-stream only once it is not live.
-    fn live(&self) -> bool {
-        self.input == InputState::Open && !lock_state(&self.results).ended()
-    }
-
-    fn holds(&self, id: u64) -> bool {
+    /// Whether the sub-stream works on value `id` (received, not answered yet).
+    fn works_on(&self, id: u64) -> bool {
         self.values.iter().any(|&(i, _)| i == id) || lock_state(&self.results).answer_id == Some(id)
     }
 
@@ -198,10 +287,37 @@ impl<M: SubStreamModule> Sub<M> {
             && self.single.is_none()
             && self.term.is_none()
             && self.sink.is_none()
+            && self.stalled.is_empty()
     }
 
-    fn actions(&self, out: &mut Vec<SubAction>) {
+    /// A value the sub-stream works on that the module considers it holds.
+    fn held_value(&self) -> impl Iterator<Item = u64> + '_ {
+        self.values
+            .iter()
+            .map(|&(id, _)| id)
+            .filter(|id| self.holds.contains(id))
+    }
+
+    fn actions(&self, allowed: Allowed, out: &mut Vec<SubAction>) {
         out.clear();
+        if !self.stalled.is_empty() {
+            // A stalled sub-stream is hung: it does nothing more until its
+            // stalled asks are dropped, when nothing else can happen.
+            return;
+        }
+        if !self.correct {
+            if (allowed.reject || allowed.reclaim) && self.held_value().next().is_some() {
+                if allowed.reject {
+                    out.push(SubAction::Reject);
+                }
+                if allowed.reclaim {
+                    out.push(SubAction::Reclaim);
+                }
+            }
+            if allowed.stall && !self.asks.is_empty() {
+                out.push(SubAction::Stall);
+            }
+        }
         let r = lock_state(&self.results);
         let input_done = self.input == InputState::Terminated;
         let output_ended = r.ended();
@@ -249,11 +365,12 @@ impl<M: SubStreamModule> Sub<M> {
     fn describe(&self) -> String {
         let r = lock_state(&self.results);
         format!(
-            "S{}{}: input {:?} with {} ask(s) pending{}, output {:?}{}, holding {:?}, sink future {}",
+            "S{}{}: input {:?} with {} ask(s) pending ({} stalled){}, output {:?}{}, holding {:?} (the module's view: {:?}), sink future {}",
             self.n,
             if self.correct { " (correct)" } else { "" },
             self.input,
-            self.pending_asks(),
+            self.pending_asks() + self.stalled.len(),
+            self.stalled.len(),
             if self.term.is_some() {
                 " and its termination pending"
             } else {
@@ -262,6 +379,7 @@ impl<M: SubStreamModule> Sub<M> {
             r.state,
             if r.ending { " (ending)" } else { "" },
             self.values.iter().map(|&(id, _)| id).collect::<Vec<_>>(),
+            self.holds,
             if self.sink.is_some() {
                 "pending"
             } else {
@@ -293,6 +411,28 @@ struct Exec<M: SubStreamModule> {
     sub_asks: u64,
     steps: u64,
     scratch: Vec<SubAction>,
+    /// How the input ended first (the module records the first end only).
+    first_end: Option<End>,
+    closed: bool,
+    cut: bool,
+    /// The test sink terminated the output.
+    terminated: bool,
+    /// The values (by id) a sub-stream's failure was charged to, as the
+    /// blame rule counts them.
+    fails: Vec<u32>,
+    /// The values whose own failures took them over the retry cap.
+    culprit: Vec<bool>,
+    /// The values whose result the module accepted.
+    has_result: Vec<bool>,
+    /// The largest value output (ordered mode).
+    last_out: u64,
+    close: Option<(M::CloseFuture, Task)>,
+    settled: Option<(M::Settled, Task)>,
+    settled_done: bool,
+    /// The test source panics instead of producing this value.
+    panic_at: Option<u64>,
+    /// The test sink ends the output after this many results.
+    early_end_at: Option<u64>,
 }
 
 fn fail<T>(property: Property, message: String) -> Result<T, Failure> {
@@ -300,6 +440,9 @@ fn fail<T>(property: Property, message: String) -> Result<T, Failure> {
 }
 
 pub(super) fn execute<M: SubStreamModule>(config: &Config) -> Execution {
+    if config.faults.contains(Fault::Panic) {
+        quiet_source_panics();
+    }
     let mut ex = Exec::<M>::new(config);
     let failure = ex.run().err().map(|mut f| {
         let found = ex.checker.violations();
@@ -340,13 +483,21 @@ impl<M: SubStreamModule> Exec<M> {
             state: source.clone(),
         });
         let connect_now = rng.percent(50);
+        let panic_at = cfg
+            .faults
+            .contains(Fault::Panic)
+            .then(|| rng.below(cfg.count as usize + 1) as u64);
+        let early_end_at = cfg
+            .faults
+            .contains(Fault::EarlyEnd)
+            .then(|| rng.below(cfg.count as usize + 1) as u64);
         let mut ex = Exec {
             cfg: cfg.clone(),
             scenario,
             rng,
             checker,
             notes: Vec::new(),
-            module: M::create(cfg.ordered),
+            module: M::create(&cfg.settings()),
             source,
             input: Some(input),
             output: None,
@@ -360,6 +511,19 @@ impl<M: SubStreamModule> Exec<M> {
             sub_asks: 0,
             steps: 0,
             scratch: Vec::new(),
+            first_end: None,
+            closed: false,
+            cut: false,
+            terminated: false,
+            fails: Vec::new(),
+            culprit: Vec::new(),
+            has_result: Vec::new(),
+            last_out: 0,
+            close: None,
+            settled: None,
+            settled_done: false,
+            panic_at,
+            early_end_at,
         };
         if connect_now {
             ex.connect();
@@ -385,10 +549,28 @@ impl<M: SubStreamModule> Exec<M> {
                     ),
                 );
             }
+            if let Some(p) = self
+                .subs
+                .iter()
+                .position(|s| !s.stalled.is_empty() && self.steps - s.stalled_at > STALL_TIMEOUT)
+            {
+                let sub = &mut self.subs[p];
+                let n = sub.n;
+                for (index, ask) in std::mem::take(&mut sub.stalled) {
+                    sub.mon.withdraw(index);
+                    drop(ask);
+                    self.notes
+                        .push((self.checker.trace_len(), Note::StallTimeout(n, index)));
+                }
+            }
             self.woken(&mut woken, true);
-            self.choices(&mut choices);
+            self.choices(&mut choices, woken.is_empty());
             if woken.is_empty() && choices.is_empty() {
                 self.sweep()?;
+                if self.subs.iter().any(|s| !s.stalled.is_empty()) {
+                    self.drop_stalled_asks()?;
+                    continue;
+                }
                 return self.final_checks();
             }
             self.steps += 1;
@@ -402,6 +584,16 @@ impl<M: SubStreamModule> Exec<M> {
                     Choice::Create => self.create_sub_stream(),
                     Choice::Connect => self.connect(),
                     Choice::Sub => self.sub_stream_action()?,
+                    Choice::Close => self.close(),
+                    Choice::CutOff => {
+                        self.cut = true;
+                        self.note(Note::CutOff);
+                        self.module.cut_off();
+                    }
+                    Choice::Settled => {
+                        self.settled = Some((self.module.settled(), Task::new()));
+                        self.note(Note::Settled);
+                    }
                 }
             }
             self.after_step()?;
@@ -430,18 +622,37 @@ impl<M: SubStreamModule> Exec<M> {
                 out.push(TaskId::Term(i));
             }
         }
+        if self.close.as_ref().is_some_and(|(_, t)| keep(t)) {
+            out.push(TaskId::Close);
+        }
+        if self.settled.as_ref().is_some_and(|(_, t)| keep(t)) {
+            out.push(TaskId::Settled);
+        }
+    }
+
+    /// Which extended sub-stream actions are possible: the module still
+    /// takes values back (it was neither terminated nor cut off).
+    fn allowed(&self) -> Allowed {
+        let live = !self.cut && !self.terminated;
+        Allowed {
+            reject: live && self.cfg.faults.contains(Fault::Reject),
+            reclaim: live && M::CAN_RECLAIM && self.cfg.faults.contains(Fault::Reclaim),
+            stall: self.cfg.faults.contains(Fault::Stall),
+        }
     }
 
     fn has_next_input(&self) -> bool {
         let st = lock_state(&self.source);
         match st.termination {
             Some(_) => !st.confirmed,
-            None => st.asked && st.answer.is_none(),
+            None => st.asked && st.answer.is_none() && !st.panic,
         }
     }
 
-    fn choices(&mut self, out: &mut Vec<Choice>) {
+    fn choices(&mut self, out: &mut Vec<Choice>, nothing_woken: bool) {
         out.clear();
+        let faults = self.cfg.faults;
+        let output_open = self.output.is_some() && self.sink != SinkState::Ended;
         if self.has_next_input() {
             out.push(Choice::Source);
         }
@@ -455,13 +666,43 @@ impl<M: SubStreamModule> Exec<M> {
             out.push(Choice::Connect);
         }
         let mut scratch = std::mem::take(&mut self.scratch);
+        let allowed = self.allowed();
         if self.subs.iter().any(|s| {
-            s.actions(&mut scratch);
+            s.actions(allowed, &mut scratch);
             !scratch.is_empty()
         }) {
             out.push(Choice::Sub);
         }
         self.scratch = scratch;
+        // Optional actions, offered now and then: never when nothing else
+        // can happen, where they would hide a hang (but `settled()`, which
+        // only observes, is then always awaited).
+        if faults.contains(Fault::Close) && output_open && !self.closed && self.rng.percent(OPTIONAL) {
+            out.push(Choice::Close);
+        }
+        if faults.contains(Fault::CutOff)
+            && self.closed
+            && !self.cut
+            && output_open
+            && self.rng.percent(OPTIONAL)
+        {
+            out.push(Choice::CutOff);
+        }
+        if faults.contains(Fault::Settled)
+            && self.output.is_some()
+            && self.settled.is_none()
+            && !self.settled_done
+            && ((nothing_woken && out.is_empty()) || self.rng.percent(OPTIONAL))
+        {
+            out.push(Choice::Settled);
+        }
+    }
+
+    fn close(&mut self) {
+        self.closed = true;
+        self.first_end.get_or_insert(End::Closed);
+        self.note(Note::Close);
+        self.close = Some((self.module.close(), Task::new()));
     }
 
     fn connect(&mut self) {
@@ -478,6 +719,14 @@ impl<M: SubStreamModule> Exec<M> {
             st.confirm();
             return;
         }
+        if self.panic_at == Some(self.sourced) && !st.panic {
+            st.arm_panic();
+            drop(st);
+            // Its ask is never answered: the interface is abandoned.
+            self.checker.set_dropped_named("Input");
+            self.note(Note::Panic);
+            return;
+        }
         let answer = if self.scenario.source_ends() && self.sourced >= self.cfg.count {
             match self.scenario {
                 Scenario::Done => Answer::Done,
@@ -492,9 +741,15 @@ impl<M: SubStreamModule> Exec<M> {
 
     /// Algorithm 23: the test sink asks, or ends the output after `count` results.
     fn next_output(&mut self) {
-        let end = !self.scenario.source_ends() && self.outputs.len() as u64 >= self.cfg.count;
+        let read = self.outputs.len() as u64;
+        let early = self.early_end_at.is_some_and(|k| read >= k);
+        let end = early || (!self.scenario.source_ends() && read >= self.cfg.count);
+        if early {
+            self.note(Note::EarlyEnd);
+        }
         let output = self.output.as_mut().expect("connected");
         if end {
+            self.terminated = true;
             let fail = self.scenario == Scenario::Fail;
             let request = if fail {
                 Termination::Fail(M::output_failure())
@@ -548,6 +803,10 @@ impl<M: SubStreamModule> Exec<M> {
             sink: Some((Box::pin(sink), Task::new())),
             values: VecDeque::new(),
             answered: Vec::new(),
+            holds: BTreeSet::new(),
+            rejected: Vec::new(),
+            stalled: Vec::new(),
+            stalled_at: 0,
         });
     }
 
@@ -556,15 +815,16 @@ impl<M: SubStreamModule> Exec<M> {
     fn sub_stream_action(&mut self) -> Result<(), Failure> {
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut candidates = Vec::with_capacity(self.subs.len());
+        let allowed = self.allowed();
         for (i, s) in self.subs.iter().enumerate() {
-            s.actions(&mut scratch);
+            s.actions(allowed, &mut scratch);
             if !scratch.is_empty() {
                 candidates.push(i);
             }
         }
         let i = self.rng.pick(&candidates);
         let sub = &self.subs[i];
-        sub.actions(&mut scratch);
+        sub.actions(allowed, &mut scratch);
         let normal = sub.correct || self.rng.percent(NORMAL_BIAS);
         let action = if normal {
             let n = scratch
@@ -599,7 +859,16 @@ impl<M: SubStreamModule> Exec<M> {
     fn do_sub_action(&mut self, i: usize, action: SubAction) -> Result<(), Failure> {
         let bogus_id = if action == SubAction::Bogus {
             let sub = &self.subs[i];
-            if !sub.answered.is_empty() && self.rng.percent(50) {
+            let rejected: Vec<u64> = sub
+                .rejected
+                .iter()
+                .copied()
+                .filter(|id| !sub.holds.contains(id) && !sub.works_on(*id))
+                .collect();
+            if !rejected.is_empty() && self.rng.percent(50) {
+                // A result for a value it rejected.
+                self.rng.pick(&rejected)
+            } else if !sub.answered.is_empty() && self.rng.percent(50) {
                 // A second result for a value already answered.
                 self.rng.pick(&sub.answered)
             } else {
@@ -633,6 +902,47 @@ impl<M: SubStreamModule> Exec<M> {
                 sub.single = None;
                 sub.term = Some((index, Task::new(), fail));
                 sub.input = InputState::Terminating;
+                let holds = std::mem::take(&mut sub.holds);
+                self.blame(holds);
+            }
+            SubAction::Reject | SubAction::Reclaim => {
+                let ids: Vec<u64> = sub.held_value().collect();
+                let id = self.rng.pick(&ids);
+                let reject = action == SubAction::Reject;
+                let accepted = if reject {
+                    M::reject(&sub.source, id)
+                } else {
+                    M::reclaim(&sub.source, id)
+                };
+                sub.holds.remove(&id);
+                if reject {
+                    sub.values.retain(|&(v, _)| v != id);
+                    sub.rejected.push(id);
+                }
+                let n = sub.n;
+                self.note(if reject {
+                    Note::Reject(n, id)
+                } else {
+                    Note::Reclaim(n, id)
+                });
+                if !accepted {
+                    return fail(
+                        Property::SubStreams,
+                        format!(
+                            "S{n} {} value #{id}, which it holds, and the module refused",
+                            if reject { "rejected" } else { "gave back" }
+                        ),
+                    );
+                }
+                self.own_failure(id);
+            }
+            SubAction::Stall => {
+                let j = self.rng.below(sub.asks.len());
+                let (index, ask, _) = sub.asks.remove(j);
+                sub.stalled.push((index, ask));
+                sub.stalled_at = self.steps;
+                let n = sub.n;
+                self.note(Note::Stall(n, index));
             }
             SubAction::Value => {
                 let (id, value) = sub.values.pop_front().expect("a value held");
@@ -658,7 +968,9 @@ impl<M: SubStreamModule> Exec<M> {
                 lock_state(&sub.results).answer(Answer::Value(result), None, Some(bogus_id));
             }
             SubAction::Crash => {
-                let sub = self.subs.remove(i);
+                let mut sub = self.subs.remove(i);
+                let holds = std::mem::take(&mut sub.holds);
+                self.blame(holds);
                 sub.mon.dropped();
                 lock_state(&sub.results).monitor.dropped();
                 let n = sub.n;
@@ -669,17 +981,76 @@ impl<M: SubStreamModule> Exec<M> {
         Ok(())
     }
 
-    /// Polls a task; returns whether it completed.
+    /// Polls a task; returns whether it completed. The input's chosen panic,
+    /// if it reaches a sub-stream's task, crashes that sub-stream (as a
+    /// runtime drops a panicked task); any other panic is a failure.
     fn poll_task(&mut self, task: TaskId) -> Result<bool, Failure> {
+        let name = self.task_name(task);
+        match catch_unwind(AssertUnwindSafe(|| self.poll_task_inner(task))) {
+            Ok(outcome) => outcome,
+            Err(payload) => {
+                let message = panic_message(&*payload);
+                let i = match task {
+                    TaskId::Sink(i) | TaskId::Ask(i, _) | TaskId::Single(i) | TaskId::Term(i) => Some(i),
+                    TaskId::Output | TaskId::Close | TaskId::Settled => None,
+                };
+                match i {
+                    Some(i) if message == PANIC_MESSAGE => {
+                        let mut sub = self.subs.remove(i);
+                        let holds = std::mem::take(&mut sub.holds);
+                        self.blame(holds);
+                        sub.mon.dropped();
+                        lock_state(&sub.results).monitor.dropped();
+                        let n = sub.n;
+                        drop(sub);
+                        self.note(Note::Panicked(n));
+                        Ok(true)
+                    }
+                    _ => fail(Property::NoPanic, format!("polling {name} panicked: {message}")),
+                }
+            }
+        }
+    }
+
+    fn poll_task_inner(&mut self, task: TaskId) -> Result<bool, Failure> {
         match task {
             TaskId::Output => self.poll_output(),
+            TaskId::Close => {
+                let (future, task) = self.close.as_mut().expect("a close future");
+                task.clear();
+                let Poll::Ready(end) = Pin::new(future).poll(&mut Context::from_waker(&task.waker)) else {
+                    return Ok(false);
+                };
+                self.close = None;
+                if end.is_err() && self.first_end != Some(End::Panicked) {
+                    return fail(
+                        Property::OutputTerminated,
+                        format!("close() resolved to {end:?}, but the input confirmed its abort with Ok"),
+                    );
+                }
+                Ok(true)
+            }
+            TaskId::Settled => {
+                let (future, task) = self.settled.as_mut().expect("a settled future");
+                task.clear();
+                let Poll::Ready(()) = Pin::new(future).poll(&mut Context::from_waker(&task.waker)) else {
+                    return Ok(false);
+                };
+                self.settled = None;
+                self.settled_done = true;
+                self.check_settled()?;
+                Ok(true)
+            }
             TaskId::Sink(i) => {
                 let sub = &mut self.subs[i];
                 let (future, task) = sub.sink.as_mut().expect("a sink future");
                 task.clear();
-                let Poll::Ready(outcome) = future.as_mut().poll(&mut Context::from_waker(&task.waker)) else {
+                let poll = future.as_mut().poll(&mut Context::from_waker(&task.waker));
+                self.take_deliveries(i)?;
+                let Poll::Ready(outcome) = poll else {
                     return Ok(false);
                 };
+                let sub = &mut self.subs[i];
                 sub.sink = None;
                 let got = M::sink_outcome(&outcome);
                 let r = lock_state(&sub.results);
@@ -788,8 +1159,114 @@ impl<M: SubStreamModule> Exec<M> {
         Ok(true)
     }
 
-    /// The test sink receives an answer: checks order, exactly-once, and the
-    /// termination the scenario calls for.
+    fn grow(&mut self, id: u64) -> usize {
+        let i = id as usize;
+        if self.fails.len() <= i {
+            self.fails.resize(i + 1, 0);
+            self.culprit.resize(i + 1, false);
+            self.has_result.resize(i + 1, false);
+        }
+        i
+    }
+
+    fn is_culprit(&self, id: u64) -> bool {
+        self.culprit.get(id as usize).copied().unwrap_or(false)
+    }
+
+    fn result_of(&self, id: u64) -> bool {
+        self.has_result.get(id as usize).copied().unwrap_or(false)
+    }
+
+    /// Whether a value may be missing from the output: it was poisoned and
+    /// the policy skips it.
+    fn skippable(&self, id: u64) -> bool {
+        self.cfg.poison == Poison::Skip && self.is_culprit(id)
+    }
+
+    /// A failure of value `id` that is its own (a rejection, a reclaim, or
+    /// its holder ending while it held only this value).
+    fn own_failure(&mut self, id: u64) {
+        if self.cut || self.terminated {
+            return;
+        }
+        let i = self.grow(id);
+        self.fails[i] += 1;
+        if self.cfg.max_retries.is_some_and(|max| self.fails[i] > max) {
+            self.culprit[i] = true;
+        }
+    }
+
+    /// The blame rule: a sub-stream ended holding these values. With one
+    /// value, the failure is its own; with several, each is charged one
+    /// failure that never takes it over the cap.
+    fn blame(&mut self, holds: BTreeSet<u64>) {
+        if self.cut || self.terminated {
+            return;
+        }
+        if holds.len() == 1 {
+            self.own_failure(*holds.first().expect("one value"));
+            return;
+        }
+        for id in holds {
+            let i = self.grow(id);
+            self.fails[i] = match self.cfg.max_retries {
+                Some(max) => (self.fails[i] + 1).min(max.max(self.fails[i])),
+                None => self.fails[i] + 1,
+            };
+        }
+    }
+
+    /// The results the module took from sub-stream `i` since the last look.
+    fn take_deliveries(&mut self, i: usize) -> Result<(), Failure> {
+        let (log, ended) = {
+            let mut r = lock_state(&self.subs[i].results);
+            (std::mem::take(&mut r.log), r.ended())
+        };
+        for d in log {
+            match d {
+                Delivered::Value(id) => {
+                    if self.subs[i].holds.remove(&id) {
+                        let k = self.grow(id);
+                        self.has_result[k] = true;
+                    } else if !self.result_of(id) && !self.is_culprit(id) && !self.cut && !self.terminated {
+                        // A late result, accepted: the copy lent elsewhere is late in turn.
+                        let k = self.grow(id);
+                        self.has_result[k] = true;
+                        for s in &mut self.subs {
+                            s.holds.remove(&id);
+                        }
+                    }
+                }
+                Delivered::Bogus(id) => {
+                    let sub = &mut self.subs[i];
+                    let n = sub.n;
+                    if !ended && !self.cut && !self.terminated {
+                        return fail(
+                            Property::SubStreams,
+                            format!(
+                                "S{n} returned a result for value #{id}, which it does not hold{}, and the module went on reading its results",
+                                if sub.rejected.contains(&id) {
+                                    " (it rejected it)"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        );
+                    }
+                    let holds = std::mem::take(&mut sub.holds);
+                    self.blame(holds);
+                }
+                Delivered::End => {
+                    let holds = std::mem::take(&mut self.subs[i].holds);
+                    self.blame(holds);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The test sink receives an answer: checks order, exactly-once, the
+    /// blame rule, and the termination the scenario calls for.
     fn on_output(&mut self, answer: Answer<u64, M::OutputError>) -> Result<(), Failure> {
         match answer {
             Answer::Value(result) => {
@@ -801,26 +1278,58 @@ impl<M: SubStreamModule> Exec<M> {
                     );
                 };
                 let v = value as usize;
+                let id = value - 1;
                 if self.seen.len() <= v {
                     self.seen.resize(v + 1, false);
                 }
                 if self.seen[v] {
                     return fail(
                         Property::ExactlyOnce,
+                        format!("output #{position} is the result of value {value} (id {id}) again"),
+                    );
+                }
+                if self.is_culprit(id) {
+                    return fail(
+                        Property::Blame,
                         format!(
-                            "output #{position} is the result of value {value} (id {}) again",
-                            value - 1
+                            "output #{position} is the result of value {value} (id {id}), which was poisoned"
                         ),
                     );
                 }
-                if self.cfg.ordered && v != position {
-                    return fail(
-                        Property::Ordered,
-                        format!(
-                            "output #{position} is the result of value {value} (id {}); expected that of value {position}",
-                            value - 1
-                        ),
-                    );
+                if self.cfg.ordered {
+                    if value < self.last_out {
+                        return fail(
+                            Property::Ordered,
+                            format!(
+                                "output #{position} is the result of value {value} (id {id}), after that of value {}",
+                                self.last_out
+                            ),
+                        );
+                    }
+                    if let Some(w) = (self.last_out + 1..value).find(|&w| !self.skippable(w - 1)) {
+                        let (property, why) = if self.cfg.max_retries.is_some()
+                            && self.cfg.poison == Poison::Skip
+                        {
+                            (
+                                Property::Blame,
+                                format!(
+                                    "; value {w} (id {}) was skipped, but it is no culprit: {} failure(s) under the blame rule, cap {}",
+                                    w - 1,
+                                    self.fails.get(w as usize - 1).copied().unwrap_or(0),
+                                    self.cfg.max_retries.unwrap_or(0)
+                                ),
+                            )
+                        } else {
+                            (Property::Ordered, String::new())
+                        };
+                        return fail(
+                            property,
+                            format!(
+                                "output #{position} is the result of value {value} (id {id}); expected that of value {w}{why}"
+                            ),
+                        );
+                    }
+                    self.last_out = value;
                 }
                 self.seen[v] = true;
                 self.outputs.push(value);
@@ -828,33 +1337,89 @@ impl<M: SubStreamModule> Exec<M> {
             }
             Answer::Done => {
                 self.sink = SinkState::Ended;
-                if self.scenario != Scenario::Done {
-                    return fail(
-                        Property::OutputTerminated,
-                        format!("the output answered done in scenario {}", self.scenario.name()),
-                    );
-                }
-                self.check_complete()
-            }
-            Answer::Error(e) => {
-                self.sink = SinkState::Ended;
-                if self.scenario != Scenario::Error || M::input_error(&e) != Some(TestError::Source) {
+                if !matches!(self.first_end, Some(End::Done | End::Closed)) {
                     return fail(
                         Property::OutputTerminated,
                         format!(
-                            "the output answered error {e:?} in scenario {}",
-                            self.scenario.name()
+                            "the output answered done in scenario {}, the input having ended with {:?}",
+                            self.scenario.name(),
+                            self.first_end
                         ),
                     );
                 }
-                self.check_complete()
+                self.check_complete(u64::MAX, "done")
+            }
+            Answer::Error(e) => {
+                self.sink = SinkState::Ended;
+                let kind = M::output_error(&e);
+                let wrong = |why: &str| {
+                    fail(
+                        Property::OutputTerminated,
+                        format!(
+                            "the output answered error {e:?} in scenario {}, {why}",
+                            self.scenario.name()
+                        ),
+                    )
+                };
+                match kind {
+                    OutputError::Input(TestError::Source) if self.first_end == Some(End::Error) => {
+                        self.check_complete(u64::MAX, "the input's error")
+                    }
+                    OutputError::Input(_) => wrong("but the input did not end with that error first"),
+                    OutputError::InputPanicked if self.first_end == Some(End::Panicked) => {
+                        self.check_complete(u64::MAX, "the input's panic")
+                    }
+                    OutputError::InputPanicked => wrong("but the input did not panic first"),
+                    OutputError::Poisoned { id } => {
+                        if self.cfg.max_retries.is_none() || self.cfg.poison != Poison::Fail {
+                            return wrong("but no value can be poisoned with that policy");
+                        }
+                        if !self.is_culprit(id) {
+                            return fail(
+                                Property::Blame,
+                                format!(
+                                    "the output names value #{id} as poisoned, but it is no culprit: {} failure(s) under the blame rule, cap {}",
+                                    self.fails.get(id as usize).copied().unwrap_or(0),
+                                    self.cfg.max_retries.unwrap_or(0)
+                                ),
+                            );
+                        }
+                        if self.cfg.ordered {
+                            self.check_complete(id, "the poisoned value's error")
+                        } else {
+                            Ok(())
+                        }
+                    }
+                    OutputError::Closed { first } => {
+                        if !self.cut {
+                            return wrong("but the lender was not cut off");
+                        }
+                        if self.seen.get(first as usize + 1).copied().unwrap_or(false) {
+                            return fail(
+                                Property::OutputTerminated,
+                                format!(
+                                    "the output's error {e:?} names value #{first}, whose result was output"
+                                ),
+                            );
+                        }
+                        if self.cfg.ordered {
+                            self.check_complete(first, "the cut-off error")
+                        } else {
+                            Ok(())
+                        }
+                    }
+                    OutputError::Other(what) => wrong(&what),
+                }
             }
         }
     }
 
-    fn check_complete(&self) -> Result<(), Failure> {
-        let missing: Vec<u64> = (1..=self.cfg.count)
-            .filter(|&v| !self.seen.get(v as usize).copied().unwrap_or(false))
+    /// Every value read with an id below `below` has its result on the
+    /// output (or was skipped as poisoned).
+    fn check_complete(&self, below: u64, end: &str) -> Result<(), Failure> {
+        let delivered = lock_state(&self.source).delivered;
+        let missing: Vec<u64> = (1..=delivered.min(below))
+            .filter(|&v| !self.seen.get(v as usize).copied().unwrap_or(false) && !self.skippable(v - 1))
             .collect();
         if missing.is_empty() {
             return Ok(());
@@ -862,15 +1427,14 @@ impl<M: SubStreamModule> Exec<M> {
         fail(
             Property::FaultTolerant,
             format!(
-                "the output ended after {} of {} results; no result for the values {missing:?}",
+                "the output ended ({end}) after {} results of {delivered} values read; no result for the values {missing:?}",
                 self.outputs.len(),
-                self.cfg.count
             ),
         )
     }
 
     /// A sub-stream's input receives an answer: checks the lent value and
-    /// that no other live sub-stream holds it.
+    /// that no other sub-stream holds it.
     fn on_sub_answer(&mut self, i: usize, answer: Answer<M::Lent, TestError>) -> Result<(), Failure> {
         match answer {
             Answer::Value(lent) => {
@@ -884,22 +1448,35 @@ impl<M: SubStreamModule> Exec<M> {
                         ),
                     );
                 }
-                if self.subs[i].holds(id) {
+                if let Some(other) = self.subs.iter().find(|s| s.holds.contains(&id)) {
                     return fail(
                         Property::Conservative,
-                        format!("value #{id} was lent to S{n}, which already holds it"),
+                        if other.n == n {
+                            format!("value #{id} was lent to S{n}, which already holds it")
+                        } else {
+                            format!("value #{id} was lent to S{n} while S{} holds it", other.n)
+                        },
                     );
                 }
-                if let Some(other) = self.subs.iter().find(|s| s.n != n && s.live() && s.holds(id)) {
+                if self.is_culprit(id) {
+                    return fail(
+                        Property::Blame,
+                        format!("value #{id} was lent to S{n} after its own failures took it over the cap"),
+                    );
+                }
+                if self.result_of(id) && !self.cut && !self.terminated {
                     return fail(
                         Property::Conservative,
-                        format!(
-                            "value #{id} was lent to S{n} while S{}, still live, holds it",
-                            other.n
-                        ),
+                        format!("value #{id} was lent to S{n}, but it already has its result"),
                     );
                 }
-                self.subs[i].values.push_back((id, value));
+                let sub = &mut self.subs[i];
+                sub.holds.insert(id);
+                sub.rejected.retain(|&r| r != id);
+                let answering = lock_state(&sub.results).legitimize(id);
+                if !answering && !sub.works_on(id) {
+                    sub.values.push_back((id, value));
+                }
             }
             Answer::Done | Answer::Error(_) => {
                 let sub = &mut self.subs[i];
@@ -911,7 +1488,87 @@ impl<M: SubStreamModule> Exec<M> {
         Ok(())
     }
 
+    /// `settled()` resolved: unless the module was terminated or cut off,
+    /// the input has ended and every value read has its result.
+    fn check_settled(&self) -> Result<(), Failure> {
+        if self.terminated || self.cut {
+            return Ok(());
+        }
+        if self.first_end.is_none() {
+            return fail(
+                Property::Settled,
+                "settled() resolved before the input ended".to_string(),
+            );
+        }
+        let delivered = lock_state(&self.source).delivered;
+        if let Some(id) = (0..delivered).find(|&id| !self.result_of(id) && !self.is_culprit(id)) {
+            return fail(
+                Property::Settled,
+                format!("settled() resolved while value #{id} has no result"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Nothing else can happen, and some asks are stalled: they are dropped
+    /// (as a worker's connection would be, after its heartbeat timeout). A
+    /// stalled ask must not have stalled the others: no task may progress
+    /// now that could not before.
+    fn drop_stalled_asks(&mut self) -> Result<(), Failure> {
+        let mut dropped = Vec::new();
+        for sub in &mut self.subs {
+            for (index, ask) in sub.stalled.drain(..) {
+                sub.mon.withdraw(index);
+                drop(ask);
+                dropped.push((sub.n, index));
+            }
+        }
+        for &(n, index) in &dropped {
+            self.note(Note::StallDropped(n, index));
+        }
+        let mut woken = Vec::new();
+        self.woken(&mut woken, true);
+        for task in woken {
+            let events = self.checker.trace_len();
+            let asks = lock_state(&self.source).asks;
+            let what = self.task_name(task);
+            let done = self.poll_task(task)?;
+            if done || self.checker.trace_len() != events || lock_state(&self.source).asks != asks {
+                let stalled: Vec<String> = dropped.iter().map(|(n, i)| format!("S{n}'s ask ⟨{i}⟩")).collect();
+                return fail(
+                    Property::Progress,
+                    format!(
+                        "stall: {what} could proceed only once the stalled {} (never polled again, not dropped) was dropped: a sub-stream that stops polling its ask stalls the others; {}",
+                        stalled.join(" and "),
+                        self.describe()
+                    ),
+                );
+            }
+        }
+        self.after_step()
+    }
+
     fn after_step(&mut self) -> Result<(), Failure> {
+        if self.first_end.is_none() {
+            let st = lock_state(&self.source);
+            self.first_end = if st.panicked {
+                Some(End::Panicked)
+            } else {
+                st.end_delivered
+                    .map(|error| if error { End::Error } else { End::Done })
+            };
+        }
+        if let (Some(bound), Some(held), false) = (self.cfg.read_ahead, self.module.held(), self.terminated) {
+            if held > bound {
+                return fail(
+                    Property::Bounded,
+                    format!(
+                        "the module holds {held} values, more than its read-ahead bound of {bound}; {}",
+                        self.describe()
+                    ),
+                );
+            }
+        }
         let asks = lock_state(&self.source).asks;
         if asks > self.sub_asks {
             return fail(
@@ -965,6 +1622,8 @@ impl<M: SubStreamModule> Exec<M> {
             ),
             TaskId::Single(i) => format!("S{}'s ask", self.subs[i].n),
             TaskId::Term(i) => format!("S{}'s termination", self.subs[i].n),
+            TaskId::Close => "the close() future".to_string(),
+            TaskId::Settled => "the settled() future".to_string(),
         }
     }
 
@@ -983,6 +1642,29 @@ impl<M: SubStreamModule> Exec<M> {
                 Property::Progress,
                 format!(
                     "no progress: nothing can happen, but some sub-streams have not finished; {}",
+                    self.describe()
+                ),
+            );
+        }
+        if self.close.is_some() {
+            return fail(
+                Property::Progress,
+                format!(
+                    "no progress: nothing can happen, but close() has not resolved; {}",
+                    self.describe()
+                ),
+            );
+        }
+        if self.settled.is_some() {
+            return fail(
+                Property::Settled,
+                format!(
+                    "settled() never resolved, though the output ended ({}); {}",
+                    if self.terminated {
+                        "terminated by the test sink"
+                    } else {
+                        "answered by the lender"
+                    },
                     self.describe()
                 ),
             );

@@ -2,12 +2,17 @@
 //! async lender (Serializer input, sub-stream adapters), with concurrent asks
 //! through [`SubSource::ask_owned`](pando_lend_stream::SubSource::ask_owned).
 
+use std::num::NonZeroU64;
+
 use pando_lend_stream::{
-    LendError, LenderOutput, Lent, OwnedConcurrentAsk, StreamLender, SubSinkFuture, SubSource, SubStreamError,
+    CloseFuture, LendError, LenderOutput, Lent, OwnedConcurrentAsk, PoisonPolicy, Settled, StreamLender,
+    SubSinkFuture, SubSource, SubStreamError,
 };
 use pando_pull_stream::Connect;
 
-use super::{HarnessInput, SinkOutcome, SubStreamModule, TestError, TestResults};
+use super::{
+    HarnessInput, OutputError, Poison, Settings, SinkOutcome, SubStreamModule, TestError, TestResults,
+};
 
 type L = StreamLender<u64, u64, TestError>;
 
@@ -20,9 +25,26 @@ impl SubStreamModule for L {
     type Ask = OwnedConcurrentAsk<u64, u64, TestError, TestError>;
     type SinkFuture = SubSinkFuture<TestResults<Lent<u64>>, u64, u64, TestError>;
     type SinkError = SubStreamError<TestError>;
+    type CloseFuture = CloseFuture<u64, TestError>;
+    type Settled = Settled<u64, u64, TestError>;
 
-    fn create(ordered: bool) -> Self {
-        if ordered { L::new() } else { L::unordered() }
+    fn create(settings: &Settings) -> Self {
+        let mut lender = if settings.ordered {
+            L::new()
+        } else {
+            L::unordered()
+        };
+        if let Some(bound) = settings.read_ahead.and_then(NonZeroU64::new) {
+            lender = lender.with_read_ahead(bound);
+        }
+        if let Some(max) = settings.max_retries {
+            let policy = match settings.poison {
+                Poison::Fail => PoisonPolicy::Fail,
+                Poison::Skip => PoisonPolicy::Skip,
+            };
+            lender = lender.with_max_retries(max, policy);
+        }
+        lender
     }
 
     fn connect(&mut self, input: HarnessInput) -> Self::Output {
@@ -38,6 +60,35 @@ impl SubStreamModule for L {
         source.ask_owned()
     }
 
+    const CAN_RECLAIM: bool = true;
+
+    fn reject(source: &Self::SubSource, id: u64) -> bool {
+        source.rejecter().reject(id, "rejected by the harness")
+    }
+
+    fn reclaim(source: &Self::SubSource, id: u64) -> bool {
+        source
+            .rejecter()
+            .reclaim(id, "reclaimed by the harness (a timeout)")
+    }
+
+    fn close(&self) -> Self::CloseFuture {
+        L::close(self)
+    }
+
+    fn cut_off(&self) {
+        L::cut_off(self)
+    }
+
+    fn settled(&self) -> Self::Settled {
+        L::settled(self)
+    }
+
+    fn held(&self) -> Option<u64> {
+        let s = self.state();
+        Some(s.read.saturating_sub(s.output).saturating_sub(s.skipped))
+    }
+
     fn lent(item: &Lent<u64>) -> (u64, u64) {
         (item.id, item.value)
     }
@@ -50,10 +101,12 @@ impl SubStreamModule for L {
         LendError::Input(TestError::Sink)
     }
 
-    fn input_error(error: &LendError<TestError>) -> Option<TestError> {
+    fn output_error(error: &LendError<TestError>) -> OutputError {
         match error {
-            LendError::Input(e) => Some(*e),
-            _ => None,
+            LendError::Input(e) => OutputError::Input(*e),
+            LendError::Poisoned { id, .. } => OutputError::Poisoned { id: *id },
+            LendError::Closed { first, .. } => OutputError::Closed { first: *first },
+            LendError::InputPanicked { .. } => OutputError::InputPanicked,
         }
     }
 

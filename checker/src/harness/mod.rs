@@ -8,6 +8,7 @@ use pando_pull_stream::{Answer, Source};
 
 mod campaign;
 mod driver;
+#[cfg(feature = "lender")]
 mod lender;
 mod modules;
 
@@ -55,8 +56,18 @@ pub trait SubStreamModule: Sized {
     /// The error a [`SinkFuture`](SubStreamModule::SinkFuture) resolves to.
     type SinkError: fmt::Debug;
 
-    /// A new module; `ordered` selects whether the output follows input order.
-    fn create(ordered: bool) -> Self;
+    /// The module's outcome when it stops reading its input early
+    /// ([`close`](SubStreamModule::close)); resolves to the input's answer.
+    type CloseFuture: Future<Output = Result<(), TestError>> + Unpin;
+    /// The future of [`settled`](SubStreamModule::settled).
+    type Settled: Future<Output = ()> + Unpin;
+
+    /// Whether the module can take a value back unanswered
+    /// ([`reclaim`](SubStreamModule::reclaim)); the harness reclaims only if so.
+    const CAN_RECLAIM: bool = false;
+
+    /// A new module with these settings (order, read-ahead bound, retry cap).
+    fn create(settings: &Settings) -> Self;
     /// Connects the module's input; returns its output.
     fn connect(&mut self, input: HarnessInput) -> Self::Output;
     /// Lends a new sub-stream whose results are read from `results`: its
@@ -64,19 +75,241 @@ pub trait SubStreamModule: Sized {
     fn lend_stream(&mut self, results: TestResults<Self::Result>) -> (Self::SubSource, Self::SinkFuture);
     /// Makes a concurrent ask on a sub-stream's source.
     fn ask(source: &Self::SubSource) -> Self::Ask;
+    /// The sub-stream reports that it failed to process value `id`, which it
+    /// holds (its own failure; a later result from it for `id` is unexpected).
+    /// Returns whether the module accepted the rejection.
+    fn reject(source: &Self::SubSource, id: u64) -> bool;
+    /// The sub-stream gives value `id` back unanswered (a timeout): its own
+    /// failure, lent again; a late result from it is accepted once if the
+    /// value still has no result. Returns whether the module accepted it.
+    /// Only called if [`CAN_RECLAIM`](SubStreamModule::CAN_RECLAIM).
+    fn reclaim(source: &Self::SubSource, id: u64) -> bool {
+        let _ = (source, id);
+        false
+    }
+    /// Stops reading the input; the values read still get their results.
+    fn close(&self) -> Self::CloseFuture;
+    /// Gives up on the sub-streams: values without a result end the output
+    /// with an error.
+    fn cut_off(&self);
+    /// Resolves when every value read has its result (or the module was
+    /// terminated or cut off) and the input has ended.
+    fn settled(&self) -> Self::Settled;
+    /// The values the module holds for its read-ahead bound (read, not yet
+    /// output, and not skipped), if it reports them.
+    fn held(&self) -> Option<u64> {
+        None
+    }
     /// The id and the value of a lent item.
     fn lent(item: &Self::Lent) -> (u64, u64);
     /// The result for the value with id `id`, whose computed result is `result`.
     fn result(id: u64, result: u64) -> Self::Result;
     /// The error with which the test sink fails the output (scenario [`Scenario::Fail`]).
     fn output_failure() -> Self::OutputError;
-    /// The input's error, if the output's error reports one.
-    fn input_error(error: &Self::OutputError) -> Option<TestError>;
+    /// What an error of the output reports.
+    fn output_error(error: &Self::OutputError) -> OutputError;
     /// How a sub-stream's sink future ended.
     fn sink_outcome(outcome: &Result<(), Self::SinkError>) -> SinkOutcome;
     /// A description of the module's state, for "no progress" reports.
     fn describe(&self) -> String {
         String::new()
+    }
+}
+
+/// What an error on the module's output reports, as the harness checks it.
+///
+/// ```
+/// use pando_checker::{OutputError, SubStreamModule, TestError};
+/// use pando_lend_stream::{LendError, StreamLender};
+///
+/// type L = StreamLender<u64, u64, TestError>;
+/// let e = LendError::Input(TestError::Source);
+/// assert_eq!(<L as SubStreamModule>::output_error(&e), OutputError::Input(TestError::Source));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutputError {
+    /// The input's error.
+    Input(TestError),
+    /// The value with this id failed more than the retry cap allows.
+    Poisoned {
+        /// The value's id.
+        id: u64,
+    },
+    /// The module was cut off; the value with id `first` is the first without a result.
+    Closed {
+        /// The first value without a result.
+        first: u64,
+    },
+    /// The input panicked.
+    InputPanicked,
+    /// Anything else, described.
+    Other(String),
+}
+
+/// What happens to a value that fails more than the retry cap allows.
+///
+/// ```
+/// assert_eq!(pando_checker::Poison::Skip.name(), "skip");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "runner", derive(clap::ValueEnum))]
+pub enum Poison {
+    /// The output ends with an error naming the value.
+    #[default]
+    Fail,
+    /// The value is left out of the output.
+    Skip,
+}
+
+impl Poison {
+    /// The name used on the command line.
+    ///
+    /// ```
+    /// assert_eq!(pando_checker::Poison::Fail.name(), "fail");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Poison::Fail => "fail",
+            Poison::Skip => "skip",
+        }
+    }
+}
+
+/// The settings of the module under test, from the [`Config`].
+///
+/// ```
+/// use pando_checker::{Config, Poison};
+/// let s = Config::new(1).read_ahead(Some(2)).max_retries(Some(1), Poison::Skip).settings();
+/// assert_eq!((s.read_ahead, s.max_retries, s.poison), (Some(2), Some(1), Poison::Skip));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Whether the output follows input order.
+    pub ordered: bool,
+    /// At most this many values held (read, not output, not skipped); `None`: no bound.
+    pub read_ahead: Option<u64>,
+    /// The retry cap: a value may fail this many times; `None`: retry forever.
+    pub max_retries: Option<u32>,
+    /// What happens beyond the cap.
+    pub poison: Poison,
+}
+
+/// A fault or feature the harness may drive in an execution, beyond the
+/// original tester.
+///
+/// ```
+/// use pando_checker::Fault;
+/// assert_eq!(Fault::CutOff.name(), "cut-off");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "runner", derive(clap::ValueEnum))]
+pub enum Fault {
+    /// Sub-streams reject values they hold (a failed value, without ending).
+    Reject,
+    /// Sub-streams give values back unanswered (a timeout), and may answer later.
+    Reclaim,
+    /// The lender is closed (its input aborted) at a random time.
+    Close,
+    /// After a close, the sub-streams are cut off (`close_within`'s deadline).
+    CutOff,
+    /// A sub-stream stops polling one of its pending asks, without dropping it.
+    Stall,
+    /// The input panics instead of answering.
+    Panic,
+    /// The test sink ends the output early, even when the source ends the stream.
+    EarlyEnd,
+    /// `settled()` is awaited from a random time on, and must resolve.
+    Settled,
+}
+
+impl Fault {
+    /// Every fault.
+    pub const ALL: [Fault; 8] = [
+        Fault::Reject,
+        Fault::Reclaim,
+        Fault::Close,
+        Fault::CutOff,
+        Fault::Stall,
+        Fault::Panic,
+        Fault::EarlyEnd,
+        Fault::Settled,
+    ];
+
+    /// The name used on the command line.
+    ///
+    /// ```
+    /// assert_eq!(pando_checker::Fault::EarlyEnd.name(), "early-end");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Reject => "reject",
+            Fault::Reclaim => "reclaim",
+            Fault::Close => "close",
+            Fault::CutOff => "cut-off",
+            Fault::Stall => "stall",
+            Fault::Panic => "panic",
+            Fault::EarlyEnd => "early-end",
+            Fault::Settled => "settled",
+        }
+    }
+}
+
+/// A set of [`Fault`]s. Its `Display` is the command-line form,
+/// `reject,close` or `none`.
+///
+/// ```
+/// use pando_checker::{Fault, Faults};
+/// let f = Faults::NONE.with(Fault::Close).with(Fault::Stall);
+/// assert!(f.contains(Fault::Close) && !f.contains(Fault::Panic));
+/// assert_eq!(f.to_string(), "close,stall");
+/// assert_eq!(Faults::NONE.to_string(), "none");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Faults(u16);
+
+impl Faults {
+    /// No fault: the original tester.
+    pub const NONE: Faults = Faults(0);
+    /// Every fault.
+    pub const ALL: Faults = Faults((1 << Fault::ALL.len()) - 1);
+
+    fn bit(fault: Fault) -> u16 {
+        1 << Fault::ALL.iter().position(|&f| f == fault).unwrap_or(0)
+    }
+
+    /// This set with `fault`.
+    pub fn with(self, fault: Fault) -> Faults {
+        Faults(self.0 | Self::bit(fault))
+    }
+
+    /// Whether `fault` is in the set.
+    pub fn contains(self, fault: Fault) -> bool {
+        self.0 & Self::bit(fault) != 0
+    }
+
+    /// The set of these faults.
+    ///
+    /// ```
+    /// use pando_checker::{Fault, Faults};
+    /// assert_eq!(Faults::of(&Fault::ALL), Faults::ALL);
+    /// ```
+    pub fn of(faults: &[Fault]) -> Faults {
+        faults.iter().fold(Faults::NONE, |set, &f| set.with(f))
+    }
+}
+
+impl fmt::Display for Faults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = Fault::ALL
+            .iter()
+            .filter(|&&x| self.contains(x))
+            .map(|x| x.name())
+            .collect();
+        if names.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&names.join(","))
+        }
     }
 }
 
@@ -129,6 +362,7 @@ pub(crate) fn unwork(result: u64) -> Option<u64> {
 /// assert!(!Scenario::Fail.source_ends());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "runner", derive(clap::ValueEnum))]
 pub enum Scenario {
     /// The source produces `count` values then `done`; the sink reads to the end.
     Done,
@@ -213,6 +447,14 @@ pub struct Config {
     pub ordered: bool,
     /// The scenario; `None` chooses it from the seed.
     pub scenario: Option<Scenario>,
+    /// The module's read-ahead bound; `None`: no bound.
+    pub read_ahead: Option<u64>,
+    /// The module's retry cap; `None`: retry forever.
+    pub max_retries: Option<u32>,
+    /// What happens to a value beyond the retry cap.
+    pub poison: Poison,
+    /// The faults and features driven beyond the original tester.
+    pub faults: Faults,
     /// The maximum number of steps before the execution is reported as
     /// making no progress.
     pub step_bound: u64,
@@ -236,6 +478,10 @@ impl Config {
             max_sub_streams: 5,
             ordered: true,
             scenario: None,
+            read_ahead: None,
+            max_retries: None,
+            poison: Poison::Fail,
+            faults: Faults::NONE,
             step_bound: 100_000,
             trace: false,
         }
@@ -243,7 +489,10 @@ impl Config {
 
     /// Parameters derived from the seed (independently of the interleaving's
     /// own choices): 0 to 8 values, parallelism 1 to 4, up to 4 more
-    /// sub-streams in total than the parallelism, ordered three times in four.
+    /// sub-streams in total than the parallelism, ordered three times in four;
+    /// a read-ahead bound (1 to 3 mostly) in three executions out of five, a
+    /// retry cap of 0 to 2 with either poison policy in three out of five,
+    /// and each [`Fault`] in one execution out of two.
     ///
     /// ```
     /// use pando_checker::Config;
@@ -255,11 +504,33 @@ impl Config {
     pub fn varied(seed: u64) -> Self {
         let mut rng = crate::rng::SplitMix64::new(seed ^ 0x5DEE_CE66_D1CE_5EED);
         let parallelism = 1 + rng.below(4);
+        let count = rng.below(9) as u64;
+        let max_sub_streams = parallelism + rng.below(5);
+        let ordered = rng.below(4) != 0;
+        let read_ahead = match rng.below(10) {
+            0..=3 => None,
+            4..=8 => Some(1 + rng.below(3) as u64),
+            _ => Some(4 + rng.below(5) as u64),
+        };
+        let max_retries = (rng.below(5) >= 2).then(|| rng.below(3) as u32);
+        let poison = if rng.percent(50) {
+            Poison::Fail
+        } else {
+            Poison::Skip
+        };
+        let faults = Fault::ALL
+            .into_iter()
+            .filter(|_| rng.percent(50))
+            .fold(Faults::NONE, Faults::with);
         Config {
-            count: rng.below(9) as u64,
+            count,
             parallelism,
-            max_sub_streams: parallelism + rng.below(5),
-            ordered: rng.below(4) != 0,
+            max_sub_streams,
+            ordered,
+            read_ahead,
+            max_retries,
+            poison,
+            faults,
             ..Config::new(seed)
         }
     }
@@ -302,6 +573,51 @@ impl Config {
     pub fn ordered(mut self, ordered: bool) -> Self {
         self.ordered = ordered;
         self
+    }
+
+    /// Sets the read-ahead bound (`Some(0)` counts as no bound).
+    ///
+    /// ```
+    /// assert_eq!(pando_checker::Config::new(0).read_ahead(Some(3)).read_ahead, Some(3));
+    /// ```
+    pub fn read_ahead(mut self, bound: Option<u64>) -> Self {
+        self.read_ahead = bound.filter(|&b| b > 0);
+        self
+    }
+
+    /// Sets the retry cap and the poison policy.
+    ///
+    /// ```
+    /// use pando_checker::{Config, Poison};
+    /// assert_eq!(Config::new(0).max_retries(Some(2), Poison::Skip).max_retries, Some(2));
+    /// ```
+    pub fn max_retries(mut self, max_retries: Option<u32>, poison: Poison) -> Self {
+        self.max_retries = max_retries;
+        self.poison = poison;
+        self
+    }
+
+    /// Sets the faults driven.
+    ///
+    /// ```
+    /// use pando_checker::{Config, Faults};
+    /// assert_eq!(Config::new(0).faults(Faults::ALL).faults, Faults::ALL);
+    /// ```
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// The module's settings.
+    ///
+    /// See [`Settings`] for an example.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            ordered: self.ordered,
+            read_ahead: self.read_ahead,
+            max_retries: self.max_retries,
+            poison: self.poison,
+        }
     }
 
     /// Fixes the scenario.
@@ -356,6 +672,15 @@ impl Config {
             cmd.push_str(" --scenario ");
             cmd.push_str(s.name());
         }
+        match self.read_ahead {
+            Some(b) => cmd.push_str(&format!(" --read-ahead {b}")),
+            None => cmd.push_str(" --read-ahead none"),
+        }
+        match self.max_retries {
+            Some(m) => cmd.push_str(&format!(" --max-retries {m} --poison {}", self.poison.name())),
+            None => cmd.push_str(" --max-retries none"),
+        }
+        cmd.push_str(&format!(" --faults {}", self.faults));
         if self.step_bound != Config::new(0).step_bound {
             cmd.push_str(&format!(" --step-bound {}", self.step_bound));
         }
@@ -396,6 +721,17 @@ pub enum Property {
     Progress,
     /// No lost wake-up: a task that was not woken cannot make progress.
     WakeUps,
+    /// A value is poisoned (skipped, or named by the output's error) only if
+    /// it is a real culprit: its own failures took it over the retry cap,
+    /// failures shared with other values never do (the blame rule).
+    Blame,
+    /// The module never holds more values than its read-ahead bound.
+    Bounded,
+    /// `settled()` resolves once the output ended, and not before the
+    /// values read have their results (or the module was terminated or cut off).
+    Settled,
+    /// No panic but the input's own (a chosen fault) reaches the harness.
+    NoPanic,
 }
 
 impl fmt::Display for Property {
@@ -411,6 +747,10 @@ impl fmt::Display for Property {
             Property::SubStreams => "sub-streams",
             Property::Progress => "progress",
             Property::WakeUps => "wake-ups",
+            Property::Blame => "blame",
+            Property::Bounded => "memory bound",
+            Property::Settled => "settled",
+            Property::NoPanic => "no panic",
         })
     }
 }
@@ -480,13 +820,17 @@ impl fmt::Display for Execution {
         let c = &self.config;
         write!(
             f,
-            "seed {} (count {}, parallelism {}, max sub-streams {}, {}, scenario {}): ",
+            "seed {} (count {}, parallelism {}, max sub-streams {}, {}, scenario {}, read-ahead {}, retries {}, faults {}): ",
             c.seed,
             c.count,
             c.parallelism,
             c.max_sub_streams,
             if c.ordered { "ordered" } else { "unordered" },
-            self.scenario.name()
+            self.scenario.name(),
+            c.read_ahead.map_or("none".to_string(), |b| b.to_string()),
+            c.max_retries
+                .map_or("none".to_string(), |m| format!("{m} then {}", c.poison.name())),
+            c.faults,
         )?;
         match &self.failure {
             None => writeln!(f, "ok, {} steps, {} sub-streams", self.steps, self.sub_streams)?,

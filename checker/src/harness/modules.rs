@@ -62,12 +62,31 @@ pub(crate) struct SourceState {
     /// Whether the harness confirmed the termination.
     pub(crate) confirmed: bool,
     term_waker: Option<Waker>,
+    /// The values taken by the module (answers returned by `poll_ask`).
+    pub(crate) delivered: u64,
+    /// The end taken by the module: `Some(false)` for `done`, `Some(true)` for `error`.
+    pub(crate) end_delivered: Option<bool>,
+    /// The harness chose to make the source panic: every later `poll_ask` panics.
+    pub(crate) panic: bool,
+    /// The source has panicked.
+    pub(crate) panicked: bool,
 }
+
+/// The message of the test source's panic.
+pub(crate) const PANIC_MESSAGE: &str = "pando-checker: the test source panics (a chosen fault)";
 
 impl SourceState {
     /// The harness answers the pending ask.
     pub(crate) fn answer(&mut self, answer: Answer<u64, TestError>) {
         self.answer = Some(answer);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// The harness makes the pending ask (and every later one) panic.
+    pub(crate) fn arm_panic(&mut self) {
+        self.panic = true;
         if let Some(w) = self.waker.take() {
             w.wake();
         }
@@ -111,8 +130,18 @@ impl Source for TestSource {
 
     fn poll_ask(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer<u64, TestError>> {
         let mut st = lock(&self.state);
+        if st.panic {
+            st.panicked = true;
+            drop(st);
+            std::panic::panic_any(PANIC_MESSAGE);
+        }
         if let Some(answer) = st.answer.take() {
             st.asked = false;
+            match &answer {
+                Answer::Value(_) => st.delivered += 1,
+                Answer::Done => st.end_delivered = Some(false),
+                Answer::Error(_) => st.end_delivered = Some(true),
+            }
             return Poll::Ready(answer);
         }
         if !st.asked {
@@ -167,7 +196,20 @@ pub(crate) enum OutState {
     Terminated,
 }
 
+/// What the module took from a test transformer's output, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Delivered {
+    /// The result of the value with this id.
+    Value(u64),
+    /// An unexpected result with this id.
+    Bogus(u64),
+    /// `done` or `error`.
+    End,
+}
+
 pub(crate) struct ResultsState<R> {
+    /// What the module took since the harness last looked.
+    pub(crate) log: Vec<Delivered>,
     pub(crate) monitor: Monitor,
     pub(crate) state: OutState,
     ask_index: u64,
@@ -191,6 +233,7 @@ pub(crate) struct ResultsState<R> {
 impl<R> ResultsState<R> {
     pub(crate) fn new(monitor: Monitor) -> Self {
         ResultsState {
+            log: Vec::new(),
             monitor,
             state: OutState::Waiting,
             ask_index: 0,
@@ -232,6 +275,17 @@ impl<R> ResultsState<R> {
         if let Some(w) = self.waker.take() {
             w.wake();
         }
+    }
+
+    /// Value `id` was lent again to this sub-stream while an unexpected
+    /// result for it waits to be taken: that result is now a proper one.
+    pub(crate) fn legitimize(&mut self, id: u64) -> bool {
+        if self.bogus_pending == Some(id) {
+            self.bogus_pending = None;
+            self.answer_id = Some(id);
+            return true;
+        }
+        false
     }
 
     /// The harness confirms the termination.
@@ -277,17 +331,24 @@ impl<R: fmt::Debug> Source for TestResults<R> {
         let st = &mut *guard;
         if let Some(answer) = st.answer.take() {
             st.monitor.answer(st.ask_index, &answer);
-            st.answer_id = None;
+            let id = st.answer_id.take();
             st.ending = false;
             match &answer {
                 Answer::Value(_) => {
                     if let Some(id) = st.bogus_pending.take() {
                         st.delivered_bogus.get_or_insert(id);
+                        st.log.push(Delivered::Bogus(id));
+                    } else if let Some(id) = id {
+                        st.log.push(Delivered::Value(id));
                     }
                     st.state = OutState::Waiting;
                 }
-                Answer::Done => st.state = OutState::Terminated,
+                Answer::Done => {
+                    st.log.push(Delivered::End);
+                    st.state = OutState::Terminated;
+                }
                 Answer::Error(_) => {
+                    st.log.push(Delivered::End);
                     st.delivered_error = true;
                     st.state = OutState::Terminated;
                 }
