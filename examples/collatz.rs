@@ -18,8 +18,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use num_bigint::BigUint;
+use pando_distributed_map::join::{hostname, local_and_public_urls};
 use pando_distributed_map::transport::{Listener, ws};
-use pando_distributed_map::{DistributedMap, MapConfig, Worker, join_url};
+use pando_distributed_map::{DistributedMap, MapConfig, Worker, default_workers};
 use pando_examples::collatz::{Interval, SEED_START};
 use pando_pull_stream::{for_each, pull, values};
 
@@ -99,14 +100,13 @@ async fn master(count: u64, start: BigUint, len: u64) -> ExitCode {
         }
     };
     let listening = listener.url();
-    let url = join_url(&listening.replace("0.0.0.0", "127.0.0.1"), &map.config().token);
-    let public = join_url(&listening.replace("0.0.0.0", &hostname()), &map.config().token);
+    let (url, public) = local_and_public_urls(&listening, &map.config().token);
     map.serve(listener);
     eprintln!("collatz: master listening; another machine joins with:");
     eprintln!("  cargo run --release --example collatz -- work '{public}'");
 
     // Local workers: one per core, over the same loopback WebSocket.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = default_workers();
     for i in 0..cores {
         let url = url.clone();
         tokio::spawn(async move {
@@ -177,9 +177,4 @@ async fn master(count: u64, start: BigUint, len: u64) -> ExitCode {
 fn console_is_terminal() -> bool {
     use std::io::IsTerminal;
     std::io::stderr().is_terminal()
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map_or_else(|_| "worker".to_string(), |h| h.trim().to_string())
 }

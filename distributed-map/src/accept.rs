@@ -64,7 +64,6 @@ where
                         let accepted_at = now();
                         let Some(counted) = Counted::try_new(&pending, map.config.max_pending) else {
                             tracing::warn!(
-                                peer = %incoming.peer(),
                                 "connection from {} closed at once: {} connections are already in their handshake (max_pending)",
                                 incoming.peer(),
                                 map.config.max_pending
@@ -84,7 +83,7 @@ where
                     Err(TransportError::Closed { .. }) => break,
                     Err(e) => {
                         // Out of file descriptors, for example: wait a little, go on.
-                        tracing::error!(url = %listener.url(), error = %e, "cannot accept a worker; retrying in {backoff:?}");
+                        tracing::error!("cannot accept a worker on {}: {e}; retrying in {backoff:?}", listener.url());
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(1));
                     }
@@ -106,12 +105,11 @@ where
         let connection = match tokio::time::timeout_at(deadline, incoming.upgrade()).await {
             Ok(Ok(connection)) => connection,
             Ok(Err(e)) => {
-                tracing::warn!(peer = %peer, error = %e, "connection from {peer} failed before its handshake: {e}");
+                tracing::warn!("connection from {peer} failed before its handshake: {e}");
                 return;
             }
             Err(_) => {
                 tracing::warn!(
-                    peer = %peer,
                     "connection from {peer} closed: no handshake within {:?}",
                     config.heartbeat_timeout
                 );
@@ -143,9 +141,9 @@ where
             let c = lock(&conn);
             match c.ended() {
                 Some(Err(reason)) => {
-                    tracing::warn!(worker = %worker, reason = %reason, "worker {worker} {reason}")
+                    tracing::warn!("worker {worker} {reason}")
                 }
-                _ => tracing::warn!(worker = %worker, "worker {worker} left during its handshake"),
+                _ => tracing::warn!("worker {worker} left during its handshake"),
             }
             return;
         }
@@ -188,13 +186,11 @@ where
         stats.disconnected();
         let ended = lock(&conn).ended().cloned();
         match (ended, result) {
-            (Some(Err(reason)), _) => tracing::warn!(
-                worker = %worker,
-                reason = %reason,
-                "worker {worker} dropped: it {reason}; its values are lent again"
-            ),
-            (_, Err(e)) => tracing::warn!(worker = %worker, error = %e, "worker {worker} dropped: {e}"),
-            _ => tracing::info!(worker = %worker, "worker {worker} finished"),
+            (Some(Err(reason)), _) => {
+                tracing::warn!("worker {worker} dropped: it {reason}; its values are lent again")
+            }
+            (_, Err(e)) => tracing::warn!("worker {worker} dropped: {e}"),
+            _ => tracing::info!("worker {worker} finished"),
         }
     }
 }

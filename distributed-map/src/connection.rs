@@ -133,7 +133,7 @@ pub(crate) fn poll_drive<Out: DeserializeOwned>(
                     match admit(&name) {
                         Ok(()) => {
                             c.session.admit(now);
-                            tracing::info!(worker = %c.worker, "worker joined");
+                            tracing::info!("worker joined");
                         }
                         Err(reason) => c.session.refuse(now, reason),
                     }
@@ -156,15 +156,16 @@ pub(crate) fn poll_drive<Out: DeserializeOwned>(
                     c.wake(FROM);
                 }
                 MasterEvent::TimedOut { id, reason } => {
-                    tracing::warn!(worker = %c.worker, value = id, "value #{id} timed out on worker {}: {reason}; it is lent again", c.worker);
+                    tracing::warn!(
+                        "value #{id} timed out on worker {}: {reason}; it is lent again",
+                        c.worker
+                    );
                     if let Some(reclaim) = &c.reclaim {
                         reclaim(id, format!("worker {}: {reason}", c.worker));
                     }
                 }
                 MasterEvent::Slow { id, held } => {
                     tracing::warn!(
-                        worker = %c.worker,
-                        value = id,
                         "value #{id} (input no. {}) has been held by worker {} for {held:.0?} without a result; \
                          a value timeout (pando --timeout, MapConfig::value_timeout) would give up on it",
                         id + 1,
@@ -395,7 +396,7 @@ where
                     id,
                     value: Err(reason),
                 }) => {
-                    tracing::info!(worker = %this.worker, value = id, reason = %reason, "value #{id} failed on worker {}: {reason}", this.worker);
+                    tracing::info!("value #{id} failed on worker {}: {reason}", this.worker);
                     if !this
                         .rejecter
                         .reject(id, format!("worker {}: {reason}", this.worker))

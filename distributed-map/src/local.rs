@@ -46,7 +46,7 @@ where
                 }
                 let worker = Worker::new(format!("local-{i}")).max_frame(max_frame);
                 if let Err(e) = worker.run_with(&connector, &url, f).await {
-                    tracing::warn!(worker = i, error = %e, "local worker {i} stopped: {e}");
+                    tracing::warn!("local worker {i} stopped: {e}");
                 }
             });
         }
