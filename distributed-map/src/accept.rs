@@ -83,7 +83,10 @@ where
                     Err(TransportError::Closed { .. }) => break,
                     Err(e) => {
                         // Out of file descriptors, for example: wait a little, go on.
-                        tracing::error!("cannot accept a worker on {}: {e}; retrying in {backoff:?}", listener.url());
+                        tracing::error!(
+                            "cannot accept a worker on {}: {e}; retrying in {backoff:?}",
+                            listener.url()
+                        );
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(1));
                     }

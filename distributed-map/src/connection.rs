@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::WorkerError;
-use crate::io::{FrameIo, now};
+use crate::io::{FrameIo, Step, now};
 use crate::session::{MasterEvent, MasterSession, SessionError};
 use crate::stats::WorkerStats;
 
@@ -68,10 +68,7 @@ impl<Out> Conn<Out> {
     }
 
     fn wait(&mut self, who: usize, cx: &Context<'_>) {
-        match &mut self.wakers[who] {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
+        register(&mut self.wakers[who], cx);
     }
 
     fn wake(&mut self, who: usize) {
@@ -120,75 +117,97 @@ pub(crate) fn poll_drive<Out: DeserializeOwned>(
 ) -> Poll<()> {
     let mut guard = lock(conn);
     let c = &mut *guard;
-    loop {
-        let finished = io.poll_round(&mut c.session, cx).is_ready();
-        let mut more = false;
-        while let Some(event) = c.session.poll_event() {
-            more = true;
+    let Conn {
+        session,
+        worker,
+        name,
+        answers,
+        ended,
+        reclaim,
+        end_reason,
+        stats,
+        wakers,
+    } = c;
+    let wake = |wakers: &mut [Option<Waker>; 3], who: usize| {
+        if let Some(w) = wakers[who].take() {
+            w.wake();
+        }
+    };
+    let peer = io.peer.clone();
+    let codec = io.codec();
+    let done = io.drive(session, cx, |session, cx, finished| {
+        let mut step = Step::Idle;
+        while let Some(event) = session.poll_event() {
+            step = Step::Progressed;
             let now = now();
             match event {
-                MasterEvent::Hello { name } => {
-                    c.worker = format!("{name} ({})", io.peer);
-                    c.name.clone_from(&name);
-                    match admit(&name) {
+                MasterEvent::Hello { name: given } => {
+                    *worker = format!("{given} ({peer})");
+                    name.clone_from(&given);
+                    match admit(&given) {
                         Ok(()) => {
-                            c.session.admit(now);
-                            tracing::info!("worker joined");
+                            session.admit(now);
+                            tracing::info!("worker {worker} joined");
                         }
-                        Err(reason) => c.session.refuse(now, reason),
+                        Err(reason) => session.refuse(now, reason),
                     }
                 }
-                MasterEvent::Result { id, payload } => match io.codec().decode_payload::<Out>(&payload) {
+                MasterEvent::Result { id, payload } => match codec.decode_payload::<Out>(&payload) {
                     Ok(out) => {
-                        if let Some(stats) = &c.stats {
+                        if let Some(stats) = stats {
                             stats.result();
                         }
-                        c.answers.push_back(Lent::new(id, Ok(out)));
-                        c.wake(FROM);
+                        answers.push_back(Lent::new(id, Ok(out)));
+                        wake(wakers, FROM);
                     }
-                    Err(e) => c.session.handle_bad_frame(now, e),
+                    Err(e) => session.handle_bad_frame(now, e),
                 },
                 MasterEvent::Failed { id, reason } => {
-                    if let Some(stats) = &c.stats {
+                    if let Some(stats) = stats {
                         stats.failure();
                     }
-                    c.answers.push_back(Lent::new(id, Err(reason)));
-                    c.wake(FROM);
+                    answers.push_back(Lent::new(id, Err(reason)));
+                    wake(wakers, FROM);
                 }
                 MasterEvent::TimedOut { id, reason } => {
-                    tracing::warn!(
-                        "value #{id} timed out on worker {}: {reason}; it is lent again",
-                        c.worker
-                    );
-                    if let Some(reclaim) = &c.reclaim {
-                        reclaim(id, format!("worker {}: {reason}", c.worker));
+                    tracing::warn!("value #{id} timed out on worker {worker}: {reason}; it is lent again");
+                    if let Some(reclaim) = reclaim {
+                        reclaim(id, format!("worker {worker}: {reason}"));
                     }
                 }
                 MasterEvent::Slow { id, held } => {
                     tracing::warn!(
-                        "value #{id} (input no. {}) has been held by worker {} for {held:.0?} without a result; \
+                        "value #{id} (input no. {}) has been held by worker {worker} for {held:.0?} without a result; \
                          a value timeout (pando --timeout, MapConfig::value_timeout) would give up on it",
                         id + 1,
-                        c.worker
                     );
                 }
                 MasterEvent::Closed(result) => {
-                    if let (Err(reason), Some(end_reason)) = (&result, &c.end_reason) {
-                        end_reason(format!("worker {} {reason}", c.worker));
+                    if let (Err(reason), Some(end_reason)) = (&result, &end_reason) {
+                        end_reason(format!("worker {worker} {reason}"));
                     }
-                    c.ended = Some(result);
-                    c.wake(FROM);
-                    c.wake(TO);
+                    *ended = Some(result);
+                    wake(wakers, FROM);
+                    wake(wakers, TO);
                 }
             }
         }
-        if finished || (until_joined && c.session.is_running()) {
-            return Poll::Ready(());
+        if !finished && until_joined && session.is_running() {
+            return Step::Done(());
         }
-        if !more {
-            c.wait(DRIVER, cx);
-            return Poll::Pending;
+        if matches!(step, Step::Idle) {
+            register(&mut wakers[DRIVER], cx);
         }
+        step
+    });
+    done.map(|_| ())
+}
+
+/// Keeps `cx`'s waker in `slot`.
+fn register(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        slot => *slot = Some(cx.waker().clone()),
     }
 }
 

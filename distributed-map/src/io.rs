@@ -168,13 +168,7 @@ impl FrameIo {
             let Some(deadline) = core.poll_timeout() else {
                 return;
             };
-            if self.armed != Some(deadline) {
-                self.timer
-                    .as_mut()
-                    .reset(tokio::time::Instant::from_std(deadline));
-                self.armed = Some(deadline);
-            }
-            if self.timer.as_mut().poll(cx).is_pending() {
+            if !self.poll_deadline(deadline, cx) {
                 return;
             }
             self.armed = None;
@@ -183,18 +177,25 @@ impl FrameIo {
         cx.waker().wake_by_ref();
     }
 
+    /// Arms the timer for the core's next deadline after a round.
     fn arm<C: SessionCore>(&mut self, core: &C, cx: &mut Context<'_>) {
         if let Some(deadline) = core.poll_timeout() {
-            if self.armed != Some(deadline) {
-                self.timer
-                    .as_mut()
-                    .reset(tokio::time::Instant::from_std(deadline));
-                self.armed = Some(deadline);
-            }
-            if self.timer.as_mut().poll(cx).is_ready() {
+            if self.poll_deadline(deadline, cx) {
                 cx.waker().wake_by_ref();
             }
         }
+    }
+
+    /// Sets the timer to `deadline` (if it is not set to it already) and
+    /// polls it: whether it has passed.
+    fn poll_deadline(&mut self, deadline: Instant, cx: &mut Context<'_>) -> bool {
+        if self.armed != Some(deadline) {
+            self.timer
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(deadline));
+            self.armed = Some(deadline);
+        }
+        self.timer.as_mut().poll(cx).is_ready()
     }
 
     fn write<C: SessionCore>(&mut self, core: &mut C, now: Instant, cx: &mut Context<'_>) {
@@ -224,6 +225,38 @@ impl FrameIo {
         if let Some(e) = broken {
             self.sink_state = SinkState::Gone;
             core.handle_closed(now, Some(e.to_string()));
+        }
+    }
+}
+
+/// What an adapter's handling of the core's events came to, after a round.
+pub(crate) enum Step<R> {
+    /// The adapter is done, with this.
+    Done(R),
+    /// Events were handled (they may have produced frames): go round again.
+    Progressed,
+    /// Nothing happened: wait to be woken.
+    Idle,
+}
+
+impl FrameIo {
+    /// Goes round (I/O, then `step`, which handles the core's events and is
+    /// told whether the session is over) until `step` is done, or nothing
+    /// happens. `None` once the session is over and `step` did not finish.
+    pub(crate) fn drive<C: SessionCore, R>(
+        &mut self,
+        core: &mut C,
+        cx: &mut Context<'_>,
+        mut step: impl FnMut(&mut C, &mut Context<'_>, bool) -> Step<R>,
+    ) -> Poll<Option<R>> {
+        loop {
+            let finished = self.poll_round(core, cx).is_ready();
+            match step(core, cx, finished) {
+                Step::Done(r) => return Poll::Ready(Some(r)),
+                _ if finished => return Poll::Ready(None),
+                Step::Progressed => {}
+                Step::Idle => return Poll::Pending,
+            }
         }
     }
 }

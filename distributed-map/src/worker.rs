@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use crate::codec::Codec;
 use crate::error::JoinError;
 use crate::frame::DEFAULT_MAX_FRAME;
-use crate::io::{FrameIo, now};
+use crate::io::{FrameIo, Step, now};
 use crate::join::split_join_url;
 use crate::session::{SessionError, WorkerEvent, WorkerSession, WorkerSessionConfig};
 use crate::transport::{Connector, TransportError};
@@ -163,27 +163,22 @@ impl Worker {
         let mut core = WorkerSession::new(config, now());
         let mut io = FrameIo::new(connection, Codec::Postcard, self.max_frame);
         let welcomed = std::future::poll_fn(|cx| {
-            loop {
-                let finished = io.poll_round(&mut core, cx).is_ready();
-                let mut progressed = false;
+            io.drive(&mut core, cx, |core, _, _| {
+                let mut step = Step::Idle;
                 while let Some(event) = core.poll_event() {
-                    progressed = true;
+                    step = Step::Progressed;
                     match event {
                         WorkerEvent::Welcomed {
                             command,
                             value_timeout,
-                        } => return Poll::Ready(Ok((command, value_timeout))),
-                        WorkerEvent::Closed(Err(e)) => return Poll::Ready(Err(join_error(e))),
+                        } => return Step::Done(Ok((command, value_timeout))),
+                        WorkerEvent::Closed(Err(e)) => return Step::Done(Err(join_error(e))),
                         _ => {}
                     }
                 }
-                if finished {
-                    return Poll::Ready(Err(JoinError::Master(SessionError::Disconnected)));
-                }
-                if !progressed {
-                    return Poll::Pending;
-                }
-            }
+                step
+            })
+            .map(|welcomed| welcomed.unwrap_or(Err(JoinError::Master(SessionError::Disconnected))))
         })
         .await;
         let (command, value_timeout) = welcomed?;
@@ -302,11 +297,10 @@ impl Session {
         let mut running: Vec<Computing<Fut, Out, Err>> = Vec::new();
         let mut end: Option<Result<WorkerSummary, JoinError>> = None;
         std::future::poll_fn(|cx| {
-            loop {
-                let finished = io.poll_round(&mut core, cx).is_ready();
-                let mut progressed = false;
+            io.drive(&mut core, cx, |core, cx, finished| {
+                let mut step = Step::Idle;
                 while let Some(event) = core.poll_event() {
-                    progressed = true;
+                    step = Step::Progressed;
                     match event {
                         WorkerEvent::Run { id, payload } => match codec.decode_payload::<In>(&payload) {
                             Ok(value) => {
@@ -334,21 +328,21 @@ impl Session {
                             let (id, _) = running.swap_remove(i);
                             let answer = result.map(|out| codec.encode_payload(&out));
                             core.handle_result(now(), id, answer);
-                            progressed = true;
+                            step = Step::Progressed;
                         }
                         Poll::Pending => i += 1,
                     }
                 }
-                if finished {
-                    return Poll::Ready(
-                        end.take()
-                            .unwrap_or(Err(JoinError::Master(SessionError::Disconnected))),
-                    );
+                match end.take() {
+                    Some(end) if finished => Step::Done(end),
+                    Some(not_yet) => {
+                        end = Some(not_yet);
+                        step
+                    }
+                    None => step,
                 }
-                if !progressed {
-                    return Poll::Pending;
-                }
-            }
+            })
+            .map(|end| end.unwrap_or(Err(JoinError::Master(SessionError::Disconnected))))
         })
         .await
     }

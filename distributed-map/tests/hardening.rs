@@ -10,47 +10,17 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use pando_distributed_map::codec::Codec;
 use pando_distributed_map::frame::{Frame, PROTOCOL_VERSION};
-use pando_distributed_map::transport::{Connection, Connector, Listener, TransportError, tcp, ws};
+use pando_distributed_map::transport::{Listener, TransportError, tcp, ws};
 use pando_distributed_map::{DistributedMap, MapConfig, Worker, join_url, split_join_url};
 use pando_lend_stream::LendError;
 use pando_pull_stream::{collect, count, pull, take};
 use tokio::io::AsyncReadExt;
 
+mod common;
+use common::{raw_join, spawn_squarer as squarer, squares};
+
 const MAX: usize = 1 << 20;
 const GUARD: Duration = Duration::from_secs(120);
-
-fn squares(n: u64) -> Vec<u64> {
-    (1..=n).map(|x| x * x).collect()
-}
-
-fn squarer(
-    url: String,
-    name: &'static str,
-) -> tokio::task::JoinHandle<Result<pando_distributed_map::WorkerSummary, pando_distributed_map::JoinError>> {
-    tokio::spawn(async move {
-        Worker::new(name)
-            .connect(&url)
-            .await?
-            .run(|x: u64| async move { Ok::<_, String>(x * x) })
-            .await
-    })
-}
-
-/// Joins with the handshake only, over a given connector.
-async fn raw_join(connector: &dyn Connector, url: &str, name: &str) -> (Connection, Frame) {
-    let (base, token) = split_join_url(url);
-    let mut raw = connector.connect(&base).await.unwrap();
-    let hello = Frame::Hello {
-        version: PROTOCOL_VERSION,
-        token,
-        name: name.into(),
-    };
-    raw.sink.send(Codec::Postcard.encode(&hello)).await.unwrap();
-    let reply = Codec::Postcard
-        .decode(&raw.stream.next().await.unwrap().unwrap(), MAX)
-        .unwrap();
-    (raw, reply)
-}
 
 /// Row 1: a TCP connection that never starts its WebSocket upgrade holds up
 /// no other join, and is closed at its handshake deadline.

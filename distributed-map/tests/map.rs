@@ -14,6 +14,9 @@ use pando_distributed_map::{DistributedMap, JoinError, MapConfig, Worker, join_u
 use pando_lend_stream::LendError;
 use pando_pull_stream::{collect, count, pull};
 
+mod common;
+use common::{raw_join, spawn_squarer, squares};
+
 const MAX: usize = 1 << 20;
 
 async fn ws_master(
@@ -32,40 +35,11 @@ async fn ws_master(
     (map, url, output)
 }
 
-/// A raw client that joins `url` as `name` (the handshake only), to play a
-/// misbehaving worker by hand.
-async fn raw_join(url: &str, name: &str, max: usize) -> pando_distributed_map::transport::Connection {
-    let (base, token) = pando_distributed_map::split_join_url(url);
-    let mut raw = ws::WsConnector::new(max).connect(&base).await.unwrap();
-    let hello = Frame::Hello {
-        version: PROTOCOL_VERSION,
-        token,
-        name: name.into(),
-    };
-    raw.sink.send(Codec::Postcard.encode(&hello)).await.unwrap();
-    let welcome = Codec::Postcard
-        .decode(&raw.stream.next().await.unwrap().unwrap(), MAX)
-        .unwrap();
+/// Joins `url` as `name` by hand over WebSocket, and expects a `Welcome`.
+async fn welcomed(url: &str, name: &str, max: usize) -> pando_distributed_map::transport::Connection {
+    let (raw, welcome) = raw_join(&ws::WsConnector::new(max), url, name).await;
     assert!(matches!(welcome, Frame::Welcome { .. }), "{welcome:?}");
     raw
-}
-
-/// A worker that joins `url` as `name` and squares what it gets.
-fn spawn_squarer(
-    url: String,
-    name: &'static str,
-) -> tokio::task::JoinHandle<Result<pando_distributed_map::WorkerSummary, JoinError>> {
-    tokio::spawn(async move {
-        Worker::new(name)
-            .connect(&url)
-            .await?
-            .run(|x: u64| async move { Ok::<_, String>(x * x) })
-            .await
-    })
-}
-
-fn squares(n: u64) -> Vec<u64> {
-    (1..=n).map(|x| x * x).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,7 +87,7 @@ async fn a_worker_that_vanishes_mid_value_loses_nothing() {
     };
     let (_map, url, output) = ws_master(config, n).await;
     // A raw client: joins, takes its batch of three values, and drops the connection.
-    let mut raw = raw_join(&url, "crash", MAX).await;
+    let mut raw = welcomed(&url, "crash", MAX).await;
     let mut taken = vec![];
     while taken.len() < 3 {
         if let Frame::Value { id, .. } = Codec::Postcard
@@ -194,7 +168,7 @@ async fn malformed_unexpected_and_oversized_frames_disconnect_the_worker_and_los
         }),
         vec![0; MAX + 1],
     ] {
-        let mut raw = raw_join(&url, "bad", MAX * 2).await;
+        let mut raw = welcomed(&url, "bad", MAX * 2).await;
         // Wait for a value, so the bad worker holds something.
         loop {
             let f = Codec::Postcard
@@ -259,7 +233,7 @@ async fn a_silent_worker_is_detected_by_heartbeat_and_its_values_lent_again() {
     };
     let (map, url, output) = ws_master(config, 50).await;
     // A worker that joins, takes values, and then says nothing (as if stopped).
-    let mut raw = raw_join(&url, "stalled", MAX).await;
+    let mut raw = welcomed(&url, "stalled", MAX).await;
     let first = Codec::Postcard
         .decode(&raw.stream.next().await.unwrap().unwrap(), MAX)
         .unwrap();

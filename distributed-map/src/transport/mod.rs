@@ -230,6 +230,21 @@ where
     }
 }
 
+/// Accepts a TCP connection (shared by the WebSocket and TCP transports),
+/// with Nagle's algorithm off; the peer's address.
+#[cfg(any(feature = "ws", feature = "tcp"))]
+pub(crate) async fn accept_tcp(
+    listener: &tokio::net::TcpListener,
+    url: &str,
+) -> Result<(tokio::net::TcpStream, String), TransportError> {
+    let (tcp, addr) = listener.accept().await.map_err(|source| TransportError::Io {
+        context: format!("accepting on {url}"),
+        source,
+    })?;
+    let _ = tcp.set_nodelay(true);
+    Ok((tcp, addr.to_string()))
+}
+
 /// Accepts connections from workers (the master's side).
 #[async_trait]
 pub trait Listener: Send + 'static {

@@ -145,20 +145,8 @@ fn bytes_of(frame: Vec<u8>) -> Bytes {
 #[async_trait]
 impl Listener for TcpListener {
     async fn accept(&mut self) -> Result<Incoming, TransportError> {
-        let (tcp, addr) = self
-            .listener
-            .accept()
-            .await
-            .map_err(|source| TransportError::Io {
-                context: format!("accepting on {}", self.url),
-                source,
-            })?;
-        let _ = tcp.set_nodelay(true);
-        Ok(Incoming::ready(into_connection(
-            addr.to_string(),
-            tcp,
-            self.max_frame,
-        )))
+        let (tcp, peer) = super::accept_tcp(&self.listener, &self.url).await?;
+        Ok(Incoming::ready(into_connection(peer, tcp, self.max_frame)))
     }
 
     fn url(&self) -> String {

@@ -112,16 +112,7 @@ impl Listener for WsListener {
     /// Accepts a TCP connection; the WebSocket upgrade is the [`Incoming`]'s
     /// (the master runs it on the connection's own task, with a deadline).
     async fn accept(&mut self) -> Result<Incoming, TransportError> {
-        let (tcp, addr) = self
-            .listener
-            .accept()
-            .await
-            .map_err(|source| TransportError::Io {
-                context: format!("accepting on {}", self.url),
-                source,
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let peer = addr.to_string();
+        let (tcp, peer) = super::accept_tcp(&self.listener, &self.url).await?;
         let max_frame = self.max_frame;
         Ok(Incoming::new(peer.clone(), async move {
             let ws = tokio_tungstenite::accept_async_with_config(

@@ -1,0 +1,48 @@
+//! Helpers shared by the map's integration tests.
+#![allow(dead_code)]
+
+use futures::{SinkExt, StreamExt};
+use pando_distributed_map::codec::Codec;
+use pando_distributed_map::frame::{Frame, PROTOCOL_VERSION};
+use pando_distributed_map::transport::{Connection, Connector};
+use pando_distributed_map::{JoinError, Worker, WorkerSummary, split_join_url};
+
+/// The frame limit the tests' raw clients accept.
+pub(crate) const RAW_MAX: usize = 1 << 22;
+
+/// A raw client that joins `url` as `name` over `connector` (the handshake
+/// only), to play a misbehaving worker by hand: the connection and the
+/// master's reply.
+pub(crate) async fn raw_join(connector: &dyn Connector, url: &str, name: &str) -> (Connection, Frame) {
+    let (base, token) = split_join_url(url);
+    let mut raw = connector.connect(&base).await.unwrap();
+    let hello = Frame::Hello {
+        version: PROTOCOL_VERSION,
+        token,
+        name: name.into(),
+    };
+    raw.sink.send(Codec::Postcard.encode(&hello)).await.unwrap();
+    let reply = Codec::Postcard
+        .decode(&raw.stream.next().await.unwrap().unwrap(), RAW_MAX)
+        .unwrap();
+    (raw, reply)
+}
+
+/// A worker that joins `url` as `name` and squares what it gets.
+pub(crate) fn spawn_squarer(
+    url: String,
+    name: &'static str,
+) -> tokio::task::JoinHandle<Result<WorkerSummary, JoinError>> {
+    tokio::spawn(async move {
+        Worker::new(name)
+            .connect(&url)
+            .await?
+            .run(|x: u64| async move { Ok::<_, String>(x * x) })
+            .await
+    })
+}
+
+/// 1², 2², …, n².
+pub(crate) fn squares(n: u64) -> Vec<u64> {
+    (1..=n).map(|x| x * x).collect()
+}
