@@ -254,3 +254,140 @@ fn hex(bytes: &[u8]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// A raw TCP client that speaks frames (length prefix, then the frame).
+struct Raw(tokio::net::TcpStream);
+
+impl Raw {
+    async fn join(addr: &str, token: &str) -> (Raw, Frame) {
+        let mut raw = Raw(tokio::net::TcpStream::connect(addr).await.unwrap());
+        raw.send(&Frame::Hello {
+            version: PROTOCOL_VERSION,
+            token: token.into(),
+            name: "raw".into(),
+        })
+        .await;
+        let first = raw.next().await.expect("an answer to Hello");
+        (raw, first)
+    }
+
+    async fn send(&mut self, frame: &Frame) {
+        self.send_bytes(&Codec::Postcard.encode(frame)).await;
+    }
+
+    async fn send_bytes(&mut self, frame: &[u8]) {
+        let len = u32::try_from(frame.len()).unwrap().to_be_bytes();
+        self.0.write_all(&[&len[..], frame].concat()).await.unwrap();
+    }
+
+    /// The next frame, or `None` at the end of the stream.
+    async fn next(&mut self) -> Option<Frame> {
+        let mut len = [0; 4];
+        self.0.read_exact(&mut len).await.ok()?;
+        let mut frame = vec![0; u32::from_be_bytes(len) as usize];
+        self.0.read_exact(&mut frame).await.unwrap();
+        Some(Codec::Postcard.decode(&frame, DEFAULT_MAX_FRAME).unwrap())
+    }
+
+    /// Every frame until the end of the stream.
+    async fn rest(&mut self) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        while let Some(frame) = self.next().await {
+            frames.push(frame);
+        }
+        frames
+    }
+}
+
+/// The behaviours PROTOCOL.md states about ends and violations, checked
+/// on the real master: a `Result` payload of the wrong type gets an `Error`
+/// frame naming it; a `Done` while holding values and a worker's `Error`
+/// are answered by a close without a frame (and the values are lent
+/// again); once the work is finished, the master stops listening.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_ends_and_violations() {
+    tokio::time::timeout(GUARD, async {
+        // Values whose worker is dropped are lent again (and retried: the
+        // example master's `max_retries: 0` would skip them).
+        let map = DistributedMap::<Vec<u8>, Vec<u8>, ()>::new(MapConfig {
+            token: "secret".into(),
+            heartbeat: Duration::from_secs(60),
+            heartbeat_timeout: Duration::from_secs(600),
+            max_retries: None,
+            ..MapConfig::default()
+        });
+        let listener = tcp::TcpListener::bind("127.0.0.1:0", map.config().max_frame)
+            .await
+            .unwrap();
+        let addr = listener.url().trim_start_matches("tcp://").to_string();
+        let server = map.serve(listener);
+        let lines = vec![b"3".to_vec(), b"4".to_vec()];
+        let output = tokio::spawn(pull!(values(lines), map.clone(), collect::<Vec<_>>()));
+
+        // A Result whose payload is not a byte vector (a length of 5, one byte).
+        let (mut raw, welcome) = Raw::join(&addr, "secret").await;
+        assert!(matches!(welcome, Frame::Welcome { .. }));
+        let Some(Frame::Value { id, .. }) = raw.next().await else {
+            panic!("a value")
+        };
+        raw.send(&Frame::Result {
+            id,
+            payload: vec![5, 0x39],
+        })
+        .await;
+        let rest = raw.rest().await;
+        let Some(Frame::Error { message }) = rest.last() else {
+            panic!("an Error frame: {rest:?}")
+        };
+        assert!(
+            message.starts_with("the worker sent a malformed frame: malformed frame (2 bytes): payload: "),
+            "{message}"
+        );
+
+        // Done while holding values: closed without a frame.
+        let (mut raw, _) = Raw::join(&addr, "secret").await;
+        let Some(Frame::Value { .. }) = raw.next().await else {
+            panic!("a value")
+        };
+        raw.send(&Frame::Done).await;
+        assert!(raw.rest().await.iter().all(|f| matches!(f, Frame::Value { .. })));
+
+        // An Error from the worker: closed without a frame.
+        let (mut raw, _) = Raw::join(&addr, "secret").await;
+        raw.send(&Frame::Error {
+            message: "the volunteer left".into(),
+        })
+        .await;
+        assert!(raw.rest().await.iter().all(|f| matches!(f, Frame::Value { .. })));
+
+        // A well-behaved worker finishes the work (squares, as byte strings).
+        let (mut raw, _) = Raw::join(&addr, "secret").await;
+        loop {
+            match raw.next().await.expect("frames until Done") {
+                Frame::Value { id, payload } => {
+                    let line: Vec<u8> = Codec::Postcard.decode_payload(&payload).unwrap();
+                    let x: u64 = std::str::from_utf8(&line).unwrap().parse().unwrap();
+                    let result = (x * x).to_string().into_bytes();
+                    let payload = Codec::Postcard.encode_payload(&result);
+                    raw.send(&Frame::Result { id, payload }).await;
+                }
+                Frame::Heartbeat => {}
+                Frame::Done => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        raw.send(&Frame::Done).await;
+        assert_eq!(raw.rest().await, []);
+        assert_eq!(output.await.unwrap(), Ok(vec![b"9".to_vec(), b"16".to_vec()]));
+
+        // Too late: once the work is finished, the master no longer listens.
+        server.await.unwrap();
+        let late = tokio::net::TcpStream::connect(&addr).await;
+        assert_eq!(
+            late.map(|_| ()).map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionRefused)
+        );
+    })
+    .await
+    .expect("no hang");
+}
