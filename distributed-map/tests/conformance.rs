@@ -301,8 +301,8 @@ impl Raw {
 
 /// The behaviours PROTOCOL.md states about ends and violations, checked
 /// on the real master: a `Result` payload of the wrong type gets an `Error`
-/// frame naming it; a `Done` while holding values and a worker's `Error`
-/// are answered by a close without a frame (and the values are lent
+/// frame naming it, and so does a `Done` while holding values; a worker's
+/// `Error` is answered by a close without a frame (and the values are lent
 /// again); once the work is finished, the master stops listening.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_ends_and_violations() {
@@ -344,13 +344,20 @@ async fn the_documented_ends_and_violations() {
             "{message}"
         );
 
-        // Done while holding values: closed without a frame.
+        // Done while holding values: an Error frame saying so.
         let (mut raw, _) = Raw::join(&addr, "secret").await;
         let Some(Frame::Value { .. }) = raw.next().await else {
             panic!("a value")
         };
         raw.send(&Frame::Done).await;
-        assert!(raw.rest().await.iter().all(|f| matches!(f, Frame::Value { .. })));
+        let rest = raw.rest().await;
+        let Some(Frame::Error { message }) = rest.last() else {
+            panic!("an Error frame: {rest:?}")
+        };
+        assert!(
+            message.starts_with("the worker said it was done while holding "),
+            "{message}"
+        );
 
         // An Error from the worker: closed without a frame.
         let (mut raw, _) = Raw::join(&addr, "secret").await;

@@ -166,8 +166,16 @@ async fn a_worker_that_stops_reading_stalls_nobody() {
                 }
             }
         });
-        // The good worker starts once the stalled one holds values.
-        while map.stats().lender.in_flight == 0 {
+        // The good worker starts once the stalled one holds 48 values (6 MiB:
+        // more than the kernel's socket buffers, 4 MiB at most here, can absorb).
+        let stalled_holds = || {
+            map.stats()
+                .workers
+                .iter()
+                .find(|w| w.name == "stalled")
+                .map_or(0, |w| w.in_flight)
+        };
+        while stalled_holds() < 48 {
             tokio::task::yield_now().await;
         }
         let good = tokio::spawn(async move {

@@ -240,7 +240,7 @@ impl MasterSession {
             Frame::Done => {
                 let held = self.held();
                 if held > 0 {
-                    self.end(now, Err(SessionError::DoneEarly(held)), None);
+                    self.fail(now, SessionError::DoneEarly(held));
                 } else {
                     self.end(now, Ok(()), None);
                 }
@@ -439,18 +439,19 @@ impl MasterSession {
     /// session.send_value(t0, 0, vec![0; 2000]);
     /// assert_eq!(session.poll_event(), Some(MasterEvent::Failed {
     ///     id: 0,
-    ///     reason: "value of 2000 bytes exceeds the frame limit of 1024 bytes".into(),
+    ///     reason: "value of 2000 bytes exceeds the limit of 960 bytes (the frame limit less 64 bytes of header)".into(),
     /// }));
     /// ```
     pub fn send_value(&mut self, now: Instant, id: u64, payload: Vec<u8>) {
         if !self.is_running() {
             return;
         }
-        if payload.len().saturating_add(super::RESULT_OVERHEAD) > self.config.max_frame {
+        let limit = self.config.max_frame.saturating_sub(super::RESULT_OVERHEAD);
+        if payload.len() > limit {
             let reason = format!(
-                "value of {} bytes exceeds the frame limit of {} bytes",
+                "value of {} bytes exceeds the limit of {limit} bytes (the frame limit less {} bytes of header)",
                 payload.len(),
-                self.config.max_frame
+                super::RESULT_OVERHEAD
             );
             self.events.push_back(MasterEvent::Failed { id, reason });
             return;
@@ -942,6 +943,12 @@ mod tests {
         assert_eq!(
             s.poll_event(),
             Some(MasterEvent::Closed(Err(SessionError::DoneEarly(1))))
+        );
+        assert_eq!(
+            drain(&mut s, t0).last(),
+            Some(&Frame::Error {
+                message: "the worker said it was done while holding 1 value(s)".into()
+            })
         );
         let mut s = running(config(|_| {}), t0);
         s.handle_frame(

@@ -107,7 +107,8 @@ enum State {
 /// assert!(matches!(session.poll_event(), Some(WorkerEvent::Run { id: 1, .. })));
 /// session.handle_timeout(t0 + Duration::from_millis(3300));
 /// assert_eq!(session.poll_event(), Some(WorkerEvent::Cancel { id: 1 }));
-/// assert!(matches!(session.poll_transmit(t0), Some(Frame::Failed { id: 1, .. })));
+/// let sent: Vec<Frame> = std::iter::from_fn(|| session.poll_transmit(t0)).collect();
+/// assert!(matches!(sent.last(), Some(Frame::Failed { id: 1, .. }))); // after a heartbeat
 /// ```
 #[derive(Debug)]
 pub struct WorkerSession {
@@ -329,7 +330,7 @@ impl WorkerSession {
     /// session.poll_transmit(t0); // the Hello
     /// assert_eq!(session.poll_transmit(t0), Some(Frame::Failed {
     ///     id: 0,
-    ///     reason: "result of 2000 bytes exceeds the limit of 1000 bytes".into(),
+    ///     reason: "result of 2000 bytes exceeds the limit of 936 bytes (the frame limit less 64 bytes of header)".into(),
     /// }));
     /// ```
     pub fn handle_result(&mut self, now: Instant, id: u64, result: Result<Vec<u8>, String>) {
@@ -341,7 +342,7 @@ impl WorkerSession {
         };
         self.running.swap_remove(i);
         let frame = match result {
-            Ok(payload) if payload.len().saturating_add(RESULT_OVERHEAD) <= self.max_frame => {
+            Ok(payload) if payload.len() <= self.max_frame.saturating_sub(RESULT_OVERHEAD) => {
                 self.summary.done += 1;
                 Frame::Result { id, payload }
             }
@@ -350,9 +351,9 @@ impl WorkerSession {
                 Frame::Failed {
                     id,
                     reason: format!(
-                        "result of {} bytes exceeds the limit of {} bytes",
+                        "result of {} bytes exceeds the limit of {} bytes (the frame limit less {RESULT_OVERHEAD} bytes of header)",
                         payload.len(),
-                        self.max_frame
+                        self.max_frame.saturating_sub(RESULT_OVERHEAD)
                     ),
                 }
             }
