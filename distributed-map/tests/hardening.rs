@@ -331,3 +331,29 @@ async fn an_oversized_result_fails_its_value_not_the_connection() {
     assert_eq!(local.failed, 3, "three failures reported on one connection");
     assert_eq!(map.stats().workers.len(), 1, "the connection was never dropped");
 }
+
+/// Row 4 (the CLI's 17 MB input line): a value larger than the frame limit
+/// fails at the master with its reason; no connection breaks, nothing hangs.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_value_over_the_frame_limit_fails_at_the_master() {
+    let config = MapConfig {
+        max_frame: 64 * 1024,
+        max_retries: Some(0),
+        local_workers: Some(1),
+        ..MapConfig::default()
+    };
+    let map = DistributedMap::<Vec<u8>, u64, ()>::with_function(config, |v: Vec<u8>| async move {
+        Ok::<_, String>(v.len() as u64)
+    });
+    let input = pando_pull_stream::values([vec![1u8; 10], vec![2u8; 100_000], vec![3u8; 10]]);
+    match pull!(input, map.clone(), collect::<Vec<_>>()).await {
+        Err(LendError::Poisoned { id: 1, reason, .. }) => {
+            assert!(
+                reason.contains("value of 100003 bytes exceeds the limit"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected value #1 poisoned, got {other:?}"),
+    }
+    assert!(map.stats().workers.iter().all(|w| w.failed <= 1));
+}

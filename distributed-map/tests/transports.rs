@@ -141,3 +141,34 @@ async fn unreachable_and_malformed_urls_give_clear_errors() {
         .unwrap_err();
     assert!(matches!(err, TransportError::BadUrl { .. }), "{err:?}");
 }
+
+/// Issue 8 row 4: a sink that failed once reports an error again when used
+/// again, instead of panicking ("polled MapErr after completion").
+#[tokio::test]
+async fn a_broken_connection_keeps_reporting_errors_without_panicking() {
+    for network in ["ws", "tcp"] {
+        let (mut listener, connector): (Box<dyn Listener>, Box<dyn Connector>) = match network {
+            "ws" => (
+                Box::new(ws::WsListener::bind("127.0.0.1:0", MAX).await.unwrap()),
+                Box::new(ws::WsConnector::new(MAX)),
+            ),
+            _ => (
+                Box::new(tcp::TcpListener::bind("127.0.0.1:0", MAX).await.unwrap()),
+                Box::new(tcp::TcpConnector::new(MAX)),
+            ),
+        };
+        let (master, mut worker) = pair(listener.as_mut(), connector.as_ref()).await;
+        drop(master);
+        // Writes fail once the peer is gone (the first ones may still be buffered).
+        let mut errors = 0;
+        for _ in 0..10_000 {
+            if worker.sink.send(vec![0; 1024]).await.is_err() {
+                errors += 1;
+                if errors == 3 {
+                    break;
+                }
+            }
+        }
+        assert_eq!(errors, 3, "{network}: every send after the break is an error");
+    }
+}
