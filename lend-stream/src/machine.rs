@@ -499,10 +499,30 @@ impl<T, R> Core<T, R> {
         }
     }
 
+    /// A solo value was answered or poisoned: its holder's asks (which it
+    /// held back) may go on, and with no solo value left, so may the asks of
+    /// every sub-stream holding values. (The last solo value's holder used
+    /// to stay asleep: checker seeds 1132 and 20245955.)
+    fn solo_resolved(&mut self) {
+        self.solo_active -= 1;
+        self.wake.waiting = true;
+    }
+
+    /// Takes solo value `id` out of the queue of solo values; once the queue
+    /// is empty, the sub-streams holding values (which a waiting solo value
+    /// held back) may take more.
+    fn unqueue_solo(&mut self, id: u64) -> bool {
+        let removed = self.solo.remove(&id);
+        if removed && self.solo.is_empty() {
+            self.wake.waiting = true;
+        }
+        removed
+    }
+
     fn accept(&mut self, id: u64, result: R) {
         let index = (id - self.base) as usize;
         if let Slot::Lent { solo: true, .. } = self.slots[index] {
-            self.solo_active -= 1;
+            self.solo_resolved();
         }
         self.slots[index] = if self.ordered {
             if index == 0 {
@@ -568,7 +588,7 @@ impl<T, R> Core<T, R> {
                 match holder {
                     None => {
                         if !self.failed.remove(&id) {
-                            self.solo.remove(&id);
+                            self.unqueue_solo(id);
                         }
                     }
                     Some(other) => {
@@ -664,7 +684,7 @@ impl<T, R> Core<T, R> {
         let failures = *failures;
         let reason = reason.take();
         if *solo {
-            self.solo_active -= 1;
+            self.solo_resolved();
         }
         self.slots[index] = match (policy, self.ordered) {
             (PoisonPolicy::Fail, true) => Slot::Poisoned { failures, reason },
@@ -1100,7 +1120,8 @@ impl<T: Clone, R> Core<T, R> {
             if self.solo_blocks(k) {
                 return SubAsk::Wait;
             }
-            if let Some(id) = self.solo.pop_first() {
+            if let Some(&id) = self.solo.first() {
+                self.unqueue_solo(id);
                 return SubAsk::Lend(self.lend(k, id, true));
             }
         }
@@ -1601,6 +1622,72 @@ mod tests {
         c.on_sub_result(b, 1, 20).unwrap();
         assert_eq!(c.sub_ask(d), SubAsk::ReadInput);
         assert_eq!(drain(&mut c).0, vec![10, 20, 30]);
+    }
+
+    /// Checker seed 1132: the last solo value is answered while its holder's
+    /// next ask waits (held back by that solo value); the ask must be woken,
+    /// since it can now take the value waiting to be re-lent.
+    #[test]
+    fn answering_the_last_solo_value_wakes_its_holders_waiting_ask() {
+        let mut c = Core::<u32, u32>::new(true);
+        c.set_max_retries(Some((1, PoisonPolicy::Fail)));
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        c.on_sub_reject(a, 0, "bad".into()).unwrap(); // value #0 at the cap
+        assert_eq!(c.sub_ask(a), SubAsk::Lend(Lent::new(0, 1)));
+        lent(c.on_input_value(a, 2));
+        c.on_sub_sink_end(a); // shared: #0 becomes solo, #1 is charged once
+        let b = c.lend_stream();
+        assert_eq!(
+            c.sub_ask(b),
+            SubAsk::Lend(Lent::new(0, 1)),
+            "the solo value first"
+        );
+        assert_eq!(c.sub_ask(b), SubAsk::Wait, "b holds a solo value: nothing else");
+        c.take_wake();
+        c.on_sub_result(b, 0, 10).unwrap();
+        assert!(c.take_wake().waiting, "b's waiting ask may take value #1 now");
+        assert_eq!(c.sub_ask(b), SubAsk::Lend(Lent::new(1, 2)));
+        // The same when the last solo value is poisoned rather than answered.
+        let mut c = Core::<u32, u32>::new(true);
+        c.set_max_retries(Some((0, PoisonPolicy::Skip)));
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        lent(c.on_input_value(a, 2));
+        c.on_sub_sink_end(a); // both solo
+        let (b, d) = (c.lend_stream(), c.lend_stream());
+        assert_eq!(c.sub_ask(b), SubAsk::Lend(Lent::new(0, 1)));
+        assert_eq!(c.sub_ask(d), SubAsk::Lend(Lent::new(1, 2)));
+        assert_eq!(c.sub_ask(b), SubAsk::Wait);
+        c.take_wake();
+        c.on_sub_reject(b, 0, "bad".into()).unwrap(); // poisoned: skipped
+        c.on_sub_result(d, 1, 20).unwrap();
+        assert!(c.take_wake().waiting);
+        assert_eq!(c.sub_ask(b), SubAsk::ReadInput);
+    }
+
+    /// A sub-stream holding a value waits while a solo value waits to be
+    /// lent; once another sub-stream takes that solo value, its ask may go on
+    /// and must be woken.
+    #[test]
+    fn lending_the_last_waiting_solo_value_wakes_the_asks_it_held_back() {
+        let mut c = Core::<u32, u32>::new(true);
+        c.set_max_retries(Some((0, PoisonPolicy::Fail)));
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        lent(c.on_input_value(a, 2));
+        c.on_sub_sink_end(a); // both solo, waiting
+        let (b, d) = (c.lend_stream(), c.lend_stream());
+        assert_eq!(c.sub_ask(b), SubAsk::Lend(Lent::new(0, 1)));
+        lent(c.on_input_value(d, 3)); // d holds value #2
+        assert_eq!(c.sub_ask(d), SubAsk::Wait, "solo value #1 waits: d holds a value");
+        c.take_wake();
+        c.on_sub_result(b, 0, 10).unwrap();
+        c.take_wake();
+        let e = c.lend_stream();
+        assert_eq!(c.sub_ask(e), SubAsk::Lend(Lent::new(1, 2)));
+        assert!(c.take_wake().waiting, "no solo value waits any more: d may go on");
+        assert_eq!(c.sub_ask(d), SubAsk::ReadInput);
     }
 
     #[test]
