@@ -166,7 +166,12 @@ pub enum OutputStep<R> {
     InputError,
     /// The input panicked (the adapter has the panic's message).
     InputPanicked,
-    /// A value failed more than the retry cap allows (policy `Fail`).
+    /// A value failed more than the retry cap allows (policy `Fail`). This
+    /// error is the output's last answer: the lender has ended, as
+    /// [`Core::terminate_output`] ends it (sub-streams get `done`, their
+    /// sinks stop, the values still held are dropped), and later polls
+    /// answer the same error. It comes once the input has ended: see
+    /// [`OutputStep::AbortInput`].
     Poisoned {
         /// The value's id.
         id: u64,
@@ -184,6 +189,13 @@ pub enum OutputStep<R> {
     },
     /// Nothing to answer yet.
     Pending,
+    /// A value is poisoned (policy `Fail`) while the input is still open:
+    /// the output's next answer is its error, which ends the lender, so the
+    /// input must be aborted first (the core has recorded it as closed: no
+    /// more values are read, and the values read are still processed). Abort
+    /// the input, and poll again once it has confirmed: the answer is then
+    /// [`OutputStep::Poisoned`] (or results before it, unordered).
+    AbortInput,
 }
 
 /// A result (or rejection) that breaks the one-result-per-value contract.
@@ -256,8 +268,13 @@ pub struct Core<T, R> {
     cut: bool,
     /// The retry cap and what to do beyond it; `None`: retry forever.
     retries: Option<(u32, PoisonPolicy)>,
-    /// The first poisoned value (unordered mode reports it at once).
+    /// The first poisoned value, policy `Fail` (unordered mode reports it
+    /// at once). Once there is one, the output is bound to end with an
+    /// error: no more values are read.
     poisoned: Option<(u64, u32, Option<Box<str>>)>,
+    /// The output answered a poisoned value's error, which ended the
+    /// lender: later polls answer it again.
+    ended_poisoned: Option<(u64, u32, Box<str>)>,
     /// Results in arrival order, unordered mode.
     arrived: VecDeque<R>,
     subs: BTreeMap<SubId, Sub>,
@@ -309,6 +326,7 @@ impl<T, R> Core<T, R> {
             cut: false,
             retries: None,
             poisoned: None,
+            ended_poisoned: None,
             arrived: VecDeque::new(),
             subs: BTreeMap::new(),
             next_sub: 0,
@@ -361,6 +379,8 @@ impl<T, R> Core<T, R> {
     /// let k = core.lend_stream();
     /// core.on_input_value(k, 7);
     /// core.on_sub_reject(k, 0, "division by zero".into()).unwrap();
+    /// // The error ends the output: the input is closed (and aborted) first.
+    /// assert_eq!(core.poll_output(), OutputStep::AbortInput);
     /// assert_eq!(
     ///     core.poll_output(),
     ///     OutputStep::Poisoned { id: 0, failures: 1, reason: "division by zero".into() }
@@ -686,12 +706,13 @@ impl<T, R> Core<T, R> {
         if *solo {
             self.solo_resolved();
         }
+        if policy == PoisonPolicy::Fail {
+            self.poisoned
+                .get_or_insert_with(|| (id, failures, reason.clone()));
+        }
         self.slots[index] = match (policy, self.ordered) {
             (PoisonPolicy::Fail, true) => Slot::Poisoned { failures, reason },
-            (PoisonPolicy::Fail, false) => {
-                self.poisoned.get_or_insert((id, failures, reason));
-                Slot::Output
-            }
+            (PoisonPolicy::Fail, false) => Slot::Output,
             (PoisonPolicy::Skip, true) => Slot::Skipped,
             (PoisonPolicy::Skip, false) => Slot::Output,
         };
@@ -819,6 +840,7 @@ impl<T, R> Core<T, R> {
     /// core.on_input_value(k, 3);
     /// core.set_end_reason(k, "worker laptop disconnected".into());
     /// core.on_sub_sink_end(k);
+    /// assert_eq!(core.poll_output(), OutputStep::AbortInput);
     /// assert_eq!(
     ///     core.poll_output(),
     ///     OutputStep::Poisoned { id: 0, failures: 1, reason: "worker laptop disconnected".into() }
@@ -850,7 +872,10 @@ impl<T, R> Core<T, R> {
     pub fn on_sub_source_end(&mut self, k: SubId) {
         self.recover(k);
         if let Some(sub) = self.subs.get_mut(&k) {
-            sub.source_open = false;
+            if std::mem::take(&mut sub.source_open) {
+                // Its other asks, if waiting, now answer `done` (checker seed 21270).
+                self.wake.waiting = true;
+            }
         }
         self.forget_if_closed(k);
     }
@@ -897,16 +922,21 @@ impl<T, R> Core<T, R> {
     /// ```
     pub fn poll_output(&mut self) -> OutputStep<R> {
         if self.terminated {
-            return OutputStep::Done;
+            return match &self.ended_poisoned {
+                Some((id, failures, reason)) => OutputStep::Poisoned {
+                    id: *id,
+                    failures: *failures,
+                    reason: reason.to_string(),
+                },
+                None => OutputStep::Done,
+            };
         }
         if self.ordered {
             self.advance();
             if let Some(Slot::Poisoned { failures, reason }) = self.slots.front() {
-                return OutputStep::Poisoned {
-                    id: self.base,
-                    failures: *failures,
-                    reason: reason.as_deref().unwrap_or(HOLDER_ENDED).to_owned(),
-                };
+                let (id, failures) = (self.base, *failures);
+                let reason = reason.as_deref().unwrap_or(HOLDER_ENDED).into();
+                return self.end_poisoned(id, failures, reason);
             }
             if matches!(self.slots.front(), Some(Slot::Ready(_))) {
                 let Some(Slot::Ready(r)) = self.slots.pop_front() else {
@@ -926,11 +956,9 @@ impl<T, R> Core<T, R> {
             self.made_room();
             return OutputStep::Value(r);
         } else if let Some((id, failures, reason)) = &self.poisoned {
-            return OutputStep::Poisoned {
-                id: *id,
-                failures: *failures,
-                reason: reason.as_deref().unwrap_or(HOLDER_ENDED).to_owned(),
-            };
+            let (id, failures) = (*id, *failures);
+            let reason = reason.as_deref().unwrap_or(HOLDER_ENDED).into();
+            return self.end_poisoned(id, failures, reason);
         }
         if self.pending > 0 {
             if self.cut {
@@ -954,6 +982,22 @@ impl<T, R> Core<T, R> {
         }
     }
 
+    /// The output is to answer value `id`'s poisoning: first the input is
+    /// closed (and the caller aborts it), then the answer ends the lender.
+    fn end_poisoned(&mut self, id: u64, failures: u32, reason: Box<str>) -> OutputStep<R> {
+        if self.input.is_none() {
+            self.on_input_end(InputEnd::Closed);
+            return OutputStep::AbortInput;
+        }
+        self.terminate_output();
+        self.ended_poisoned = Some((id, failures, reason.clone()));
+        OutputStep::Poisoned {
+            id,
+            failures,
+            reason: reason.into_string(),
+        }
+    }
+
     /// `upon Output:abort⟨i⟩ or Output:fail⟨i, err⟩` (Algorithm 10, lines 20-27):
     /// the lender stops; sub-streams get `done` and their sinks stop. The
     /// input counts as ended (closed), so the lender is settled.
@@ -974,6 +1018,8 @@ impl<T, R> Core<T, R> {
         self.failed.clear();
         self.solo.clear();
         self.solo_active = 0;
+        // The values dropped keep their ids: `state().read` does not go back.
+        self.base += self.slots.len() as u64;
         self.slots.clear();
         self.arrived.clear();
         self.pending = 0;
@@ -1135,6 +1181,13 @@ impl<T: Clone, R> Core<T, R> {
             } else {
                 SubAsk::Wait
             };
+        }
+        if self.poisoned.is_some() {
+            // The output is bound to end with the poisoned value's error:
+            // reading on would be waste (and, unordered, would overrun the
+            // read-ahead bound, the poisoned value having left its slot).
+            // The output's next poll closes the input, which wakes this ask.
+            return SubAsk::Wait;
         }
         if self.read_ahead.is_some_and(|bound| self.held() >= bound) {
             self.read_ahead_waiting = true;
@@ -1315,10 +1368,11 @@ mod tests {
         c.on_sub_reject(a, 1, "boom".into()).unwrap(); // failure 3: over the cap of 2 retries
         assert_eq!(
             c.sub_ask(a),
-            SubAsk::ReadInput,
-            "a poisoned value is not lent again"
+            SubAsk::Wait,
+            "a poisoned value is not lent again (nor is anything read: the output will end)"
         );
         assert_eq!(c.poll_output(), OutputStep::Value(10));
+        assert_eq!(c.poll_output(), OutputStep::AbortInput);
         assert_eq!(
             c.poll_output(),
             OutputStep::Poisoned {
@@ -1373,12 +1427,13 @@ mod tests {
     }
 
     /// Drives `c` until the output has nothing more: the values output, and
-    /// the final step.
+    /// the final step (the input, when to be aborted, confirms at once).
     fn drain(c: &mut Core<u32, u32>) -> (Vec<u32>, OutputStep<u32>) {
         let mut out = Vec::new();
         loop {
             match c.poll_output() {
                 OutputStep::Value(v) => out.push(v),
+                OutputStep::AbortInput => {}
                 step => return (out, step),
             }
         }
@@ -1529,6 +1584,7 @@ mod tests {
         c.on_sub_reclaim(a, 0, "timed out after 1s".into()).unwrap();
         assert_eq!(c.sub_ask(a), SubAsk::Lend(Lent::new(0, 1)));
         c.on_sub_reclaim(a, 0, "timed out after 2s".into()).unwrap();
+        assert_eq!(c.poll_output(), OutputStep::AbortInput);
         assert_eq!(
             c.poll_output(),
             OutputStep::Poisoned {
@@ -1690,6 +1746,73 @@ mod tests {
         assert_eq!(c.sub_ask(d), SubAsk::ReadInput);
     }
 
+    /// Checker seeds 20240666, 138 and 88: after a poisoned value (policy
+    /// `Fail`) the lender read on, lent on, and never ended its sub-streams.
+    /// Now it reads no more, closes its input before the error, and the
+    /// error ends it as a termination of the output would.
+    #[test]
+    fn a_poisoned_value_closes_the_input_and_its_error_ends_the_lender() {
+        for ordered in [true, false] {
+            let mut c = Core::<u32, u32>::new(ordered);
+            c.set_read_ahead(Some(2));
+            c.set_max_retries(Some((0, PoisonPolicy::Fail)));
+            let (a, b) = (c.lend_stream(), c.lend_stream());
+            lent(c.on_input_value(a, 1));
+            lent(c.on_input_value(b, 2)); // b holds value #1
+            c.on_sub_reject(a, 0, "bad".into()).unwrap(); // #0 is poisoned
+            assert_eq!(
+                c.sub_ask(a),
+                SubAsk::Wait,
+                "the output is bound to end: no more reads (ordered: {ordered})"
+            );
+            c.take_wake();
+            assert_eq!(c.poll_output(), OutputStep::AbortInput, "ordered: {ordered}");
+            assert!(c.state().input_ended && !c.input_open());
+            assert!(c.take_wake().waiting, "the asks decide again");
+            let poisoned = OutputStep::Poisoned {
+                id: 0,
+                failures: 1,
+                reason: "bad".into(),
+            };
+            assert_eq!(c.poll_output(), poisoned);
+            let wake = c.take_wake();
+            assert!(wake.waiting && wake.sinks);
+            assert_eq!(c.sub_ask(b), SubAsk::Done, "b's value is dropped");
+            assert!(c.sink_must_stop(b));
+            assert_eq!(c.remembered(), 0);
+            assert_eq!(c.state().in_flight, 0);
+            assert_eq!(c.poll_output(), poisoned, "the last answer, again");
+        }
+    }
+
+    /// An input that ended before the poisoned value's error is not closed again.
+    #[test]
+    fn a_poisoned_value_after_the_input_ended_ends_the_lender_at_once() {
+        let mut c = Core::<u32, u32>::new(true);
+        c.set_max_retries(Some((0, PoisonPolicy::Fail)));
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        c.on_input_end(InputEnd::Done);
+        c.on_sub_reject(a, 0, "bad".into()).unwrap();
+        assert!(matches!(c.poll_output(), OutputStep::Poisoned { id: 0, .. }));
+        assert_eq!(c.sub_ask(a), SubAsk::Done);
+    }
+
+    /// Checker seed 21270: a sub-stream with two concurrent asks waiting on
+    /// others ends its source; the other ask answers `done` and must be woken.
+    #[test]
+    fn a_sub_stream_ending_its_source_wakes_its_waiting_asks() {
+        let mut c = Core::<u32, u32>::new(true);
+        let (a, b) = (c.lend_stream(), c.lend_stream());
+        lent(c.on_input_value(a, 1));
+        c.on_input_end(InputEnd::Closed);
+        assert_eq!(c.sub_ask(b), SubAsk::Wait, "a may still fail");
+        c.take_wake();
+        c.on_sub_source_end(b);
+        assert!(c.take_wake().waiting);
+        assert_eq!(c.sub_ask(b), SubAsk::Done);
+    }
+
     #[test]
     fn the_reason_of_a_holder_that_ended_defaults_to_a_plain_one() {
         let mut c = Core::<u32, u32>::new(false);
@@ -1697,6 +1820,7 @@ mod tests {
         let a = c.lend_stream();
         lent(c.on_input_value(a, 1));
         c.on_sub_source_end(a);
+        assert_eq!(c.poll_output(), OutputStep::AbortInput);
         assert_eq!(
             c.poll_output(),
             OutputStep::Poisoned {
