@@ -1,56 +1,22 @@
 //! How probes record the poll-based protocol, and that correct pipelines pass.
 
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 
 use futures::executor::block_on;
 use pando_checker::{Checker, EventKind, Invariant, Mode};
+use pando_pull_stream::test_util::yielding;
 use pando_pull_stream::{
-    Answer, Connect, Source, SourceExt, Termination, channel, collect, count, from_stream, map, pull, take,
-    values,
+    Answer, Connect, SourceExt, channel, collect, count, from_stream, map, pull, take, values,
 };
 
 fn trace(checker: &Checker) -> Vec<String> {
     checker.trace().iter().map(ToString::to_string).collect()
 }
 
-/// A source that answers every other poll, waking itself in between.
-struct Yielding<S> {
-    upstream: S,
-    ready: bool,
-}
-
-impl<S: Source + Unpin> Source for Yielding<S> {
-    type Item = S::Item;
-    type Error = S::Error;
-    fn poll_ask(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer<S::Item, S::Error>> {
-        self.ready = !self.ready;
-        if !self.ready {
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        Pin::new(&mut self.upstream).poll_ask(cx)
-    }
-    fn terminate(mut self: Pin<&mut Self>, request: Termination<S::Error>) {
-        Pin::new(&mut self.upstream).terminate(request)
-    }
-    fn poll_terminated(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.ready = !self.ready;
-        if !self.ready {
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        Pin::new(&mut self.upstream).poll_terminated(cx)
-    }
-}
-
 #[test]
 fn polls_that_return_pending_continue_the_same_request() {
     let checker = Checker::panicking();
-    let source = Yielding {
-        upstream: values::<_, ()>([7]),
-        ready: true,
-    };
+    let source = yielding(values::<_, ()>([7]));
     let got = block_on(pull!(source, checker.probe("Input"), collect::<Vec<_>>()));
     assert_eq!(got, Ok(vec![7]));
     checker.assert_ok();

@@ -7,8 +7,12 @@
 //! ratio lender / buffered for each K (the best of several full runs).
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+#[path = "../../bench-support/ns_per_item.rs"]
+mod bench_support;
+
+use bench_support::ns_per_item;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use futures::StreamExt;
 use futures::executor::block_on;
@@ -66,16 +70,6 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-fn ns_per_item(f: impl Fn(), runs: usize) -> f64 {
-    (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_nanos() as f64 / N as f64
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
 fn summary() {
     println!();
     println!("summary: 10^6 items, K in-process sub-streams doing trivial async work (best of 5 runs)");
@@ -84,8 +78,8 @@ fn summary() {
         "K", "StreamLender", "buffered(K)", "ratio"
     );
     for k in KS {
-        let l = ns_per_item(|| lender(k), 5);
-        let b = ns_per_item(|| buffered(k), 5);
+        let l = ns_per_item(|| lender(k), N, 5);
+        let b = ns_per_item(|| buffered(k), N, 5);
         println!("  {k:>3}  {l:>10.1} ns/item  {b:>10.1} ns/item  {:>7.2}x", l / b);
     }
 }

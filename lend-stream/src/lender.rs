@@ -316,6 +316,7 @@ where
             shared: self.shared,
             termination: None,
             input: None,
+            aborting: None,
         }
     }
 }
@@ -328,11 +329,21 @@ where
 /// * Terminating the output (abort or fail) stops the lender: its sub-streams
 ///   get `done`, their sinks abort the modules they read, and the input is
 ///   terminated; the answer comes once the input has confirmed.
+/// * [`LendError::Poisoned`] ends the output (policy
+///   [`Fail`](crate::PoisonPolicy::Fail)): the lender aborts its input
+///   itself, and answers the error once the input has confirmed (the
+///   input's answer to that abort is not reported); the lender then stops
+///   as if the output were terminated (its sub-streams get `done`, their
+///   sinks abort the modules they read, the values they hold are dropped).
+///   The consumer has nothing to terminate.
 #[must_use = "a lender's output does nothing unless asked (connect it to a sink)"]
 pub struct LenderOutput<T, R, E> {
     shared: Arc<Shared<T, R, E>>,
     termination: Option<Termination<LendError<E>>>,
     input: Option<Input<T, E>>,
+    /// The input, aborted by the lender before it answers a poisoned value's
+    /// error (which ends the output), until it confirms.
+    aborting: Option<Input<T, E>>,
 }
 
 impl<T, R, E> Unpin for LenderOutput<T, R, E> {}
@@ -345,11 +356,31 @@ where
     type Item = R;
     type Error = LendError<E>;
 
-    fn poll_ask(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer<R, LendError<E>>> {
+    fn poll_ask(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer<R, LendError<E>>> {
+        if let Some(input) = self.aborting.as_mut() {
+            // The error that ends the output waits for the input's confirmation.
+            let _ = ready!(Pin::new(input).poll_terminated(cx));
+            self.aborting = None;
+        }
         let mut state = self.shared.lock();
         let step = state.core.poll_output();
         state.wake();
         Poll::Ready(match step {
+            OutputStep::AbortInput => {
+                let input = if state.input_panic.is_none() {
+                    state.input.clone()
+                } else {
+                    None
+                };
+                let stale = state.take_stale_read();
+                drop(state);
+                drop(stale);
+                if let Some(mut input) = input {
+                    Pin::new(&mut input).terminate(Termination::Abort);
+                    self.aborting = Some(input);
+                }
+                return self.poll_ask(cx);
+            }
             OutputStep::Value(r) => Answer::Value(r),
             OutputStep::Done => Answer::Done,
             OutputStep::InputError => match state.input_error.clone() {
@@ -373,6 +404,11 @@ where
     }
 
     fn terminate(mut self: Pin<&mut Self>, request: Termination<LendError<E>>) {
+        if let Some(aborting) = self.aborting.take() {
+            // Terminated while the lender was aborting its input: the
+            // termination is confirmed once the input has confirmed.
+            self.input = Some(aborting);
+        }
         let (input, stale) = {
             let mut state = self.shared.lock();
             let input_open = state.core.input_open();

@@ -166,7 +166,12 @@ pub enum OutputStep<R> {
     InputError,
     /// The input panicked (the adapter has the panic's message).
     InputPanicked,
-    /// A value failed more than the retry cap allows (policy `Fail`).
+    /// A value failed more than the retry cap allows (policy `Fail`). This
+    /// error is the output's last answer: the lender has ended, as
+    /// [`Core::terminate_output`] ends it (sub-streams get `done`, their
+    /// sinks stop, the values still held are dropped), and later polls
+    /// answer the same error. It comes once the input has ended: see
+    /// [`OutputStep::AbortInput`].
     Poisoned {
         /// The value's id.
         id: u64,
@@ -184,6 +189,13 @@ pub enum OutputStep<R> {
     },
     /// Nothing to answer yet.
     Pending,
+    /// A value is poisoned (policy `Fail`) while the input is still open:
+    /// the output's next answer is its error, which ends the lender, so the
+    /// input must be aborted first (the core has recorded it as closed: no
+    /// more values are read, and the values read are still processed). Abort
+    /// the input, and poll again once it has confirmed: the answer is then
+    /// [`OutputStep::Poisoned`] (or results before it, unordered).
+    AbortInput,
 }
 
 /// A result (or rejection) that breaks the one-result-per-value contract.
@@ -256,8 +268,13 @@ pub struct Core<T, R> {
     cut: bool,
     /// The retry cap and what to do beyond it; `None`: retry forever.
     retries: Option<(u32, PoisonPolicy)>,
-    /// The first poisoned value (unordered mode reports it at once).
+    /// The first poisoned value, policy `Fail` (unordered mode reports it
+    /// at once). Once there is one, the output is bound to end with an
+    /// error: no more values are read.
     poisoned: Option<(u64, u32, Option<Box<str>>)>,
+    /// The output answered a poisoned value's error, which ended the
+    /// lender: later polls answer it again.
+    ended_poisoned: Option<(u64, u32, Box<str>)>,
     /// Results in arrival order, unordered mode.
     arrived: VecDeque<R>,
     subs: BTreeMap<SubId, Sub>,
@@ -309,6 +326,7 @@ impl<T, R> Core<T, R> {
             cut: false,
             retries: None,
             poisoned: None,
+            ended_poisoned: None,
             arrived: VecDeque::new(),
             subs: BTreeMap::new(),
             next_sub: 0,
@@ -361,6 +379,8 @@ impl<T, R> Core<T, R> {
     /// let k = core.lend_stream();
     /// core.on_input_value(k, 7);
     /// core.on_sub_reject(k, 0, "division by zero".into()).unwrap();
+    /// // The error ends the output: the input is closed (and aborted) first.
+    /// assert_eq!(core.poll_output(), OutputStep::AbortInput);
     /// assert_eq!(
     ///     core.poll_output(),
     ///     OutputStep::Poisoned { id: 0, failures: 1, reason: "division by zero".into() }
@@ -499,10 +519,30 @@ impl<T, R> Core<T, R> {
         }
     }
 
+    /// A solo value was answered or poisoned: its holder's asks (which it
+    /// held back) may go on, and with no solo value left, so may the asks of
+    /// every sub-stream holding values. (The last solo value's holder used
+    /// to stay asleep: checker seeds 1132 and 20245955.)
+    fn solo_resolved(&mut self) {
+        self.solo_active -= 1;
+        self.wake.waiting = true;
+    }
+
+    /// Takes solo value `id` out of the queue of solo values; once the queue
+    /// is empty, the sub-streams holding values (which a waiting solo value
+    /// held back) may take more.
+    fn unqueue_solo(&mut self, id: u64) -> bool {
+        let removed = self.solo.remove(&id);
+        if removed && self.solo.is_empty() {
+            self.wake.waiting = true;
+        }
+        removed
+    }
+
     fn accept(&mut self, id: u64, result: R) {
         let index = (id - self.base) as usize;
         if let Slot::Lent { solo: true, .. } = self.slots[index] {
-            self.solo_active -= 1;
+            self.solo_resolved();
         }
         self.slots[index] = if self.ordered {
             if index == 0 {
@@ -568,7 +608,7 @@ impl<T, R> Core<T, R> {
                 match holder {
                     None => {
                         if !self.failed.remove(&id) {
-                            self.solo.remove(&id);
+                            self.unqueue_solo(id);
                         }
                     }
                     Some(other) => {
@@ -664,14 +704,15 @@ impl<T, R> Core<T, R> {
         let failures = *failures;
         let reason = reason.take();
         if *solo {
-            self.solo_active -= 1;
+            self.solo_resolved();
+        }
+        if policy == PoisonPolicy::Fail {
+            self.poisoned
+                .get_or_insert_with(|| (id, failures, reason.clone()));
         }
         self.slots[index] = match (policy, self.ordered) {
             (PoisonPolicy::Fail, true) => Slot::Poisoned { failures, reason },
-            (PoisonPolicy::Fail, false) => {
-                self.poisoned.get_or_insert((id, failures, reason));
-                Slot::Output
-            }
+            (PoisonPolicy::Fail, false) => Slot::Output,
             (PoisonPolicy::Skip, true) => Slot::Skipped,
             (PoisonPolicy::Skip, false) => Slot::Output,
         };
@@ -799,6 +840,7 @@ impl<T, R> Core<T, R> {
     /// core.on_input_value(k, 3);
     /// core.set_end_reason(k, "worker laptop disconnected".into());
     /// core.on_sub_sink_end(k);
+    /// assert_eq!(core.poll_output(), OutputStep::AbortInput);
     /// assert_eq!(
     ///     core.poll_output(),
     ///     OutputStep::Poisoned { id: 0, failures: 1, reason: "worker laptop disconnected".into() }
@@ -830,7 +872,10 @@ impl<T, R> Core<T, R> {
     pub fn on_sub_source_end(&mut self, k: SubId) {
         self.recover(k);
         if let Some(sub) = self.subs.get_mut(&k) {
-            sub.source_open = false;
+            if std::mem::take(&mut sub.source_open) {
+                // Its other asks, if waiting, now answer `done` (checker seed 21270).
+                self.wake.waiting = true;
+            }
         }
         self.forget_if_closed(k);
     }
@@ -877,16 +922,21 @@ impl<T, R> Core<T, R> {
     /// ```
     pub fn poll_output(&mut self) -> OutputStep<R> {
         if self.terminated {
-            return OutputStep::Done;
+            return match &self.ended_poisoned {
+                Some((id, failures, reason)) => OutputStep::Poisoned {
+                    id: *id,
+                    failures: *failures,
+                    reason: reason.to_string(),
+                },
+                None => OutputStep::Done,
+            };
         }
         if self.ordered {
             self.advance();
             if let Some(Slot::Poisoned { failures, reason }) = self.slots.front() {
-                return OutputStep::Poisoned {
-                    id: self.base,
-                    failures: *failures,
-                    reason: reason.as_deref().unwrap_or(HOLDER_ENDED).to_owned(),
-                };
+                let (id, failures) = (self.base, *failures);
+                let reason = reason.as_deref().unwrap_or(HOLDER_ENDED).into();
+                return self.end_poisoned(id, failures, reason);
             }
             if matches!(self.slots.front(), Some(Slot::Ready(_))) {
                 let Some(Slot::Ready(r)) = self.slots.pop_front() else {
@@ -906,11 +956,9 @@ impl<T, R> Core<T, R> {
             self.made_room();
             return OutputStep::Value(r);
         } else if let Some((id, failures, reason)) = &self.poisoned {
-            return OutputStep::Poisoned {
-                id: *id,
-                failures: *failures,
-                reason: reason.as_deref().unwrap_or(HOLDER_ENDED).to_owned(),
-            };
+            let (id, failures) = (*id, *failures);
+            let reason = reason.as_deref().unwrap_or(HOLDER_ENDED).into();
+            return self.end_poisoned(id, failures, reason);
         }
         if self.pending > 0 {
             if self.cut {
@@ -934,6 +982,22 @@ impl<T, R> Core<T, R> {
         }
     }
 
+    /// The output is to answer value `id`'s poisoning: first the input is
+    /// closed (and the caller aborts it), then the answer ends the lender.
+    fn end_poisoned(&mut self, id: u64, failures: u32, reason: Box<str>) -> OutputStep<R> {
+        if self.input.is_none() {
+            self.on_input_end(InputEnd::Closed);
+            return OutputStep::AbortInput;
+        }
+        self.terminate_output();
+        self.ended_poisoned = Some((id, failures, reason.clone()));
+        OutputStep::Poisoned {
+            id,
+            failures,
+            reason: reason.into_string(),
+        }
+    }
+
     /// `upon Output:abort⟨i⟩ or Output:fail⟨i, err⟩` (Algorithm 10, lines 20-27):
     /// the lender stops; sub-streams get `done` and their sinks stop. The
     /// input counts as ended (closed), so the lender is settled.
@@ -954,6 +1018,8 @@ impl<T, R> Core<T, R> {
         self.failed.clear();
         self.solo.clear();
         self.solo_active = 0;
+        // The values dropped keep their ids: `state().read` does not go back.
+        self.base += self.slots.len() as u64;
         self.slots.clear();
         self.arrived.clear();
         self.pending = 0;
@@ -1100,7 +1166,8 @@ impl<T: Clone, R> Core<T, R> {
             if self.solo_blocks(k) {
                 return SubAsk::Wait;
             }
-            if let Some(id) = self.solo.pop_first() {
+            if let Some(&id) = self.solo.first() {
+                self.unqueue_solo(id);
                 return SubAsk::Lend(self.lend(k, id, true));
             }
         }
@@ -1114,6 +1181,13 @@ impl<T: Clone, R> Core<T, R> {
             } else {
                 SubAsk::Wait
             };
+        }
+        if self.poisoned.is_some() {
+            // The output is bound to end with the poisoned value's error:
+            // reading on would be waste (and, unordered, would overrun the
+            // read-ahead bound, the poisoned value having left its slot).
+            // The output's next poll closes the input, which wakes this ask.
+            return SubAsk::Wait;
         }
         if self.read_ahead.is_some_and(|bound| self.held() >= bound) {
             self.read_ahead_waiting = true;
@@ -1294,10 +1368,11 @@ mod tests {
         c.on_sub_reject(a, 1, "boom".into()).unwrap(); // failure 3: over the cap of 2 retries
         assert_eq!(
             c.sub_ask(a),
-            SubAsk::ReadInput,
-            "a poisoned value is not lent again"
+            SubAsk::Wait,
+            "a poisoned value is not lent again (nor is anything read: the output will end)"
         );
         assert_eq!(c.poll_output(), OutputStep::Value(10));
+        assert_eq!(c.poll_output(), OutputStep::AbortInput);
         assert_eq!(
             c.poll_output(),
             OutputStep::Poisoned {
@@ -1352,12 +1427,13 @@ mod tests {
     }
 
     /// Drives `c` until the output has nothing more: the values output, and
-    /// the final step.
+    /// the final step (the input, when to be aborted, confirms at once).
     fn drain(c: &mut Core<u32, u32>) -> (Vec<u32>, OutputStep<u32>) {
         let mut out = Vec::new();
         loop {
             match c.poll_output() {
                 OutputStep::Value(v) => out.push(v),
+                OutputStep::AbortInput => {}
                 step => return (out, step),
             }
         }
@@ -1508,6 +1584,7 @@ mod tests {
         c.on_sub_reclaim(a, 0, "timed out after 1s".into()).unwrap();
         assert_eq!(c.sub_ask(a), SubAsk::Lend(Lent::new(0, 1)));
         c.on_sub_reclaim(a, 0, "timed out after 2s".into()).unwrap();
+        assert_eq!(c.poll_output(), OutputStep::AbortInput);
         assert_eq!(
             c.poll_output(),
             OutputStep::Poisoned {
@@ -1603,6 +1680,139 @@ mod tests {
         assert_eq!(drain(&mut c).0, vec![10, 20, 30]);
     }
 
+    /// Checker seed 1132: the last solo value is answered while its holder's
+    /// next ask waits (held back by that solo value); the ask must be woken,
+    /// since it can now take the value waiting to be re-lent.
+    #[test]
+    fn answering_the_last_solo_value_wakes_its_holders_waiting_ask() {
+        let mut c = Core::<u32, u32>::new(true);
+        c.set_max_retries(Some((1, PoisonPolicy::Fail)));
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        c.on_sub_reject(a, 0, "bad".into()).unwrap(); // value #0 at the cap
+        assert_eq!(c.sub_ask(a), SubAsk::Lend(Lent::new(0, 1)));
+        lent(c.on_input_value(a, 2));
+        c.on_sub_sink_end(a); // shared: #0 becomes solo, #1 is charged once
+        let b = c.lend_stream();
+        assert_eq!(
+            c.sub_ask(b),
+            SubAsk::Lend(Lent::new(0, 1)),
+            "the solo value first"
+        );
+        assert_eq!(c.sub_ask(b), SubAsk::Wait, "b holds a solo value: nothing else");
+        c.take_wake();
+        c.on_sub_result(b, 0, 10).unwrap();
+        assert!(c.take_wake().waiting, "b's waiting ask may take value #1 now");
+        assert_eq!(c.sub_ask(b), SubAsk::Lend(Lent::new(1, 2)));
+        // The same when the last solo value is poisoned rather than answered.
+        let mut c = Core::<u32, u32>::new(true);
+        c.set_max_retries(Some((0, PoisonPolicy::Skip)));
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        lent(c.on_input_value(a, 2));
+        c.on_sub_sink_end(a); // both solo
+        let (b, d) = (c.lend_stream(), c.lend_stream());
+        assert_eq!(c.sub_ask(b), SubAsk::Lend(Lent::new(0, 1)));
+        assert_eq!(c.sub_ask(d), SubAsk::Lend(Lent::new(1, 2)));
+        assert_eq!(c.sub_ask(b), SubAsk::Wait);
+        c.take_wake();
+        c.on_sub_reject(b, 0, "bad".into()).unwrap(); // poisoned: skipped
+        c.on_sub_result(d, 1, 20).unwrap();
+        assert!(c.take_wake().waiting);
+        assert_eq!(c.sub_ask(b), SubAsk::ReadInput);
+    }
+
+    /// A sub-stream holding a value waits while a solo value waits to be
+    /// lent; once another sub-stream takes that solo value, its ask may go on
+    /// and must be woken.
+    #[test]
+    fn lending_the_last_waiting_solo_value_wakes_the_asks_it_held_back() {
+        let mut c = Core::<u32, u32>::new(true);
+        c.set_max_retries(Some((0, PoisonPolicy::Fail)));
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        lent(c.on_input_value(a, 2));
+        c.on_sub_sink_end(a); // both solo, waiting
+        let (b, d) = (c.lend_stream(), c.lend_stream());
+        assert_eq!(c.sub_ask(b), SubAsk::Lend(Lent::new(0, 1)));
+        lent(c.on_input_value(d, 3)); // d holds value #2
+        assert_eq!(c.sub_ask(d), SubAsk::Wait, "solo value #1 waits: d holds a value");
+        c.take_wake();
+        c.on_sub_result(b, 0, 10).unwrap();
+        c.take_wake();
+        let e = c.lend_stream();
+        assert_eq!(c.sub_ask(e), SubAsk::Lend(Lent::new(1, 2)));
+        assert!(c.take_wake().waiting, "no solo value waits any more: d may go on");
+        assert_eq!(c.sub_ask(d), SubAsk::ReadInput);
+    }
+
+    /// Checker seeds 20240666, 138 and 88: after a poisoned value (policy
+    /// `Fail`) the lender read on, lent on, and never ended its sub-streams.
+    /// Now it reads no more, closes its input before the error, and the
+    /// error ends it as a termination of the output would.
+    #[test]
+    fn a_poisoned_value_closes_the_input_and_its_error_ends_the_lender() {
+        for ordered in [true, false] {
+            let mut c = Core::<u32, u32>::new(ordered);
+            c.set_read_ahead(Some(2));
+            c.set_max_retries(Some((0, PoisonPolicy::Fail)));
+            let (a, b) = (c.lend_stream(), c.lend_stream());
+            lent(c.on_input_value(a, 1));
+            lent(c.on_input_value(b, 2)); // b holds value #1
+            c.on_sub_reject(a, 0, "bad".into()).unwrap(); // #0 is poisoned
+            assert_eq!(
+                c.sub_ask(a),
+                SubAsk::Wait,
+                "the output is bound to end: no more reads (ordered: {ordered})"
+            );
+            c.take_wake();
+            assert_eq!(c.poll_output(), OutputStep::AbortInput, "ordered: {ordered}");
+            assert!(c.state().input_ended && !c.input_open());
+            assert!(c.take_wake().waiting, "the asks decide again");
+            let poisoned = OutputStep::Poisoned {
+                id: 0,
+                failures: 1,
+                reason: "bad".into(),
+            };
+            assert_eq!(c.poll_output(), poisoned);
+            let wake = c.take_wake();
+            assert!(wake.waiting && wake.sinks);
+            assert_eq!(c.sub_ask(b), SubAsk::Done, "b's value is dropped");
+            assert!(c.sink_must_stop(b));
+            assert_eq!(c.remembered(), 0);
+            assert_eq!(c.state().in_flight, 0);
+            assert_eq!(c.poll_output(), poisoned, "the last answer, again");
+        }
+    }
+
+    /// An input that ended before the poisoned value's error is not closed again.
+    #[test]
+    fn a_poisoned_value_after_the_input_ended_ends_the_lender_at_once() {
+        let mut c = Core::<u32, u32>::new(true);
+        c.set_max_retries(Some((0, PoisonPolicy::Fail)));
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        c.on_input_end(InputEnd::Done);
+        c.on_sub_reject(a, 0, "bad".into()).unwrap();
+        assert!(matches!(c.poll_output(), OutputStep::Poisoned { id: 0, .. }));
+        assert_eq!(c.sub_ask(a), SubAsk::Done);
+    }
+
+    /// Checker seed 21270: a sub-stream with two concurrent asks waiting on
+    /// others ends its source; the other ask answers `done` and must be woken.
+    #[test]
+    fn a_sub_stream_ending_its_source_wakes_its_waiting_asks() {
+        let mut c = Core::<u32, u32>::new(true);
+        let (a, b) = (c.lend_stream(), c.lend_stream());
+        lent(c.on_input_value(a, 1));
+        c.on_input_end(InputEnd::Closed);
+        assert_eq!(c.sub_ask(b), SubAsk::Wait, "a may still fail");
+        c.take_wake();
+        c.on_sub_source_end(b);
+        assert!(c.take_wake().waiting);
+        assert_eq!(c.sub_ask(b), SubAsk::Done);
+    }
+
     #[test]
     fn the_reason_of_a_holder_that_ended_defaults_to_a_plain_one() {
         let mut c = Core::<u32, u32>::new(false);
@@ -1610,6 +1820,7 @@ mod tests {
         let a = c.lend_stream();
         lent(c.on_input_value(a, 1));
         c.on_sub_source_end(a);
+        assert_eq!(c.poll_output(), OutputStep::AbortInput);
         assert_eq!(
             c.poll_output(),
             OutputStep::Poisoned {

@@ -12,10 +12,15 @@
 //! ```
 #![cfg(loom)]
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
 use loom::future::block_on;
+use loom::sync::{Arc, Mutex};
 use loom::thread;
 use pando_lend_stream::{Lent, StreamLender};
-use pando_pull_stream::{Answer, Connect, collect, map, pull, values};
+use pando_pull_stream::{Answer, Connect, Source, Termination, collect, map, pull, values};
 
 type L = StreamLender<u64, u64, ()>;
 
@@ -79,5 +84,81 @@ fn three_sub_streams_three_values_unordered() {
         }
         out.sort_unstable();
         assert_eq!(out, vec![11, 21, 31]);
+    });
+}
+
+/// An input that answers `Pending` until a loom thread opens it (and wakes
+/// the waker it was last polled with), then gives `1..=end`.
+struct Gate {
+    open: Arc<Mutex<(bool, Option<Waker>)>>,
+    next: u64,
+    end: u64,
+}
+
+impl Source for Gate {
+    type Item = u64;
+    type Error = ();
+    fn poll_ask(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer<u64, ()>> {
+        {
+            let mut open = self.open.lock().unwrap();
+            if !open.0 {
+                open.1 = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+        }
+        if self.next > self.end {
+            return Poll::Ready(Answer::Done);
+        }
+        self.next += 1;
+        Poll::Ready(Answer::Value(self.next - 1))
+    }
+    fn terminate(self: Pin<&mut Self>, _: Termination<()>) {}
+    fn poll_terminated(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The shared read (issue 8, row 3): a sub-stream polls one ask once while
+/// the input is not ready and then stops polling it, without dropping it;
+/// the input opens on another thread; the other sub-stream must still get
+/// every value (the read is the lender's, and the input's wake reaches every
+/// waiting ask through the fan-out waker).
+#[test]
+fn an_ask_that_stops_being_polled_does_not_stall_the_shared_read() {
+    loom::model(|| {
+        let open = Arc::new(Mutex::new((false, None::<Waker>)));
+        let lender = L::new();
+        let output = lender.clone().connect(Gate {
+            open: open.clone(),
+            next: 1,
+            end: 2,
+        });
+        let stuck = lender.lend_stream::<()>();
+        let stuck = thread::spawn(move || {
+            let mut ask = stuck.source.ask_owned();
+            match Pin::new(&mut ask).poll(&mut Context::from_waker(Waker::noop())) {
+                // It got a value after all: it crashes, and the value is lent again.
+                Poll::Ready(_) => None,
+                // It never polls its ask again, but keeps it (and itself).
+                Poll::Pending => Some((stuck, ask)),
+            }
+        });
+        let opener = thread::spawn(move || {
+            let waker = {
+                let mut open = open.lock().unwrap();
+                open.0 = true;
+                open.1.take()
+            };
+            if let Some(w) = waker {
+                w.wake();
+            }
+        });
+        let good = worker(&lender);
+        let out = block_on(collect::<Vec<u64>>().connect(output));
+        let kept = stuck.join().unwrap();
+        opener.join().unwrap();
+        good.join().unwrap();
+        drop(kept);
+        assert_eq!(out, Ok(vec![11, 21]));
     });
 }

@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
-use pando_lend_stream::{LendError, Lent, StreamLender};
-use pando_pull_stream::{Answer, Connect, Source, Termination, collect, count, map, pull, take, values};
+use pando_lend_stream::{LendError, Lent, PoisonPolicy, StreamLender};
+use pando_pull_stream::{
+    Answer, Connect, Source, SourceExt, Termination, collect, count, map, pull, take, values,
+};
 
 type L = StreamLender<u64, u64, ()>;
 
@@ -199,4 +201,88 @@ fn a_panicking_input_ends_the_output_with_an_error_after_the_values_before_it() 
             );
         });
     }
+}
+
+/// An endless input (1, 2, 3, …) that records its termination and confirms
+/// it only once `confirm` is set.
+struct Endless {
+    next: u64,
+    aborted: Arc<AtomicBool>,
+    confirm: Arc<AtomicBool>,
+}
+
+impl Source for Endless {
+    type Item = u64;
+    type Error = ();
+    fn poll_ask(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Answer<u64, ()>> {
+        assert!(!self.aborted.load(Ordering::SeqCst), "asked after its abort");
+        self.next += 1;
+        Poll::Ready(Answer::Value(self.next))
+    }
+    fn terminate(self: Pin<&mut Self>, request: Termination<()>) {
+        assert_eq!(request, Termination::Abort);
+        self.aborted.store(true, Ordering::SeqCst);
+    }
+    fn poll_terminated(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        if self.confirm.load(Ordering::SeqCst) {
+            Poll::Ready(Ok(()))
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+/// Checker seeds 20240666, 138 and 88: after answering `Poisoned` (policy
+/// `Fail`), the lender kept reading its (endless) input, lending its values,
+/// and never ended its sub-streams. Now the error is the output's last
+/// answer: the lender aborts its input, answers once the input has
+/// confirmed, and its sub-streams end (the values they hold are dropped).
+#[test]
+fn a_poisoned_value_aborts_the_input_and_ends_the_sub_streams() {
+    futures::executor::block_on(async {
+        let (aborted, confirm) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let lender = L::new().with_max_retries(0, PoisonPolicy::Fail);
+        let input = Endless {
+            next: 0,
+            aborted: aborted.clone(),
+            confirm: confirm.clone(),
+        };
+        let mut output = pull!(input, lender.clone());
+        let bad = lender.lend_stream::<()>();
+        let good = lender.lend_stream::<()>();
+        let Answer::Value(first) = bad.source.ask().await else {
+            panic!("a value")
+        };
+        let Answer::Value(second) = good.source.ask().await else {
+            panic!("a value")
+        };
+        assert_eq!((first.id, second.id), (0, 1));
+        assert!(bad.source.rejecter().reject(0, "bad"));
+        {
+            let mut ask = output.ask();
+            assert!(
+                poll_once(&mut ask).is_pending(),
+                "the error waits for the input to confirm its abort"
+            );
+            assert!(aborted.load(Ordering::SeqCst), "the lender aborted its input");
+            confirm.store(true, Ordering::SeqCst);
+            assert_eq!(
+                ask.await,
+                Answer::Error(LendError::Poisoned {
+                    id: 0,
+                    failures: 1,
+                    reason: "bad".into()
+                })
+            );
+        }
+        assert_eq!(good.source.ask().await, Answer::Done, "nothing more is lent");
+        // The lender stops the sub-stream's sink: its result is not taken.
+        let worked = pull!(values([second.map(|x| x * 2)]), good.sink).await;
+        assert_eq!(worked, Ok(()));
+        let s = lender.state();
+        assert!(s.input_ended && s.in_flight == 0, "{s:?}");
+        assert_eq!(s.read, 2, "nothing was read after the poisoning");
+        assert_eq!(poll_once(lender.settled()), Poll::Ready(()));
+    });
 }

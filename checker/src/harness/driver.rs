@@ -69,6 +69,9 @@ enum End {
     Error,
     Closed,
     Panicked,
+    /// The module aborted its input on its own (neither closed nor
+    /// terminated): only before an error that ends its output.
+    Aborted,
 }
 
 struct Flag(AtomicBool);
@@ -417,6 +420,9 @@ struct Exec<M: SubStreamModule> {
     cut: bool,
     /// The test sink terminated the output.
     terminated: bool,
+    /// The output answered an error that ends the module (a poisoned
+    /// value): it stopped as if terminated.
+    poison_ended: bool,
     /// The values (by id) a sub-stream's failure was charged to, as the
     /// blame rule counts them.
     fails: Vec<u32>,
@@ -515,6 +521,7 @@ impl<M: SubStreamModule> Exec<M> {
             closed: false,
             cut: false,
             terminated: false,
+            poison_ended: false,
             fails: Vec::new(),
             culprit: Vec::new(),
             has_result: Vec::new(),
@@ -633,7 +640,7 @@ impl<M: SubStreamModule> Exec<M> {
     /// Which extended sub-stream actions are possible: the module still
     /// takes values back (it was neither terminated nor cut off).
     fn allowed(&self) -> Allowed {
-        let live = !self.cut && !self.terminated;
+        let live = !self.stopped();
         Allowed {
             reject: live && self.cfg.faults.contains(Fault::Reject),
             reclaim: live && M::CAN_RECLAIM && self.cfg.faults.contains(Fault::Reclaim),
@@ -1186,7 +1193,7 @@ impl<M: SubStreamModule> Exec<M> {
     /// A failure of value `id` that is its own (a rejection, a reclaim, or
     /// its holder ending while it held only this value).
     fn own_failure(&mut self, id: u64) {
-        if self.cut || self.terminated {
+        if self.stopped() {
             return;
         }
         let i = self.grow(id);
@@ -1200,7 +1207,7 @@ impl<M: SubStreamModule> Exec<M> {
     /// value, the failure is its own; with several, each is charged one
     /// failure that never takes it over the cap.
     fn blame(&mut self, holds: BTreeSet<u64>) {
-        if self.cut || self.terminated {
+        if self.stopped() {
             return;
         }
         if holds.len() == 1 {
@@ -1228,7 +1235,7 @@ impl<M: SubStreamModule> Exec<M> {
                     if self.subs[i].holds.remove(&id) {
                         let k = self.grow(id);
                         self.has_result[k] = true;
-                    } else if !self.result_of(id) && !self.is_culprit(id) && !self.cut && !self.terminated {
+                    } else if !self.result_of(id) && !self.is_culprit(id) && !self.stopped() {
                         // A late result, accepted: the copy lent elsewhere is late in turn.
                         let k = self.grow(id);
                         self.has_result[k] = true;
@@ -1238,9 +1245,10 @@ impl<M: SubStreamModule> Exec<M> {
                     }
                 }
                 Delivered::Bogus(id) => {
+                    let stopped = self.stopped();
                     let sub = &mut self.subs[i];
                     let n = sub.n;
-                    if !ended && !self.cut && !self.terminated {
+                    if !ended && !stopped {
                         return fail(
                             Property::SubStreams,
                             format!(
@@ -1374,6 +1382,12 @@ impl<M: SubStreamModule> Exec<M> {
                         if self.cfg.max_retries.is_none() || self.cfg.poison != Poison::Fail {
                             return wrong("but no value can be poisoned with that policy");
                         }
+                        if self.first_end.is_none() && lock_state(&self.source).termination.is_none() {
+                            return wrong(
+                                "an error that ends the output, but the input is still open: the module did not abort it",
+                            );
+                        }
+                        self.poison_ended = true;
                         if !self.is_culprit(id) {
                             return fail(
                                 Property::Blame,
@@ -1464,7 +1478,7 @@ impl<M: SubStreamModule> Exec<M> {
                         format!("value #{id} was lent to S{n} after its own failures took it over the cap"),
                     );
                 }
-                if self.result_of(id) && !self.cut && !self.terminated {
+                if self.result_of(id) && !self.stopped() {
                     return fail(
                         Property::Conservative,
                         format!("value #{id} was lent to S{n}, but it already has its result"),
@@ -1491,7 +1505,7 @@ impl<M: SubStreamModule> Exec<M> {
     /// `settled()` resolved: unless the module was terminated or cut off,
     /// the input has ended and every value read has its result.
     fn check_settled(&self) -> Result<(), Failure> {
-        if self.terminated || self.cut {
+        if self.stopped() {
             return Ok(());
         }
         if self.first_end.is_none() {
@@ -1548,17 +1562,29 @@ impl<M: SubStreamModule> Exec<M> {
         self.after_step()
     }
 
+    /// Whether the module stopped taking values back: it was cut off, its
+    /// output terminated, or ended by a poisoned value's error.
+    fn stopped(&self) -> bool {
+        self.cut || self.terminated || self.poison_ended
+    }
+
     fn after_step(&mut self) -> Result<(), Failure> {
         if self.first_end.is_none() {
             let st = lock_state(&self.source);
             self.first_end = if st.panicked {
                 Some(End::Panicked)
+            } else if st.termination.is_some() && !self.terminated {
+                Some(End::Aborted)
             } else {
                 st.end_delivered
                     .map(|error| if error { End::Error } else { End::Done })
             };
         }
-        if let (Some(bound), Some(held), false) = (self.cfg.read_ahead, self.module.held(), self.terminated) {
+        if let (Some(bound), Some(held), false) = (
+            self.cfg.read_ahead,
+            self.module.held(),
+            self.terminated || self.poison_ended,
+        ) {
             if held > bound {
                 return fail(
                     Property::Bounded,
