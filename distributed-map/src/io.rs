@@ -11,7 +11,7 @@ use tokio::time::Sleep;
 use crate::codec::Codec;
 use crate::frame::{Frame, FrameError};
 use crate::session::{MasterSession, WorkerSession};
-use crate::transport::{Connection, FrameSink, FrameStream};
+use crate::transport::{Connection, FrameSink, FrameStream, TransportError};
 
 /// The events and effects every session core has.
 pub(crate) trait SessionCore {
@@ -147,6 +147,10 @@ impl FrameIo {
                     Ok(frame) => core.handle_frame(now, frame),
                     Err(e) => core.handle_bad_frame(now, e),
                 },
+                Poll::Ready(Some(Err(TransportError::Closed { .. }))) => {
+                    self.read_closed = true;
+                    core.handle_closed(now, None);
+                }
                 Poll::Ready(Some(Err(e))) => {
                     self.read_closed = true;
                     core.handle_closed(now, Some(e.to_string()));

@@ -129,6 +129,18 @@ fn into_connection(peer: String, tcp: TcpStream, max_frame: usize) -> Connection
                 size: *size,
                 max: max_frame,
             },
+            // A peer that vanished resets the connection: it closed it.
+            None if matches!(
+                source.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::UnexpectedEof
+            ) =>
+            {
+                TransportError::Closed {
+                    peer: stream_peer.clone(),
+                }
+            }
             None => TransportError::Io {
                 context: format!("receiving from {stream_peer}"),
                 source,

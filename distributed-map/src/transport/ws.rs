@@ -61,9 +61,15 @@ fn convert(peer: &str, e: tungstenite::Error) -> TransportError {
             context: format!("websocket with {peer}"),
             source,
         },
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => TransportError::Closed {
-            peer: peer.to_string(),
-        },
+        // A peer that vanished (killed, for example) resets the connection
+        // without the closing handshake: it closed the connection.
+        tungstenite::Error::ConnectionClosed
+        | tungstenite::Error::AlreadyClosed
+        | tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+            TransportError::Closed {
+                peer: peer.to_string(),
+            }
+        }
         other => TransportError::Protocol {
             peer: peer.to_string(),
             transport: "websocket",
