@@ -42,7 +42,14 @@
 //!   value read before it, as [`LendError::Input`].
 //! * **Poison values.** [`StreamLender::with_max_retries`] caps the failures
 //!   of each value, so a value that always fails never loops forever; a
-//!   sub-stream reports a failed value without ending with [`Rejecter`].
+//!   sub-stream reports a failed value without ending with [`Rejecter`]
+//!   (`reject`: it answered "failed"; `reclaim`: taken back unanswered, a
+//!   late result is still accepted once). Only a value's own failures poison
+//!   it: a sub-stream that ends holding several values charges each, but a
+//!   value at the cap is then lent alone, so the error names the culprit.
+//!   [`LendError::Poisoned`] (with the last failure's reason) is the
+//!   output's last answer: the lender aborts its input first, reads nothing
+//!   more, and ends its sub-streams.
 //! * **Monitoring.** [`StreamLender::state`] gives a [`LenderState`] snapshot.
 //! * **Send.** Sub-streams can be driven by any task on any thread.
 //!
@@ -59,8 +66,12 @@
 //!   concurrent asks, crashes and terminations from either side), checks the
 //!   protocol on every interface and the properties above, and reports any
 //!   failure with its seed and event trace:
-//!   `cargo run --release -p pando-checker -- --runs 1000000`. A fixed block
-//!   of 20 000 executions runs in `cargo test`.
+//!   `cargo run --release -p pando-checker -- --runs 1000000`. The model
+//!   also drives what was added on top of the seeds: read-ahead bounds,
+//!   retry caps with both poison policies and the blame rule, rejections
+//!   and reclaims, `close`, `cut_off`, a sub-stream that stops polling its
+//!   ask, a panicking input, early ends of the output and `settled()`. A
+//!   fixed block of 17 600 executions runs in `cargo test`.
 //! * **Loom.** The lock behind the lender's shared state (and the
 //!   Serializer's) switches to loom's under `cfg(loom)`; the model in
 //!   `tests/loom.rs` runs sub-streams on loom threads:
