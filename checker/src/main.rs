@@ -126,9 +126,11 @@ fn main() -> ExitCode {
         .faults
         .map(|list| Faults::of(&list.into_iter().flatten().collect::<Vec<_>>()));
     campaign.step_bound = args.step_bound;
-    campaign.jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if let Some(jobs) = args.jobs {
+        campaign.jobs = jobs;
+    } else {
+        campaign = campaign.on_every_core();
+    }
 
     if args.trace {
         // One execution after the other, each printed with its trace.

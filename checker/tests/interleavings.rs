@@ -38,7 +38,7 @@ fn original(mut c: Campaign) -> Campaign {
 
 #[test]
 fn a_fixed_block_of_17600_executions_over_varied_parameters() {
-    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = Campaign::new(0, 0).on_every_core().jobs;
     let mut total = 0;
     // Everything varied from the seeds, in the original model.
     let mut c = original(Campaign::new(2_000, 0x5EED_0000));
@@ -117,8 +117,7 @@ fn a_fixed_block_of_17600_executions_over_varied_parameters() {
 #[test]
 #[ignore = "long: 200 000 executions, run it in release mode"]
 fn the_whole_model_with_every_fault() {
-    let mut c = Campaign::new(200_000, 0x5EED_7000);
-    c.jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut c = Campaign::new(200_000, 0x5EED_7000).on_every_core();
     c.step_bound = Some(20_000);
     block(c);
 }

@@ -81,6 +81,19 @@ impl Campaign {
         }
     }
 
+    /// The same campaign on every core this machine offers (its available
+    /// parallelism, at least 1).
+    ///
+    /// ```
+    /// let c = pando_checker::Campaign::new(10, 5).on_every_core();
+    /// assert!(c.jobs >= 1);
+    /// ```
+    #[must_use]
+    pub fn on_every_core(mut self) -> Self {
+        self.jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self
+    }
+
     /// The configuration of run `i`.
     ///
     /// ```
