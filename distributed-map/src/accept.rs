@@ -2,8 +2,10 @@
 //! deadline for its handshake (the WebSocket upgrade included), within the
 //! connection limits; then the master's adapter serves it.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use pando_limiter::limit;
@@ -184,8 +186,35 @@ where
         let _ = stats.limit.set(limited.handle());
         let pipeline = pull!(sub.source, limited, rejections, sub.sink);
         let mut never = |_: &str| Err("already joined".to_string());
-        let driver = std::future::poll_fn(|cx| poll_drive(&conn, &mut io, &mut never, false, cx));
-        let (result, ()) = tokio::join!(pipeline, driver);
+        // The pipeline (the lender's side) and the driver (the session's I/O)
+        // run in this one task, and go round again while either changed
+        // something for the other: no wake-up between them, no extra task poll.
+        let mut pipeline = std::pin::pin!(pipeline);
+        let mut result = None;
+        let mut driven = false;
+        std::future::poll_fn(|cx| {
+            for _ in 0..64 {
+                if result.is_none() {
+                    if let Poll::Ready(r) = pipeline.as_mut().poll(cx) {
+                        result = Some(r);
+                    }
+                }
+                if !driven {
+                    driven = poll_drive(&conn, &mut io, &mut never, false, cx).is_ready();
+                }
+                if result.is_some() && driven {
+                    return Poll::Ready(());
+                }
+                if !lock(&conn).take_work() {
+                    return Poll::Pending;
+                }
+            }
+            // Busy: let the other tasks have a turn.
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+        .await;
+        let result = result.expect("the pipeline finished");
         stats.disconnected();
         let ended = lock(&conn).ended().cloned();
         match (ended, result) {

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, ready};
 
 use pando_lend_stream::{Lent, Rejecter};
 use pando_pull_stream::closing::Closing;
@@ -45,12 +45,11 @@ pub(crate) struct Conn<Out> {
     /// Tells the lender why the values this worker holds come back.
     end_reason: Option<Box<dyn Fn(String) + Send>>,
     stats: Option<Arc<WorkerStats>>,
-    wakers: [Option<Waker>; 3],
+    /// One part changed something another part must see: the connection's
+    /// task goes round its parts again (they all run in that one task, so
+    /// they need no wakers of their own between them).
+    work: bool,
 }
-
-const DRIVER: usize = 0;
-const FROM: usize = 1;
-const TO: usize = 2;
 
 impl<Out> Conn<Out> {
     pub(crate) fn new(session: MasterSession, peer: &str) -> Self {
@@ -63,18 +62,18 @@ impl<Out> Conn<Out> {
             reclaim: None,
             end_reason: None,
             stats: None,
-            wakers: [None, None, None],
+            work: false,
         }
     }
 
-    fn wait(&mut self, who: usize, cx: &Context<'_>) {
-        register(&mut self.wakers[who], cx);
+    /// Tells the connection's task to go round its parts again.
+    fn touch(&mut self) {
+        self.work = true;
     }
 
-    fn wake(&mut self, who: usize) {
-        if let Some(w) = self.wakers[who].take() {
-            w.wake();
-        }
+    /// Whether a part asked to go round again since the last call.
+    pub(crate) fn take_work(&mut self) -> bool {
+        std::mem::take(&mut self.work)
     }
 
     /// How the session ended, if it has.
@@ -126,16 +125,11 @@ pub(crate) fn poll_drive<Out: DeserializeOwned>(
         reclaim,
         end_reason,
         stats,
-        wakers,
+        work,
     } = c;
-    let wake = |wakers: &mut [Option<Waker>; 3], who: usize| {
-        if let Some(w) = wakers[who].take() {
-            w.wake();
-        }
-    };
     let peer = io.peer.clone();
     let codec = io.codec();
-    let done = io.drive(session, cx, |session, cx, finished| {
+    let done = io.drive(session, cx, |session, _, finished| {
         let mut step = Step::Idle;
         while let Some(event) = session.poll_event() {
             step = Step::Progressed;
@@ -158,7 +152,7 @@ pub(crate) fn poll_drive<Out: DeserializeOwned>(
                             stats.result();
                         }
                         answers.push_back(Lent::new(id, Ok(out)));
-                        wake(wakers, FROM);
+                        *work = true;
                     }
                     Err(e) => session.handle_bad_frame(now, e),
                 },
@@ -167,7 +161,7 @@ pub(crate) fn poll_drive<Out: DeserializeOwned>(
                         stats.failure();
                     }
                     answers.push_back(Lent::new(id, Err(reason)));
-                    wake(wakers, FROM);
+                    *work = true;
                 }
                 MasterEvent::TimedOut { id, reason } => {
                     tracing::warn!("value #{id} timed out on worker {worker}: {reason}; it is lent again");
@@ -187,28 +181,16 @@ pub(crate) fn poll_drive<Out: DeserializeOwned>(
                         end_reason(format!("worker {worker} {reason}"));
                     }
                     *ended = Some(result);
-                    wake(wakers, FROM);
-                    wake(wakers, TO);
+                    *work = true;
                 }
             }
         }
         if !finished && until_joined && session.is_running() {
             return Step::Done(());
         }
-        if matches!(step, Step::Idle) {
-            register(&mut wakers[DRIVER], cx);
-        }
         step
     });
     done.map(|_| ())
-}
-
-/// Keeps `cx`'s waker in `slot`.
-fn register(slot: &mut Option<Waker>, cx: &Context<'_>) {
-    match slot {
-        Some(w) if w.will_wake(cx.waker()) => {}
-        slot => *slot = Some(cx.waker().clone()),
-    }
 }
 
 /// The results a worker sends: a source of `Lent<Outcome<Out>>`.
@@ -228,7 +210,7 @@ impl<Out> Source for FromWorker<Out> {
     type Item = Lent<Outcome<Out>>;
     type Error = WorkerError;
 
-    fn poll_ask(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer<Lent<Outcome<Out>>, WorkerError>> {
+    fn poll_ask(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Answer<Lent<Outcome<Out>>, WorkerError>> {
         let mut c = lock(&self.conn);
         if let Some(answer) = c.answers.pop_front() {
             return Poll::Ready(Answer::Value(answer));
@@ -239,10 +221,8 @@ impl<Out> Source for FromWorker<Out> {
                 worker: c.worker.clone(),
                 reason: reason.clone(),
             })),
-            None => {
-                c.wait(FROM, cx);
-                Poll::Pending
-            }
+            // The driver's next answer (or the end) makes the task go round.
+            None => Poll::Pending,
         }
     }
 
@@ -251,7 +231,7 @@ impl<Out> Source for FromWorker<Out> {
             // The lender stops taking results from this worker: the session ends.
             let mut c = lock(&self.conn);
             c.session.close(now(), None);
-            c.wake(DRIVER);
+            c.touch();
         }
         self.termination = Some(request);
     }
@@ -314,7 +294,7 @@ where
                 return Poll::Ready(Ok(()));
             }
             {
-                let mut c = lock(this.conn);
+                let c = lock(this.conn);
                 if !c.session.is_running() {
                     // The session ended: stop asking, so the values this
                     // worker holds go back to the lender.
@@ -323,7 +303,6 @@ where
                     *this.aborting = true;
                     continue;
                 }
-                c.wait(TO, cx);
             }
             let answer = ready!(this.upstream.as_mut().poll_ask(cx));
             let mut c = lock(this.conn);
@@ -335,16 +314,16 @@ where
                         stats.sent();
                     }
                     c.session.send_value(now, lent.id, payload);
-                    c.wake(DRIVER);
+                    c.touch();
                 }
                 Answer::Done => {
                     c.session.end_values(now, None);
-                    c.wake(DRIVER);
+                    c.touch();
                     return Poll::Ready(Ok(()));
                 }
                 Answer::Error(e) => {
                     c.session.end_values(now, Some(e.to_string()));
-                    c.wake(DRIVER);
+                    c.touch();
                     return Poll::Ready(Ok(()));
                 }
             }

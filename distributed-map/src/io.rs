@@ -190,10 +190,13 @@ impl FrameIo {
         }
     }
 
-    /// Sets the timer to `deadline` (if it is not set to it already) and
-    /// polls it: whether it has passed.
+    /// Sets the timer to `deadline` unless it is set to an earlier time
+    /// already (the core's deadlines move later with every frame sent or
+    /// heard; a timer that fires early costs one harmless `handle_timeout`,
+    /// while resetting it for every frame costs a timer-wheel update each),
+    /// and polls it: whether it has passed.
     fn poll_deadline(&mut self, deadline: Instant, cx: &mut Context<'_>) -> bool {
-        if self.armed != Some(deadline) {
+        if self.armed.is_none_or(|armed| armed > deadline) {
             self.timer
                 .as_mut()
                 .reset(tokio::time::Instant::from_std(deadline));

@@ -42,10 +42,17 @@ impl WsListener {
     }
 }
 
+/// The WebSocket settings: the frame limit, and an 8 KiB read buffer.
+/// tungstenite zero-fills its read buffer before every read attempt, so the
+/// default 128 KiB costs a 128 KiB `memset` each time a connection is polled
+/// with nothing to read (measured: 13% of the master's time at batch 1), and
+/// holds 128 KiB per connection (512 MiB for 4096 workers). Larger frames
+/// still arrive whole: the buffer grows while one is read.
 fn config(max_frame: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(max_frame))
         .max_frame_size(Some(max_frame))
+        .read_buffer_size(8 * 1024)
 }
 
 fn convert(peer: &str, e: tungstenite::Error) -> TransportError {

@@ -5,7 +5,7 @@ use futures::{SinkExt, StreamExt};
 use pando_distributed_map::codec::Codec;
 use pando_distributed_map::frame::{Frame, PROTOCOL_VERSION};
 use pando_distributed_map::transport::{Connection, Connector};
-use pando_distributed_map::{JoinError, Worker, WorkerSummary, split_join_url};
+use pando_distributed_map::{JoinError, MapStats, Worker, WorkerReport, WorkerSummary, split_join_url};
 
 /// The frame limit the tests' raw clients accept.
 pub(crate) const RAW_MAX: usize = 1 << 22;
@@ -45,4 +45,13 @@ pub(crate) fn spawn_squarer(
 /// 1², 2², …, n².
 pub(crate) fn squares(n: u64) -> Vec<u64> {
     (1..=n).map(|x| x * x).collect()
+}
+
+/// The report of the worker named `name`.
+pub(crate) fn report(stats: MapStats, name: &str) -> WorkerReport {
+    stats
+        .workers
+        .into_iter()
+        .find(|w| w.name == name)
+        .unwrap_or_else(|| panic!("no worker named {name}"))
 }
