@@ -84,6 +84,8 @@ pub(crate) struct FrameIo {
     max_frame: usize,
     timer: Pin<Box<Sleep>>,
     armed: Option<Instant>,
+    /// The waker the timer was polled with since it was last set (it holds it).
+    registered: Option<std::task::Waker>,
     sink_state: SinkState,
     read_closed: bool,
 }
@@ -99,6 +101,7 @@ impl FrameIo {
             max_frame,
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             armed: None,
+            registered: None,
             sink_state: SinkState::Open,
             read_closed: false,
         }
@@ -115,8 +118,7 @@ impl FrameIo {
     pub(crate) fn poll_round<C: SessionCore>(&mut self, core: &mut C, cx: &mut Context<'_>) -> Poll<()> {
         let now = now();
         self.read(core, now, cx);
-        self.fire_timer(core, cx);
-        let now = self::now();
+        self.fire_timer(core, now, cx);
         self.write(core, now, cx);
         if core.is_closed() {
             return Poll::Ready(());
@@ -133,7 +135,7 @@ impl FrameIo {
         if core.is_done_sending() && self.sink_state == SinkState::Gone {
             return Poll::Ready(());
         }
-        self.arm(core, cx);
+        self.arm(core, now, cx);
         Poll::Pending
     }
 
@@ -166,25 +168,25 @@ impl FrameIo {
         cx.waker().wake_by_ref();
     }
 
-    fn fire_timer<C: SessionCore>(&mut self, core: &mut C, cx: &mut Context<'_>) {
+    fn fire_timer<C: SessionCore>(&mut self, core: &mut C, now: Instant, cx: &mut Context<'_>) {
         // A deadline that passed fires; the core then sets a later one.
         for _ in 0..4 {
             let Some(deadline) = core.poll_timeout() else {
                 return;
             };
-            if !self.poll_deadline(deadline, cx) {
+            if !self.poll_deadline(deadline, now, cx) {
                 return;
             }
             self.armed = None;
-            core.handle_timeout(now());
+            core.handle_timeout(now);
         }
         cx.waker().wake_by_ref();
     }
 
     /// Arms the timer for the core's next deadline after a round.
-    fn arm<C: SessionCore>(&mut self, core: &C, cx: &mut Context<'_>) {
+    fn arm<C: SessionCore>(&mut self, core: &C, now: Instant, cx: &mut Context<'_>) {
         if let Some(deadline) = core.poll_timeout() {
-            if self.poll_deadline(deadline, cx) {
+            if self.poll_deadline(deadline, now, cx) {
                 cx.waker().wake_by_ref();
             }
         }
@@ -194,14 +196,23 @@ impl FrameIo {
     /// already (the core's deadlines move later with every frame sent or
     /// heard; a timer that fires early costs one harmless `handle_timeout`,
     /// while resetting it for every frame costs a timer-wheel update each),
-    /// and polls it: whether it has passed.
-    fn poll_deadline(&mut self, deadline: Instant, cx: &mut Context<'_>) -> bool {
+    /// and tells whether it has passed. A timer that is not due yet is polled
+    /// once after it is set, to hold the task's waker, and not again while
+    /// the waker is the same, so a busy connection does not pay a timer poll
+    /// for every frame.
+    fn poll_deadline(&mut self, deadline: Instant, now: Instant, cx: &mut Context<'_>) -> bool {
         if self.armed.is_none_or(|armed| armed > deadline) {
             self.timer
                 .as_mut()
                 .reset(tokio::time::Instant::from_std(deadline));
             self.armed = Some(deadline);
+            self.registered = None;
         }
+        let holds = self.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if holds && self.armed.is_some_and(|armed| now < armed) {
+            return false;
+        }
+        self.registered = Some(cx.waker().clone());
         self.timer.as_mut().poll(cx).is_ready()
     }
 
