@@ -638,3 +638,24 @@ fn review_a_skipped_value_is_reported() {
         "line 2 vanished from the output without a word: status {status}, stderr:\n{err}"
     );
 }
+
+/// Review: results that cannot be written (stdout is /dev/full) are lost,
+/// yet pando exits 0 without a word.
+#[test]
+fn review_a_failing_stdout_is_an_error() {
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let mut child = Command::new(PANDO)
+        .args(["--local", "1", "--bind", "127.0.0.1", "--lines", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(seq(3).as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !out.status.success(),
+        "every result was lost (ENOSPC) but pando succeeded; stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
