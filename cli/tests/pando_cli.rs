@@ -622,3 +622,40 @@ fn a_dropped_worker_is_logged_with_its_name_address_and_reason() {
     signal(&m, "-KILL");
     let _ = m.wait();
 }
+
+/// Review: a value skipped by --skip-failed disappears from stdout; pando
+/// should at least say which input line it skipped (or not exit 0 silently).
+#[test]
+fn review_a_skipped_value_is_reported() {
+    let (status, out, err) = run(
+        &["--local", "1", "--bind", "127.0.0.1", "--skip-failed", "--max-retries", "0", "--", "sh", "-c",
+          "read x; [ \"$x\" != 2 ] && echo $x"],
+        &seq(3),
+    );
+    assert_eq!(out, "1\n3\n");
+    assert!(
+        !status.success() || err.to_lowercase().contains("skip"),
+        "line 2 vanished from the output without a word: status {status}, stderr:\n{err}"
+    );
+}
+
+/// Review: results that cannot be written (stdout is /dev/full) are lost,
+/// yet pando exits 0 without a word.
+#[test]
+fn review_a_failing_stdout_is_an_error() {
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let mut child = Command::new(PANDO)
+        .args(["--local", "1", "--bind", "127.0.0.1", "--lines", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(seq(3).as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !out.status.success(),
+        "every result was lost (ENOSPC) but pando succeeded; stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

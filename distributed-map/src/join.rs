@@ -129,6 +129,13 @@ mod tests {
     }
 
     #[test]
+    fn review_tcp_public_url_does_not_keep_the_unspecified_address() {
+        let (local, public) = local_and_public_urls("tcp://0.0.0.0:9000", "ab");
+        assert_eq!(local, "tcp://127.0.0.1:9000?token=ab");
+        assert!(!public.contains("0.0.0.0"), "{public}");
+    }
+
+    #[test]
     fn tokens_compare_exactly() {
         assert!(same_token("abc", "abc"));
         assert!(!same_token("abd", "abc"));
