@@ -271,6 +271,9 @@ async fn master(args: MasterArgs) -> ExitCode {
     }
     config.max_pending = args.max_pending.get();
     config.max_workers = args.max_workers.get();
+    if args.token.as_deref() == Some("") {
+        return fail("the join token must not be empty (--token)");
+    }
     if let Some(token) = &args.token {
         config.token = token.clone();
     }
@@ -291,6 +294,11 @@ async fn master(args: MasterArgs) -> ExitCode {
     };
     let (local_url, public_url) = join::local_and_public_urls(&listener_url, &map.config().token);
     eprintln!("pando: other machines join with: pando work '{public_url}'");
+    if args.local == Some(0) {
+        eprintln!("pando: no local workers (--local 0): waiting for workers to join");
+    } else if args.start_idle {
+        eprintln!("pando: local workers start when a remote worker joins (--start-idle)");
+    }
 
     let lines: Lines = match &args.input {
         Some(path) => match tokio::fs::File::open(path).await {
@@ -306,6 +314,7 @@ async fn master(args: MasterArgs) -> ExitCode {
     };
     let n = args.local.unwrap_or_else(default_workers);
     let (fatal_tx, mut fatal) = mpsc::unbounded_channel::<String>();
+    let write_failed = fatal_tx.clone();
     let start_local = {
         let map = map.clone();
         let lines = args.lines;
@@ -397,12 +406,26 @@ async fn master(args: MasterArgs) -> ExitCode {
     let pipeline = pull!(
         pando_pull_stream::from_try_stream(lines),
         map.clone(),
-        for_each(move |line: Vec<u8>| {
-            let mut out = stdout.lock();
-            let _ = out.write_all(&line);
-            let _ = out.write_all(b"\n");
-            let _ = out.flush();
-            shown.inc(1);
+        for_each({
+            // A result that cannot be written stops the run: it would be lost.
+            let mut broken = false;
+            move |line: Vec<u8>| {
+                if broken {
+                    return;
+                }
+                let mut out = stdout.lock();
+                let written = out
+                    .write_all(&line)
+                    .and_then(|()| out.write_all(b"\n"))
+                    .and_then(|()| out.flush());
+                match written {
+                    Ok(()) => shown.inc(1),
+                    Err(e) => {
+                        broken = true;
+                        let _ = write_failed.send(format!("cannot write the results to stdout: {e}"));
+                    }
+                }
+            }
         }),
     );
     enum End {
@@ -433,7 +456,17 @@ async fn master(args: MasterArgs) -> ExitCode {
         LocalWorkers::none(),
     );
     workers.stop().await;
+    let skipped = map.stats().lender;
     match end {
+        End::Done(Ok(())) if skipped.skipped > 0 => {
+            // --skip-failed: the run succeeded, but lines are missing from the output.
+            say_last(format!(
+                "skipped {} input line(s) that failed more than --max-retries times (--skip-failed); the first: line {}",
+                skipped.skipped,
+                skipped.first_skipped.map_or(0, |id| id + 1)
+            ));
+            ExitCode::SUCCESS
+        }
         End::Done(Ok(())) => ExitCode::SUCCESS,
         End::Done(Err(e)) => fail(describe(&e)),
         End::Fatal(reason) => fail(reason),

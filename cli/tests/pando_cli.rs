@@ -623,13 +623,24 @@ fn a_dropped_worker_is_logged_with_its_name_address_and_reason() {
     let _ = m.wait();
 }
 
-/// Review: a value skipped by --skip-failed disappears from stdout; pando
+/// A value skipped by --skip-failed disappears from stdout; pando
 /// should at least say which input line it skipped (or not exit 0 silently).
 #[test]
-fn review_a_skipped_value_is_reported() {
+fn a_skipped_value_is_reported_with_its_line() {
     let (status, out, err) = run(
-        &["--local", "1", "--bind", "127.0.0.1", "--skip-failed", "--max-retries", "0", "--", "sh", "-c",
-          "read x; [ \"$x\" != 2 ] && echo $x"],
+        &[
+            "--local",
+            "1",
+            "--bind",
+            "127.0.0.1",
+            "--skip-failed",
+            "--max-retries",
+            "0",
+            "--",
+            "sh",
+            "-c",
+            "read x; [ \"$x\" != 2 ] && echo $x",
+        ],
         &seq(3),
     );
     assert_eq!(out, "1\n3\n");
@@ -639,10 +650,10 @@ fn review_a_skipped_value_is_reported() {
     );
 }
 
-/// Review: results that cannot be written (stdout is /dev/full) are lost,
+/// Results that cannot be written (stdout is /dev/full) are lost,
 /// yet pando exits 0 without a word.
 #[test]
-fn review_a_failing_stdout_is_an_error() {
+fn results_that_cannot_be_written_stop_the_run_with_an_error() {
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
     let mut child = Command::new(PANDO)
         .args(["--local", "1", "--bind", "127.0.0.1", "--lines", "--", "cat"])

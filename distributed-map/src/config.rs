@@ -121,6 +121,9 @@ pub enum ConfigError {
     /// A limit that must be positive is zero.
     #[error("{0} must be at least 1")]
     ZeroLimit(&'static str),
+    /// The join token is empty: anyone could join.
+    #[error("the join token must not be empty")]
+    EmptyToken,
     /// The frame limit is too small for the protocol's own frames.
     #[error("the frame limit ({0} bytes) must be at least 1024 bytes")]
     FrameLimit(usize),
@@ -150,6 +153,9 @@ impl MapConfig {
         }
         if self.slow_value_warning.is_some_and(|t| t.is_zero()) {
             return Err(ConfigError::ZeroDuration("the slow-value warning"));
+        }
+        if self.token.is_empty() {
+            return Err(ConfigError::EmptyToken);
         }
         if self.max_pending == 0 {
             return Err(ConfigError::ZeroLimit("max_pending"));

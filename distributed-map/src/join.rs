@@ -79,10 +79,15 @@ pub fn local_and_public_urls(listener_url: &str, token: &str) -> (String, String
         let Ok(mut url) = Url::parse(listener_url) else {
             return listener_url.to_string();
         };
+        // For a scheme the `url` crate does not know (`tcp`), an IPv4 host is
+        // kept as a name: parse it here.
         let unspecified = match url.host() {
             Some(url::Host::Ipv4(ip)) => ip.is_unspecified(),
             Some(url::Host::Ipv6(ip)) => ip.is_unspecified(),
-            _ => false,
+            Some(url::Host::Domain(name)) => name
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_unspecified()),
+            None => false,
         };
         if unspecified && url.set_host(Some(host)).is_err() {
             return listener_url.to_string();
@@ -129,7 +134,7 @@ mod tests {
     }
 
     #[test]
-    fn review_tcp_public_url_does_not_keep_the_unspecified_address() {
+    fn a_tcp_public_url_does_not_keep_the_unspecified_address() {
         let (local, public) = local_and_public_urls("tcp://0.0.0.0:9000", "ab");
         assert_eq!(local, "tcp://127.0.0.1:9000?token=ab");
         assert!(!public.contains("0.0.0.0"), "{public}");

@@ -73,7 +73,8 @@ pub struct WorkerReport {
     pub in_flight: u64,
     /// Results per second over the recent window (the Limiter's flow rate).
     pub items_per_sec: f64,
-    /// How many earlier connections had the same name (reconnections).
+    /// How many earlier connections had the same name (reconnections; among
+    /// the last 256 workers that left).
     pub reconnects: u64,
 }
 
@@ -81,7 +82,8 @@ pub struct WorkerReport {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct MapStats {
-    /// One report per worker connection, in order of connection.
+    /// One report per worker connection, in order of connection: those
+    /// connected, and the last 256 that left.
     pub workers: Vec<WorkerReport>,
     /// The lender's counters (values read, lent, in flight, re-lent, output…).
     pub lender: LenderState,
@@ -149,7 +151,10 @@ impl std::fmt::Display for MapStats {
     }
 }
 
-/// All the workers seen by a master.
+/// How many workers that left are kept in the reports.
+const KEPT_DISCONNECTED: usize = 256;
+
+/// The workers connected to a master, and the last ones that left.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Registry {
     workers: Arc<Mutex<Vec<Arc<WorkerStats>>>>,
@@ -157,7 +162,19 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn add(&self, stats: Arc<WorkerStats>) {
-        self.workers.lock().unwrap_or_else(|p| p.into_inner()).push(stats);
+        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        // Workers that left are kept for the reports, the most recent ones
+        // only: memory follows the workers connected, not every join ever.
+        let gone = workers
+            .iter()
+            .filter(|w| !w.connected.load(Ordering::Relaxed))
+            .count();
+        if gone >= KEPT_DISCONNECTED {
+            if let Some(oldest) = workers.iter().position(|w| !w.connected.load(Ordering::Relaxed)) {
+                workers.remove(oldest);
+            }
+        }
+        workers.push(stats);
     }
 
     pub(crate) fn reports(&self) -> Vec<WorkerReport> {

@@ -167,16 +167,22 @@ async fn a_worker_that_stops_reading_stalls_nobody() {
             }
         });
         // The good worker starts once the stalled one holds 48 values (6 MiB:
-        // more than the kernel's socket buffers, 4 MiB at most here, can absorb).
+        // more than the kernel's socket buffers, 4 MiB at most here, can
+        // absorb), or was dropped already (on a slow machine, what it did not
+        // read may wait a heartbeat timeout before it holds 48).
         let stalled_holds = || {
             let stats = map.stats();
             stats
                 .workers
                 .iter()
                 .find(|w| w.name == "stalled")
-                .map_or(0, |w| w.in_flight)
+                .map_or((0, true), |w| (w.in_flight, w.connected))
         };
-        while stalled_holds() < 48 {
+        loop {
+            let (holds, connected) = stalled_holds();
+            if holds >= 48 || !connected {
+                break;
+            }
             tokio::task::yield_now().await;
         }
         let good = tokio::spawn(async move {

@@ -302,6 +302,7 @@ struct Stats {
     rejected: u64,
     reclaimed: u64,
     skipped: u64,
+    first_skipped: Option<u64>,
 }
 
 impl<T, R> Core<T, R> {
@@ -718,6 +719,7 @@ impl<T, R> Core<T, R> {
         };
         if policy == PoisonPolicy::Skip {
             self.stats.skipped += 1;
+            self.stats.first_skipped.get_or_insert(id);
         }
         self.advance();
         self.pending -= 1;
@@ -1087,6 +1089,7 @@ impl<T, R> Core<T, R> {
             rejected: self.stats.rejected,
             reclaimed: self.stats.reclaimed,
             skipped: self.stats.skipped,
+            first_skipped: self.stats.first_skipped,
             input_ended: self.input.is_some(),
         }
     }

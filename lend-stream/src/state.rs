@@ -46,4 +46,6 @@ pub struct LenderState {
     pub reclaimed: u64,
     /// Poisoned values skipped from the output (policy `Skip`).
     pub skipped: u64,
+    /// The id of the first value skipped, if any (to name it).
+    pub first_skipped: Option<u64>,
 }

@@ -216,7 +216,9 @@ impl MasterSession {
                 }
                 Frame::Hello { name, .. } => {
                     self.state = State::Admitting;
-                    self.events.push_back(MasterEvent::Hello { name });
+                    self.events.push_back(MasterEvent::Hello {
+                        name: printable_name(&name),
+                    });
                 }
                 other => self.reject(now, format!("expected a Hello frame, got {}", other.name())),
             },
@@ -597,6 +599,21 @@ impl MasterSession {
     }
 }
 
+/// The longest worker name kept, in characters.
+pub const MAX_NAME: usize = 64;
+
+/// A worker's name as the master shows it (logs, monitoring): at most
+/// [`MAX_NAME`] characters, control characters replaced by `?`, so that a
+/// name can neither forge log lines nor flood them.
+fn printable_name(name: &str) -> String {
+    let name: String = name
+        .chars()
+        .take(MAX_NAME)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if name.is_empty() { "?".to_string() } else { name }
+}
+
 /// A duration in whole milliseconds, saturating.
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -672,6 +689,26 @@ mod tests {
             );
             assert!(s.is_done_sending());
         }
+    }
+
+    #[test]
+    fn a_name_that_could_forge_or_flood_log_lines_is_cut_and_cleaned() {
+        let t0 = Instant::now();
+        let mut s = MasterSession::new(config(|_| {}), t0);
+        let name = format!("x\n INFO worker root joined{}", "y".repeat(1 << 20));
+        s.handle_frame(
+            t0,
+            Frame::Hello {
+                version: PROTOCOL_VERSION,
+                token: "tok".into(),
+                name,
+            },
+        );
+        let Some(MasterEvent::Hello { name }) = s.poll_event() else {
+            panic!("a Hello")
+        };
+        assert_eq!(name.chars().count(), MAX_NAME);
+        assert!(name.starts_with("x? INFO worker root joined"), "{name}");
     }
 
     #[test]

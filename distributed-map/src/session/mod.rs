@@ -28,7 +28,7 @@ use crate::frame::{Frame, FrameError};
 mod master;
 mod worker;
 
-pub use master::{MasterEvent, MasterSession};
+pub use master::{MAX_NAME, MasterEvent, MasterSession};
 pub use worker::{WorkerEvent, WorkerSession, WorkerSessionConfig};
 
 /// Bytes a [`Frame::Value`] or [`Frame::Result`] adds around its payload, at
