@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::Codec;
-use crate::connection::{Conn, FromWorker, RejectFailures, ToWorker, lock, poll_drive};
+use crate::connection::{Conn, FromWorker, RejectFailures, ToWorker, Work, lock, poll_drive};
 use crate::io::{FrameIo, now};
 use crate::master::DistributedMap;
 use crate::session::{MasterSession, at};
@@ -193,19 +193,26 @@ where
         let mut result = None;
         let mut driven = false;
         std::future::poll_fn(|cx| {
+            // Woken from outside (the lender, the socket, a timer): both parts
+            // look; then only the part the other one changed something for.
+            let mut work = Work {
+                pipeline: true,
+                driver: true,
+            };
             for _ in 0..64 {
-                if result.is_none() {
+                if work.pipeline && result.is_none() {
                     if let Poll::Ready(r) = pipeline.as_mut().poll(cx) {
                         result = Some(r);
                     }
                 }
-                if !driven {
+                if work.driver && !driven {
                     driven = poll_drive(&conn, &mut io, &mut never, false, cx).is_ready();
                 }
                 if result.is_some() && driven {
                     return Poll::Ready(());
                 }
-                if !lock(&conn).take_work() {
+                work = lock(&conn).take_work();
+                if !work.pipeline && !work.driver {
                     return Poll::Pending;
                 }
             }

@@ -45,10 +45,22 @@ pub(crate) struct Conn<Out> {
     /// Tells the lender why the values this worker holds come back.
     end_reason: Option<Box<dyn Fn(String) + Send>>,
     stats: Option<Arc<WorkerStats>>,
-    /// One part changed something another part must see: the connection's
-    /// task goes round its parts again (they all run in that one task, so
-    /// they need no wakers of their own between them).
-    work: bool,
+    /// The driver changed something the pipeline must see (an answer, the
+    /// end): the connection's task polls the pipeline again. The parts all
+    /// run in that one task, so they need no wakers between them.
+    for_pipeline: bool,
+    /// The pipeline changed something the driver must see (a value to send,
+    /// the end of the values, a close): the task polls the driver again.
+    for_driver: bool,
+}
+
+/// Which parts of a connection's task have something new to see.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Work {
+    /// The pipeline (the lender's side).
+    pub(crate) pipeline: bool,
+    /// The driver (the session's I/O).
+    pub(crate) driver: bool,
 }
 
 impl<Out> Conn<Out> {
@@ -62,18 +74,22 @@ impl<Out> Conn<Out> {
             reclaim: None,
             end_reason: None,
             stats: None,
-            work: false,
+            for_pipeline: false,
+            for_driver: false,
         }
     }
 
-    /// Tells the connection's task to go round its parts again.
+    /// Tells the connection's task to poll the driver again.
     fn touch(&mut self) {
-        self.work = true;
+        self.for_driver = true;
     }
 
-    /// Whether a part asked to go round again since the last call.
-    pub(crate) fn take_work(&mut self) -> bool {
-        std::mem::take(&mut self.work)
+    /// Which parts have something new to see since the last call.
+    pub(crate) fn take_work(&mut self) -> Work {
+        Work {
+            pipeline: std::mem::take(&mut self.for_pipeline),
+            driver: std::mem::take(&mut self.for_driver),
+        }
     }
 
     /// How the session ended, if it has.
@@ -125,7 +141,8 @@ pub(crate) fn poll_drive<Out: DeserializeOwned>(
         reclaim,
         end_reason,
         stats,
-        work,
+        for_pipeline,
+        for_driver: _,
     } = c;
     let peer = io.peer.clone();
     let codec = io.codec();
@@ -152,7 +169,7 @@ pub(crate) fn poll_drive<Out: DeserializeOwned>(
                             stats.result();
                         }
                         answers.push_back(Lent::new(id, Ok(out)));
-                        *work = true;
+                        *for_pipeline = true;
                     }
                     Err(e) => session.handle_bad_frame(now, e),
                 },
@@ -161,7 +178,7 @@ pub(crate) fn poll_drive<Out: DeserializeOwned>(
                         stats.failure();
                     }
                     answers.push_back(Lent::new(id, Err(reason)));
-                    *work = true;
+                    *for_pipeline = true;
                 }
                 MasterEvent::TimedOut { id, reason } => {
                     tracing::warn!("value #{id} timed out on worker {worker}: {reason}; it is lent again");
@@ -181,7 +198,7 @@ pub(crate) fn poll_drive<Out: DeserializeOwned>(
                         end_reason(format!("worker {worker} {reason}"));
                     }
                     *ended = Some(result);
-                    *work = true;
+                    *for_pipeline = true;
                 }
             }
         }
