@@ -162,7 +162,7 @@ async fn throughput() {
         "  {:>5}  {:>24}  {:>24}  {:>9}",
         "batch", "loopback WebSocket", "in-process transport", "ws / mem"
     );
-    for (batch, n) in [(1usize, 20_000u64), (16, 200_000), (256, 1_000_000)] {
+    for (batch, n) in [(1usize, 100_000u64), (16, 400_000), (256, 1_000_000)] {
         let listener = ws::WsListener::bind("127.0.0.1:0", 1 << 24).await.unwrap();
         let connector = ws::WsConnector::new(1 << 24);
         let ws_rate = run_in_process(n, batch, listener, connector, 2).await;
