@@ -222,6 +222,9 @@ impl MasterSession {
                 }
                 other => self.reject(now, format!("expected a Hello frame, got {}", other.name())),
             },
+            // A worker may send a heartbeat right after its Hello, before the
+            // adapter decided: harmless.
+            State::Admitting if frame == Frame::Heartbeat => {}
             State::Admitting => self.fail(now, SessionError::Unexpected(frame.name())),
             State::Running => self.running_frame(now, frame),
             State::Closing | State::Closed => {}
@@ -709,6 +712,18 @@ mod tests {
         };
         assert_eq!(name.chars().count(), MAX_NAME);
         assert!(name.starts_with("x? INFO worker root joined"), "{name}");
+    }
+
+    #[test]
+    fn a_heartbeat_right_after_the_hello_is_harmless() {
+        let t0 = Instant::now();
+        let mut s = MasterSession::new(config(|_| {}), t0);
+        s.handle_frame(t0, hello("tok"));
+        s.handle_frame(t0, Frame::Heartbeat);
+        assert_eq!(s.poll_event(), Some(MasterEvent::Hello { name: "w".into() }));
+        s.admit(t0);
+        assert!(s.is_running());
+        assert_eq!(s.poll_event(), None);
     }
 
     #[test]
