@@ -149,6 +149,8 @@ impl Worker {
     /// See the [crate documentation](crate) for an example.
     pub async fn connect_with<C: Connector>(&self, connector: &C, url: &str) -> Result<Session, JoinError> {
         let (base, token) = split_join_url(url);
+        // One deadline for the connection and the handshake together.
+        let started = now();
         let connection = match tokio::time::timeout(self.handshake_timeout, connector.connect(&base)).await {
             Ok(connection) => connection?,
             Err(_) => {
@@ -160,7 +162,7 @@ impl Worker {
         let mut config = WorkerSessionConfig::new(self.name.clone(), token);
         config.handshake_timeout = self.handshake_timeout;
         config.jobs = self.jobs;
-        let mut core = WorkerSession::new(config, now());
+        let mut core = WorkerSession::new(config, started);
         let mut io = FrameIo::new(connection, Codec::Postcard, self.max_frame);
         let welcomed = std::future::poll_fn(|cx| {
             io.drive(&mut core, cx, |core, _, _| {
