@@ -156,7 +156,7 @@ impl FastTree {
     /// use pando_genet::scenario::Scenario;
     /// let mut tree = FastTree::default();
     /// let s = tree.play(&mut Scenario::new(7, 1000, 10, 0.25));
-    /// assert_eq!(s.nodes, 1000);
+    /// assert_eq!(s.nodes, 750); // the 250 disconnected nodes are gone
     /// assert_eq!(s.deeper, 0);
     /// ```
     pub fn play(&mut self, scenario: &mut Scenario) -> DepthStats {
@@ -167,15 +167,20 @@ impl FastTree {
         }
         let picks = scenario.pick_failures();
         if !picks.is_empty() {
+            let mut gone = vec![false; n + 1];
+            for &p in &picks {
+                gone[p] = true;
+            }
             let mut orphans = Vec::new();
-            for p in picks {
-                orphans.extend(self.detach(p));
+            for &p in &picks {
+                orphans.extend(self.detach(p).into_iter().filter(|&x| !gone[x]));
             }
             for node in scenario.rejoin_order(orphans) {
                 self.join(node);
             }
         }
-        DepthStats::of(self.depth[1..].iter().copied(), self.limit)
+        let attached = (1..=n).filter(|&i| self.parent[i] != NONE);
+        DepthStats::of(attached.map(|i| self.depth[i]), self.limit)
     }
 
     /// Node `node`'s parent, if attached.

@@ -7,6 +7,7 @@ pub mod id;
 mod message;
 mod node;
 pub mod scenario;
+pub mod sim;
 
 pub use config::{
     Backoff, Config, ConfigError, DEFAULT_CANDIDATE_TIMEOUT, DEFAULT_CHILDREN_LIMIT, DEFAULT_MAX_STORED,
