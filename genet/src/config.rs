@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-/// The default `children_limit`: seed 000, line 5718 ("a deployment
+/// The default `children_limit`: seed 000, line 5726 ("a deployment
 /// parameter with a default of 10") and SPEC.md.
 pub const DEFAULT_CHILDREN_LIMIT: usize = 10;
 
@@ -13,7 +13,7 @@ pub const DEFAULT_CHILDREN_LIMIT: usize = 10;
 /// between reports"; seed 004, §IV-B2).
 pub const DEFAULT_REPORTING_INTERVAL: Duration = Duration::from_secs(3);
 
-/// The default candidate timeout: 60 s (seed 000, lines 5771-5773: "the
+/// The default candidate timeout: 60 s (seed 000, lines 5772-5773: "the
 /// parent node will remove the potential candidate after a configurable
 /// timeout, with a default value of 60 seconds"; seed 004, §II).
 pub const DEFAULT_CANDIDATE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,7 +23,7 @@ pub const DEFAULT_CANDIDATE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_STORED: usize = 1024;
 
 /// Automatic re-join after the parent is lost or a join times out: the
-/// original left it to the user (seed 000, lines 6053-6055).
+/// original left it to the user (seed 000, lines 6076-6077).
 ///
 /// The `k`-th attempt in a row waits `min(initial · 2^k, max)`, plus up to
 /// half of that again as seeded jitter, so that the orphans of one failure

@@ -2,7 +2,7 @@
 //! draws identifiers.
 //!
 //! The seeds give every node a random identifier (seed 000, Algorithm 16,
-//! lines 5962-5966: `id ← random()`, drawn again on every `becomeRoot` and
+//! lines 5964-5967: `id ← random()`, drawn again on every `becomeRoot` and
 //! `join`). The JavaScript original used 6 decimal digits of a 31-bit hash;
 //! we use a full `u64`, so that two joiners practically never share one.
 
@@ -29,7 +29,7 @@ impl std::fmt::Display for NodeId {
 /// The 64-bit finalizer of SplitMix64 (Steele, Lea and Flood, 2014): a
 /// bijective mixer whose every output bit depends on every input bit. It is
 /// the "good hash function" that seed 000 asks of the routing (lines
-/// 5749-5751), and it is fixed here, not left to `std`'s unspecified
+/// 5762-5764), and it is fixed here, not left to `std`'s unspecified
 /// hasher, so that a seed replays the same trees on every Rust version.
 ///
 /// ```
@@ -44,7 +44,7 @@ pub fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Genet's routing function (seed 000, lines 5738-5741):
+/// Genet's routing function (seed 000, lines 5738-5744):
 /// `childIndex = hash(originId XOR nodeId) mod ChildrenLimit`, 0-based.
 ///
 /// A full node delegates every join request of `origin` to the child in this

@@ -362,7 +362,7 @@ impl Node {
     }
 
     /// Slot `index` (`0..children_limit`): its child or candidate, if any.
-    /// Children keep their slot until they leave (seed 000, lines 5718-5720).
+    /// Children keep their slot until they leave (seed 000, lines 5726-5727).
     ///
     /// ```
     /// use pando_genet::{Config, Node};
@@ -454,7 +454,7 @@ impl Node {
     /// When [`Node::handle_timeout`] must be called next, if ever.
     ///
     /// ```
-    /// use std::time::Instant;
+    /// use std::time::{Duration, Instant};
     /// use pando_genet::{Config, Node};
     /// let now = Instant::now();
     /// let mut node = Node::new(Config::default(), 1).unwrap();
@@ -753,7 +753,7 @@ impl Node {
     /// starts a pending re-join, and reports the leaves when due.
     ///
     /// ```
-    /// use std::time::Instant;
+    /// use std::time::{Duration, Instant};
     /// use pando_genet::{Config, Event, Node};
     /// let now = Instant::now();
     /// let mut node = Node::new(Config::default(), 1).unwrap();

@@ -843,6 +843,30 @@ impl Sim {
         }
     }
 
+    /// Whether the tree is settled: every live node but the root is a
+    /// connected child of a live parent, and hangs below the root.
+    ///
+    /// ```
+    /// use pando_genet::sim::{Sim, SimConfig};
+    /// let mut sim = Sim::new(SimConfig::default(), 5, 1);
+    /// sim.become_root(0);
+    /// assert!(!sim.is_settled());
+    /// (1..=5).for_each(|i| sim.join(i));
+    /// sim.run_until_quiet();
+    /// assert!(sim.is_settled());
+    /// ```
+    #[must_use]
+    pub fn is_settled(&self) -> bool {
+        (0..self.nodes.len())
+            .filter(|&i| self.alive[i] && Some(i) != self.root)
+            .all(|i| {
+                let Some(p) = self.parent_of(i) else { return false };
+                self.alive[p]
+                    && self.nodes[p].children().any(|c| Some(c) == self.nodes[i].id())
+                    && self.depth_of(i).is_some()
+            })
+    }
+
     /// Node `i`'s parent, as a node number.
     ///
     /// ```

@@ -78,15 +78,6 @@ fn depth_stays_within_the_seeds_bounds() {
     }
 }
 
-/// Every live node but the root is a connected child of a live parent, and
-/// hangs below the root.
-fn consistent(s: &Sim, n: usize) -> bool {
-    (1..=n).filter(|&i| s.is_alive(i)).all(|i| {
-        let Some(p) = s.parent_of(i) else { return false };
-        s.is_alive(p) && s.node(p).children().any(|c| Some(c) == s.node(i).id()) && s.depth_of(i).is_some()
-    })
-}
-
 fn churn_config(open_failure: f64) -> SimConfig {
     SimConfig {
         node: Config {
@@ -116,7 +107,7 @@ fn a_crowd_joins_at_once_through_failing_connections() {
         for i in 1..=n {
             sim.join_after(i, Duration::from_millis(i as u64 * 7 % 2000));
         }
-        let all_in = sim.run_until(|s| consistent(s, n), Duration::from_secs(600));
+        let all_in = sim.run_until(|s| s.is_settled(), Duration::from_secs(600));
         let stuck: Vec<_> = (1..=n).filter(|&i| sim.node(i).parent().is_none()).collect();
         assert!(
             all_in,
@@ -202,7 +193,7 @@ fn an_intermediate_node_crashes_and_its_subtree_rejoins() {
             sim.join_after(i, Duration::from_millis(i as u64 * 50));
         }
         assert!(
-            sim.run_until(|s| consistent(s, n), Duration::from_secs(120)),
+            sim.run_until(|s| s.is_settled(), Duration::from_secs(120)),
             "seed {seed}: the tree did not form"
         );
         // The deepest node that has children whose children have children.
@@ -219,7 +210,7 @@ fn an_intermediate_node_crashes_and_its_subtree_rejoins() {
             Duration::from_secs(10),
         );
         assert!(dropped, "seed {seed}: the parent still holds the crashed child");
-        let rejoined = sim.run_until(|s| consistent(s, n), Duration::from_secs(120));
+        let rejoined = sim.run_until(|s| s.is_settled(), Duration::from_secs(120));
         assert!(
             rejoined,
             "seed {seed}: the orphans of node {victim} did not all re-join"
