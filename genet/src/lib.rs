@@ -147,6 +147,7 @@
 //! 14 %.) The whole N = 10⁵, R = 100 run takes 1.4 s of CPU.
 
 mod config;
+pub mod coordinator;
 mod error;
 pub mod fast;
 pub mod id;

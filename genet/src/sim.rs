@@ -52,6 +52,10 @@ pub struct SimConfig {
     pub signals: u32,
     /// The probability that a connection never opens.
     pub open_failure: f64,
+    /// Keep every [`Event::LeafNumber`] in the nodes' event logs (by
+    /// default only the node's own count is kept, in
+    /// [`Sim::reported_leaves`]).
+    pub keep_leaf_numbers: bool,
 }
 
 impl Default for SimConfig {
@@ -62,6 +66,7 @@ impl Default for SimConfig {
             open_delay: (Duration::from_millis(20), Duration::from_millis(300)),
             signals: 2,
             open_failure: 0.0,
+            keep_leaf_numbers: false,
         }
     }
 }
@@ -263,8 +268,8 @@ impl Sim {
         self.index.get(&id).copied()
     }
 
-    /// Node `i`'s indications so far (all but `LeafNumber`, see
-    /// [`Sim::reported_leaves`]), drained.
+    /// Node `i`'s indications so far (without `LeafNumber` unless
+    /// [`SimConfig::keep_leaf_numbers`]; see [`Sim::reported_leaves`]), drained.
     ///
     /// ```
     /// use pando_genet::sim::{Sim, SimConfig};
@@ -668,11 +673,15 @@ impl Sim {
             self.act(i, action);
         }
         while let Some(event) = self.nodes[i].poll_event() {
-            match event {
-                Event::LeafNumber { id, n } if Some(id) == self.ids[i] => self.own_leaves[i] = Some(n),
-                Event::LeafNumber { .. } => {}
-                e => self.events[i].push(e),
+            if let Event::LeafNumber { id, n } = event {
+                if Some(id) == self.ids[i] {
+                    self.own_leaves[i] = Some(n);
+                }
+                if !self.cfg.keep_leaf_numbers {
+                    continue;
+                }
             }
+            self.events[i].push(event);
         }
         self.max_occupied = self.max_occupied.max(self.nodes[i].occupied());
         if self.nodes[i].state() == State::Idle && self.root == Some(i) {
