@@ -104,6 +104,16 @@
 //!
 //! Driving one core by hand, as an adapter does, is shown on [`Node`].
 //!
+//! # Towards the scalable DistributedMap
+//! [`coordinator::Coordinator`] is the per-node policy of Abstraction 5
+//! (Algorithms 20-21): it reads a node's events and says when to pause and
+//! resume local processing, when to lend to a child through a Limiter of
+//! limit `batch_size × the child's leaves`, and when to reclaim a child's
+//! values. It resumes local processing when the last child leaves — the
+//! seeds' test (`n = 0` for the node itself) never fires, since a childless
+//! node reports 1 leaf. The glue to `pando-lend-stream` and `pando-limiter`
+//! comes with the real nodes.
+//!
 //! # Depth, against the seeds
 //! Depth and N as the seeds define them (line 6387, "N nodes in a perfectly
 //! balanced tree are at depth less or equal to ⌈log(N)⌉"): the root is at
