@@ -6,16 +6,28 @@ use thiserror::Error;
 
 /// The default `children_limit`: seed 000, line 5726 ("a deployment
 /// parameter with a default of 10") and SPEC.md.
+///
+/// ```
+/// assert_eq!(pando_genet::DEFAULT_CHILDREN_LIMIT, 10);
+/// ```
 pub const DEFAULT_CHILDREN_LIMIT: usize = 10;
 
 /// The default reporting interval: 3 s, the interval the seeds' deployments
 /// used (seed 000, lines 6517-6518: "We used an interval of 3 seconds
 /// between reports"; seed 004, §IV-B2).
+///
+/// ```
+/// assert_eq!(pando_genet::DEFAULT_REPORTING_INTERVAL.as_secs(), 3);
+/// ```
 pub const DEFAULT_REPORTING_INTERVAL: Duration = Duration::from_secs(3);
 
 /// The default candidate timeout: 60 s (seed 000, lines 5772-5773: "the
 /// parent node will remove the potential candidate after a configurable
 /// timeout, with a default value of 60 seconds"; seed 004, §II).
+///
+/// ```
+/// assert_eq!(pando_genet::DEFAULT_CANDIDATE_TIMEOUT.as_secs(), 60);
+/// ```
 pub const DEFAULT_CANDIDATE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The default bound on join requests a node holds for candidates that have
@@ -82,6 +94,11 @@ pub struct Config {
     /// Re-join automatically (with this backoff) after losing the parent or
     /// timing out; `None` (the default, as in the seeds) leaves it to the user.
     pub rejoin: Option<Backoff>,
+    /// Whether this node takes children (the default). A node that cannot
+    /// be reached by others (a browser tab or a worker without a listening
+    /// address, over WebSocket) sets it to `false`: it joins as a leaf, and
+    /// its parent never routes joiners to it.
+    pub accepts_children: bool,
 }
 
 impl Default for Config {
@@ -93,6 +110,7 @@ impl Default for Config {
             join_timeout: DEFAULT_CANDIDATE_TIMEOUT,
             max_stored: DEFAULT_MAX_STORED,
             rejoin: None,
+            accepts_children: true,
         }
     }
 }

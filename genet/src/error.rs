@@ -63,6 +63,13 @@ pub enum GenetError {
         /// Why it was ignored.
         why: &'static str,
     },
+    /// A full node has no child that can take children: the joiner cannot
+    /// be placed below it and was dropped.
+    #[error("no room for {origin}: every child of this full node is a leaf-only node")]
+    NoRoom {
+        /// The joiner.
+        origin: NodeId,
+    },
     /// The relay refused to make this node the root (a wrong secret, or a root already there).
     #[error("the relay refused the root: {0}")]
     RootRefused(String),

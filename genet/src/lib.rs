@@ -45,6 +45,16 @@
 //! When a node's parent fails, the node leaves and closes its subtree; when
 //! a child fails, it is removed and the rest carries on (Algorithm 19).
 //!
+//! **Who can be a parent.** A node that others cannot reach (over
+//! WebSocket: a browser tab, or a worker without a listening address) sets
+//! [`Config::accepts_children`] to `false`. Its join requests say so
+//! (`can_parent` in [`Message::JoinRequest`]), and a full node hands joiners
+//! only to children that can take them: to slot [`child_index`] if its child
+//! can, else by the same hash over the slots whose children can (so one
+//! joiner still follows one path while those slots do not change); if none
+//! can, [`GenetError::NoRoom`]. Tested in `tests/core.rs` and
+//! `tests/sim.rs`.
+//!
 //! # Beyond the original `webrtc-tree-overlay`
 //! Each is tested in `tests/core.rs`:
 //! - requests held for a slot whose candidate has not connected expire

@@ -25,7 +25,7 @@ pub struct Signal(pub Vec<u8>);
 ///
 /// ```
 /// use pando_genet::{Message, NodeId, Signal};
-/// let m = Message::JoinRequest { origin: NodeId(4), signal: Signal(vec![1]) };
+/// let m = Message::JoinRequest { origin: NodeId(4), signal: Signal(vec![1]), can_parent: true };
 /// let bytes = postcard::to_allocvec(&m).unwrap();
 /// assert_eq!(postcard::from_bytes::<Message>(&bytes).unwrap(), m);
 /// ```
@@ -39,6 +39,10 @@ pub enum Message {
         origin: NodeId,
         /// One of its signals.
         signal: Signal,
+        /// Whether the joiner can take children of its own (over WebSocket:
+        /// whether it listens at an address its children can reach). Full
+        /// nodes never route joiners to a child that cannot.
+        can_parent: bool,
     },
     /// One of the future parent's signals, sent straight to the joiner
     /// through the relay (Algorithm 17, `joinReply⟨id, signal⟩`).

@@ -195,6 +195,7 @@ enum Role {
 #[derive(Debug)]
 struct Slot {
     id: NodeId,
+    can_parent: bool,
     /// `None` once connected; the candidate's deadline before.
     deadline: Option<Instant>,
     leaves: u64,
@@ -204,6 +205,7 @@ struct Slot {
 struct Stored {
     origin: NodeId,
     signal: Signal,
+    can_parent: bool,
     expires: Instant,
 }
 
@@ -601,7 +603,13 @@ impl Node {
     /// ```
     pub fn handle_message(&mut self, from: From, message: Message, now: Instant) {
         match message {
-            Message::JoinRequest { origin, signal } => self.on_join_request(from, origin, signal, now),
+            Message::JoinRequest {
+                origin,
+                signal,
+                can_parent,
+            } => {
+                self.on_join_request(from, origin, signal, can_parent, now);
+            }
             Message::JoinReply {
                 from: replier,
                 signal,
@@ -634,9 +642,14 @@ impl Node {
                     Role::Member { parent } => To::Node(parent),
                     _ => return,
                 };
+                let can_parent = self.config.accepts_children;
                 self.actions.push_back(Action::Send {
                     to,
-                    message: Message::JoinRequest { origin: me, signal },
+                    message: Message::JoinRequest {
+                        origin: me,
+                        signal,
+                        can_parent,
+                    },
                 });
             }
             Link::Child(id) => {
@@ -692,6 +705,7 @@ impl Node {
                         message: Message::JoinRequest {
                             origin: s.origin,
                             signal: s.signal,
+                            can_parent: s.can_parent,
                         },
                     });
                 }
@@ -871,7 +885,14 @@ impl Node {
             .push_back(Event::Error(GenetError::Unexpected { kind, from, why }));
     }
 
-    fn on_join_request(&mut self, from: From, origin: NodeId, signal: Signal, now: Instant) {
+    fn on_join_request(
+        &mut self,
+        from: From,
+        origin: NodeId,
+        signal: Signal,
+        can_parent: bool,
+        now: Instant,
+    ) {
         let kind = "JoinRequest";
         let allowed = match (&self.role, from) {
             (Role::Root, From::Relay) | (Role::Member { .. }, From::Parent) => true,
@@ -901,31 +922,59 @@ impl Node {
         }
         // Earlier requests of this joiner are held here: keep them together.
         if let Some(&(i, _)) = self.stored_at.get(&origin) {
-            return self.store(i, origin, signal, now);
+            return self.store(i, origin, signal, can_parent, now);
+        }
+        if !self.config.accepts_children {
+            return self.unexpected(kind, from, "this node takes no children");
         }
         if self.occupied < self.slots.len() {
             let i = self.slots.iter().position(Option::is_none).unwrap_or(0);
-            return self.new_candidate(i, origin, signal, now);
+            return self.new_candidate(i, origin, signal, can_parent, now);
         }
-        let i = child_index(me, origin, self.slots.len());
+        let Some(i) = self.route(me, origin) else {
+            self.events.push_back(Event::Error(GenetError::NoRoom { origin }));
+            return;
+        };
         match &self.slots[i] {
             Some(Slot {
                 id, deadline: None, ..
             }) => {
                 let to = To::Child(*id);
-                self.actions.push_back(Action::Send {
-                    to,
-                    message: Message::JoinRequest { origin, signal },
-                });
+                let message = Message::JoinRequest {
+                    origin,
+                    signal,
+                    can_parent,
+                };
+                self.actions.push_back(Action::Send { to, message });
             }
-            _ => self.store(i, origin, signal, now),
+            _ => self.store(i, origin, signal, can_parent, now),
         }
     }
 
-    fn new_candidate(&mut self, i: usize, origin: NodeId, signal: Signal, now: Instant) {
+    /// The slot a full node hands `origin` to: `child_index`, unless that
+    /// child takes no children; then the same hash over the slots whose
+    /// children do (the same joiner still gets the same slot while they do
+    /// not change). `None` when no child takes children.
+    fn route(&self, me: NodeId, origin: NodeId) -> Option<usize> {
+        let i = child_index(me, origin, self.slots.len());
+        if self.slots[i].as_ref().is_some_and(|s| s.can_parent) {
+            return Some(i);
+        }
+        let eligible: Vec<usize> = (0..self.slots.len())
+            .filter(|&j| self.slots[j].as_ref().is_some_and(|s| s.can_parent))
+            .collect();
+        if eligible.is_empty() {
+            return None;
+        }
+        Some(eligible[child_index(me, origin, eligible.len())])
+    }
+
+    fn new_candidate(&mut self, i: usize, origin: NodeId, signal: Signal, can_parent: bool, now: Instant) {
+        let deadline = Some(now + self.config.candidate_timeout);
         self.slots[i] = Some(Slot {
             id: origin,
-            deadline: Some(now + self.config.candidate_timeout),
+            can_parent,
+            deadline,
             leaves: 1,
         });
         self.occupied += 1;
@@ -937,7 +986,7 @@ impl Node {
         });
     }
 
-    fn store(&mut self, i: usize, origin: NodeId, signal: Signal, now: Instant) {
+    fn store(&mut self, i: usize, origin: NodeId, signal: Signal, can_parent: bool, now: Instant) {
         if self.stored >= self.config.max_stored {
             self.events.push_back(Event::Error(GenetError::TooManyStored {
                 origin,
@@ -945,10 +994,12 @@ impl Node {
             }));
             return;
         }
+        let expires = now + self.config.join_timeout;
         self.queues[i].push_back(Stored {
             origin,
             signal,
-            expires: now + self.config.join_timeout,
+            can_parent,
+            expires,
         });
         self.stored_at.entry(origin).or_insert((i, 0)).1 += 1;
         self.stored += 1;
@@ -983,7 +1034,7 @@ impl Node {
         };
         let origin = first.origin;
         self.unstore(origin);
-        self.new_candidate(i, origin, first.signal, now);
+        self.new_candidate(i, origin, first.signal, first.can_parent, now);
         let queue = std::mem::take(&mut self.queues[i]);
         for s in queue {
             if s.origin == origin {

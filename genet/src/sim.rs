@@ -113,12 +113,24 @@ enum Ev {
 }
 
 /// The simulator: nodes `0..=n`, with node 0 usually the root.
+///
+/// ```
+/// use std::time::Duration;
+/// use pando_genet::sim::{Sim, SimConfig};
+/// let mut sim = Sim::new(SimConfig::default(), 12, 3);
+/// sim.become_root(0);
+/// (1..=12).for_each(|i| sim.join(i));
+/// sim.run_until_quiet();
+/// assert!(sim.is_settled());
+/// assert_eq!(sim.node(0).children().count(), 10); // two were grafted below
+/// ```
 #[derive(Debug)]
 pub struct Sim {
     cfg: SimConfig,
     start: Instant,
     now: Instant,
     nodes: Vec<Node>,
+    seeds: Vec<u64>,
     alive: Vec<bool>,
     ids: Vec<Option<NodeId>>,
     index: HashMap<NodeId, usize>,
@@ -180,6 +192,7 @@ impl Sim {
             start,
             now: start,
             nodes,
+            seeds: seeds.to_vec(),
             alive: vec![true; n],
             ids: vec![None; n],
             index: HashMap::new(),
@@ -299,6 +312,27 @@ impl Sim {
     #[must_use]
     pub fn max_occupied(&self) -> usize {
         self.max_occupied
+    }
+
+    /// Makes idle node `i` a leaf-only node ([`Config::accepts_children`]
+    /// `false`); does nothing to a node in a tree.
+    ///
+    /// ```
+    /// use pando_genet::sim::{Sim, SimConfig};
+    /// let mut sim = Sim::new(SimConfig::default(), 1, 1);
+    /// sim.set_leaf_only(1);
+    /// assert!(!sim.node(1).config().accepts_children);
+    /// ```
+    pub fn set_leaf_only(&mut self, i: usize) {
+        if self.nodes[i].state() == State::Idle {
+            let config = Config {
+                accepts_children: false,
+                ..self.cfg.node.clone()
+            };
+            if let Ok(node) = Node::new(config, self.seeds[i]) {
+                self.nodes[i] = node;
+            }
+        }
     }
 
     /// Node `i` becomes the root (with the relay's secret), now.

@@ -34,6 +34,7 @@ fn offer(node: &mut Node, origin: u64, now: Instant) -> Vec<Action> {
     let message = Message::JoinRequest {
         origin: NodeId(origin),
         signal: Signal(vec![origin as u8]),
+        can_parent: true,
     };
     node.handle_message(From::Relay, message, now);
     drain(node)
@@ -95,7 +96,8 @@ fn a_free_slot_takes_the_joiner_and_a_full_node_delegates_by_hash() {
                     to: To::Child(child),
                     message: Message::JoinRequest {
                         origin: NodeId(origin),
-                        signal: Signal(vec![origin as u8])
+                        signal: Signal(vec![origin as u8]),
+                        can_parent: true
                     }
                 }],
                 "origin {origin}"
@@ -221,7 +223,8 @@ fn held_requests_go_down_once_the_candidate_connects() {
             to: To::Child(NodeId(10)),
             message: Message::JoinRequest {
                 origin: NodeId(20),
-                signal: Signal(vec![20])
+                signal: Signal(vec![20]),
+                can_parent: true
             }
         }]
     );
@@ -285,6 +288,7 @@ fn losing_the_parent_closes_the_subtree() {
         Message::JoinRequest {
             origin: NodeId(5),
             signal: Signal(vec![5]),
+            can_parent: true,
         },
         now,
     );
@@ -449,6 +453,7 @@ fn leaves_are_counted_and_reported_every_interval() {
             Message::JoinRequest {
                 origin: NodeId(c),
                 signal: Signal(vec![]),
+                can_parent: true,
             },
             now,
         );
@@ -475,6 +480,7 @@ fn messages_from_the_wrong_place_are_reported_and_ignored() {
         Message::JoinRequest {
             origin: NodeId(9),
             signal: Signal(vec![]),
+            can_parent: true,
         },
         now,
     );
@@ -492,6 +498,7 @@ fn messages_from_the_wrong_place_are_reported_and_ignored() {
         Message::JoinRequest {
             origin: me,
             signal: Signal(vec![]),
+            can_parent: true,
         },
         now,
     );
@@ -519,5 +526,103 @@ fn a_refused_root_says_so() {
                 reason: LeftReason::RootRefused
             }
         ]
+    );
+}
+
+fn offer_from(node: &mut Node, origin: u64, can_parent: bool, now: Instant) -> Vec<Action> {
+    let message = Message::JoinRequest {
+        origin: NodeId(origin),
+        signal: Signal(vec![]),
+        can_parent,
+    };
+    node.handle_message(From::Relay, message, now);
+    drain(node)
+}
+
+#[test]
+fn full_nodes_never_route_to_leaf_only_children() {
+    let now = Instant::now();
+    let mut node = root(cfg(3), now);
+    for (c, can) in [(10u64, false), (11, true), (12, false)] {
+        offer_from(&mut node, c, can, now);
+        node.handle_opened(Link::Child(NodeId(c)), now);
+    }
+    drain(&mut node);
+    events(&mut node);
+    for origin in 100..160u64 {
+        let actions = offer_from(&mut node, origin, true, now);
+        assert!(
+            matches!(
+                actions.as_slice(),
+                [Action::Send {
+                    to: To::Child(NodeId(11)),
+                    ..
+                }]
+            ),
+            "origin {origin}: {actions:?}"
+        );
+    }
+    // With no child that takes children, a full node has no room.
+    node.handle_closed(Link::Child(NodeId(11)), None, now);
+    offer_from(&mut node, 13, false, now);
+    node.handle_opened(Link::Child(NodeId(13)), now);
+    drain(&mut node);
+    events(&mut node);
+    assert!(offer_from(&mut node, 200, true, now).is_empty());
+    assert_eq!(
+        events(&mut node),
+        vec![Event::Error(GenetError::NoRoom { origin: NodeId(200) })]
+    );
+}
+
+#[test]
+fn a_leaf_only_node_says_so_and_takes_no_child() {
+    let now = Instant::now();
+    let (mut node, _) = member(
+        Config {
+            accepts_children: false,
+            ..cfg(3)
+        },
+        now,
+    );
+    node.handle_message(
+        From::Parent,
+        Message::JoinRequest {
+            origin: NodeId(5),
+            signal: Signal(vec![]),
+            can_parent: true,
+        },
+        now,
+    );
+    assert!(drain(&mut node).is_empty());
+    assert!(matches!(
+        events(&mut node).as_slice(),
+        [Event::Error(GenetError::Unexpected { .. })]
+    ));
+    assert_eq!(node.occupied(), 0);
+    // Its own join requests say it takes no children.
+    let mut joiner = Node::new(
+        Config {
+            accepts_children: false,
+            ..cfg(3)
+        },
+        9,
+    )
+    .expect("valid");
+    joiner.join(now).expect("idle");
+    joiner.handle_local_signal(Link::Parent, Signal(vec![1]), now);
+    let sent = drain(&mut joiner);
+    assert!(
+        sent.iter().any(|a| matches!(
+            a,
+            Action::Send {
+                message: Message::JoinRequest {
+                    can_parent: false,
+                    ..
+                },
+                ..
+            }
+        )),
+        "{sent:?}"
     );
 }

@@ -28,7 +28,8 @@ fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
         (id(), any::<u8>()).prop_map(|(origin, s)| Message::JoinRequest {
             origin,
-            signal: Signal(vec![s])
+            signal: Signal(vec![s]),
+            can_parent: s % 2 == 0
         }),
         (id(), any::<u8>()).prop_map(|(from, s)| Message::JoinReply {
             from,
@@ -169,13 +170,13 @@ proptest! {
         let mut node = Node::new(Config { children_limit: limit, ..Config::default() }, seed).expect("valid");
         node.become_root("s", now).expect("idle");
         for c in 0..limit as u64 {
-            node.handle_message(From::Relay, Message::JoinRequest { origin: NodeId(c + 1), signal: Signal(vec![]) }, now);
+            node.handle_message(From::Relay, Message::JoinRequest { origin: NodeId(c + 1), signal: Signal(vec![]), can_parent: true }, now);
             node.handle_opened(Link::Child(NodeId(c + 1)), now);
         }
         while node.poll_action().is_some() {}
         let mut path = std::collections::HashMap::new();
         for o in origins {
-            node.handle_message(From::Relay, Message::JoinRequest { origin: NodeId(o), signal: Signal(vec![]) }, now);
+            node.handle_message(From::Relay, Message::JoinRequest { origin: NodeId(o), signal: Signal(vec![]), can_parent: true }, now);
             let mut sent = Vec::new();
             while let Some(a) = node.poll_action() {
                 if let Action::Send { to: To::Child(c), .. } = a { sent.push(c) }

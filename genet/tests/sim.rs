@@ -256,3 +256,30 @@ fn a_seed_replays_the_same_run() {
     assert_eq!(run(5), run(5));
     assert_ne!(run(5), run(6));
 }
+
+/// Nodes that cannot take children (browser tabs, workers without a
+/// listening address) join as leaves, and nobody is routed to them.
+#[test]
+fn leaf_only_nodes_join_as_leaves() {
+    for seed in 1..=3u64 {
+        let n = 150;
+        let mut sim = Sim::new(churn_config(0.0), n, seed);
+        for i in (1..=n).filter(|i| i % 3 != 0) {
+            sim.set_leaf_only(i);
+        }
+        sim.become_root(0);
+        for i in 1..=n {
+            sim.join_after(i, Duration::from_millis(i as u64 * 11 % 1500));
+        }
+        let settled = sim.run_until(|s| s.is_settled(), Duration::from_secs(600));
+        assert!(settled, "seed {seed}: the tree did not settle");
+        for i in (1..=n).filter(|i| i % 3 != 0) {
+            assert_eq!(
+                sim.node(i).occupied(),
+                0,
+                "seed {seed}: leaf-only node {i} has children"
+            );
+        }
+        assert!(sim.max_occupied() <= 4, "seed {seed}");
+    }
+}
