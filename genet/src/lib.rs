@@ -60,7 +60,11 @@
 //! - requests held for a slot whose candidate has not connected expire
 //!   ([`Config::join_timeout`]) and are bounded ([`Config::max_stored`]);
 //! - a late signal of a child that is already connected goes to its
-//!   connection, never routed as a new join;
+//!   connection, never routed as a new join; and a node remembers, for the
+//!   join timeout and at most [`Config::max_stored`] of them, which child it
+//!   handed a joiner to, so that the joiner's later signals follow the first
+//!   even if a slot frees up there meanwhile (the original would have made
+//!   the joiner a second candidate);
 //! - `leave` closes every child's and candidate's link;
 //! - link failures are reported ([`GenetError::ChannelFailed`]);
 //! - the join completes ([`Event::ParentConnected`]) once;

@@ -263,6 +263,11 @@ pub struct Node {
     /// Origin → (slot, number of its requests held there).
     stored_at: HashMap<NodeId, (usize, usize)>,
     stored: usize,
+    /// Joiners recently handed down: origin → (slot, until), so that their
+    /// later signals take the same way even if a slot frees up here. At most
+    /// `max_stored` of them.
+    delegated: HashMap<NodeId, (usize, Instant)>,
+    delegated_order: VecDeque<(NodeId, Instant)>,
     next_report: Option<Instant>,
     attempts: u32,
     jitter: SplitMix64,
@@ -295,6 +300,8 @@ impl Node {
             by_id: HashMap::new(),
             stored_at: HashMap::new(),
             stored: 0,
+            delegated: HashMap::new(),
+            delegated_order: VecDeque::new(),
             next_report: None,
             attempts: 0,
             jitter: SplitMix64::new(mix64(seed ^ 0x6a09_e667_f3bc_c908)),
@@ -876,6 +883,8 @@ impl Node {
         self.by_id.clear();
         self.stored_at.clear();
         self.stored = 0;
+        self.delegated.clear();
+        self.delegated_order.clear();
         self.occupied = 0;
         self.next_report = None;
     }
@@ -927,6 +936,26 @@ impl Node {
         if !self.config.accepts_children {
             return self.unexpected(kind, from, "this node takes no children");
         }
+        // This joiner's earlier signals went down to a child: follow them,
+        // even if a slot has freed up here since.
+        if let Some(&(i, until)) = self.delegated.get(&origin) {
+            if until > now {
+                if let Some(Slot {
+                    id, deadline: None, ..
+                }) = &self.slots[i]
+                {
+                    let to = To::Child(*id);
+                    let message = Message::JoinRequest {
+                        origin,
+                        signal,
+                        can_parent,
+                    };
+                    self.actions.push_back(Action::Send { to, message });
+                    return;
+                }
+            }
+            self.delegated.remove(&origin);
+        }
         if self.occupied < self.slots.len() {
             let i = self.slots.iter().position(Option::is_none).unwrap_or(0);
             return self.new_candidate(i, origin, signal, can_parent, now);
@@ -946,8 +975,27 @@ impl Node {
                     can_parent,
                 };
                 self.actions.push_back(Action::Send { to, message });
+                self.remember_delegation(origin, i, now);
             }
             _ => self.store(i, origin, signal, can_parent, now),
+        }
+    }
+
+    fn remember_delegation(&mut self, origin: NodeId, slot: usize, now: Instant) {
+        let cap = self.config.max_stored;
+        if cap == 0 {
+            return;
+        }
+        let until = now + self.config.join_timeout;
+        self.delegated.insert(origin, (slot, until));
+        self.delegated_order.push_back((origin, until));
+        while self.delegated.len() > cap || self.delegated_order.len() > 2 * cap {
+            let Some((o, u)) = self.delegated_order.pop_front() else {
+                break;
+            };
+            if self.delegated.get(&o).is_some_and(|&(_, x)| x == u) {
+                self.delegated.remove(&o);
+            }
         }
     }
 

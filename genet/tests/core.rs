@@ -626,3 +626,40 @@ fn a_leaf_only_node_says_so_and_takes_no_child() {
         "{sent:?}"
     );
 }
+
+/// A joiner's later signals follow its first one down, even when a slot
+/// frees up at a node it passed through (the original would have made it a
+/// candidate there too, splitting its signals between two nodes).
+#[test]
+fn later_signals_follow_the_first_even_when_a_slot_frees() {
+    let now = Instant::now();
+    let mut node = root(cfg(2), now);
+    connect(&mut node, 10, now);
+    connect(&mut node, 11, now);
+    let me = node.id().expect("root");
+    let origin = NodeId(500);
+    let target = node.slot(child_index(me, origin, 2)).expect("full").id;
+    let other = if target == NodeId(10) {
+        NodeId(11)
+    } else {
+        NodeId(10)
+    };
+    let first = offer_from(&mut node, origin.0, true, now);
+    assert!(
+        matches!(first.as_slice(), [Action::Send { to: To::Child(c), .. }] if *c == target),
+        "{first:?}"
+    );
+    node.handle_closed(Link::Child(other), None, now);
+    events(&mut node);
+    let second = offer_from(&mut node, origin.0, true, now);
+    assert!(
+        matches!(second.as_slice(), [Action::Send { to: To::Child(c), .. }] if *c == target),
+        "{second:?}"
+    );
+    assert_eq!(node.occupied(), 1, "no second candidate for the same joiner");
+    // A new joiner takes the free slot.
+    assert!(matches!(
+        offer_from(&mut node, 600, true, now).as_slice(),
+        [Action::Open(_), Action::Signal { .. }]
+    ));
+}
