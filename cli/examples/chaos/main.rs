@@ -259,10 +259,12 @@ async fn runs(setup: &Setup, args: &ChaosArgs, first_seed: u64) -> ExitCode {
                 faults.add(report.faults);
                 let t = report.tally;
                 println!(
-                    "  {} results in {:.1} s; faults: {}; {} lost, {} duplicated, {} out of order, {} wrong",
+                    "  {} results in {:.1} s; faults: {}; the master dropped {} connections ({} by heartbeat); {} lost, {} duplicated, {} out of order, {} wrong",
                     report.results,
                     report.elapsed.as_secs_f64(),
                     report.faults,
+                    report.drops.0,
+                    report.drops.1,
                     t.lost,
                     t.duplicated,
                     t.out_of_order,

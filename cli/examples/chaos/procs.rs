@@ -23,6 +23,9 @@ pub(crate) struct Tail {
     lines: Arc<Mutex<VecDeque<String>>>,
     /// Notified at each line, and at the end.
     changed: Arc<Notify>,
+    /// Lines seen with " dropped: " (the master dropped a worker), and of
+    /// those, with "(heartbeat timeout)".
+    drops: Arc<Mutex<(u64, u64)>>,
 }
 
 impl Tail {
@@ -31,6 +34,7 @@ impl Tail {
         let tail = Tail::default();
         let lines = tail.lines.clone();
         let changed = tail.changed.clone();
+        let drops = tail.drops.clone();
         tokio::spawn(async move {
             let mut reader = BufReader::new(reader);
             let mut line = Vec::new();
@@ -39,7 +43,13 @@ impl Tail {
                 if lines.len() == TAIL {
                     lines.pop_front();
                 }
-                lines.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
+                let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                if text.contains(" dropped: ") {
+                    let mut drops = drops.lock().unwrap_or_else(|p| p.into_inner());
+                    drops.0 += 1;
+                    drops.1 += u64::from(text.contains("(heartbeat timeout)"));
+                }
+                lines.push_back(text);
                 line.clear();
                 changed.notify_one();
             }
@@ -51,6 +61,12 @@ impl Tail {
     /// Resolves at the next line (or at once if one came since the last call).
     pub(crate) async fn changed(&self) {
         self.changed.notified().await;
+    }
+
+    /// How many workers the master said it dropped, and how many of them
+    /// for their silence (the heartbeat timeout).
+    pub(crate) fn drops(&self) -> (u64, u64) {
+        *self.drops.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The lines kept so far.

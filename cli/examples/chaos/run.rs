@@ -87,6 +87,8 @@ pub(crate) struct Report {
     pub(crate) problems: Vec<String>,
     /// What is worth knowing but is no failure (a worker that exited without a fault, …).
     pub(crate) notes: Vec<String>,
+    /// Workers the master dropped, and of those, by its heartbeat timeout.
+    pub(crate) drops: (u64, u64),
     /// The master's last lines on stderr.
     pub(crate) master_stderr: Vec<String>,
 }
@@ -559,6 +561,7 @@ async fn run_in(
         elapsed: started.elapsed(),
         problems,
         notes,
+        drops: master_stderr.drops(),
         master_stderr: master_stderr.lines(),
     })
 }
