@@ -21,10 +21,12 @@
 //!   the run.
 //!
 //! Faults fire at seeded points of the run's progress (counts of results).
-//! A worker that exits before the end is replaced at once by a new
-//! process. The master's `--max-retries` is one more than a value could
-//! fail from the faults alone (each fails it at most once) plus a margin,
-//! so a value that ends poisoned (skipped) is a loss.
+//! A worker that exits before the master has every result is replaced at
+//! once by a new process. The master's `--max-retries` is the number of
+//! faults that can fail a value (kills, stops, cuts and hangs: each fails
+//! it at most once) plus a margin of 2 for a worker starved of CPU, so
+//! faults alone never poison a value, and one that ends poisoned (skipped,
+//! `--skip-failed`) is a loss.
 //!
 //! COMMAND is this program, `chaos filter`: a line filter answering `x`
 //! with `x²` after a sleep of `--work-us` microseconds (100 by default).

@@ -465,8 +465,10 @@ async fn run_in(
                 let s = &mut r.slots[slot];
                 if s.live.as_ref().is_some_and(|l| l.generation == generation) {
                     let live = s.live.take().expect("checked");
-                    if status.success() {
-                        // The master told it the run is done: not replaced.
+                    if status.success() || seen >= plan.values {
+                        // The master told it the run is done, or it has
+                        // every result and no longer listens: not replaced
+                        // (a new worker would be refused at once).
                         continue;
                     }
                     if !live.faulted {
