@@ -26,6 +26,8 @@ pub(crate) struct Tail {
     /// Lines seen with " dropped: " (the master dropped a worker), and of
     /// those, with "(heartbeat timeout)".
     drops: Arc<Mutex<(u64, u64)>>,
+    /// Set when the child's stderr has ended.
+    ended: Arc<AtomicBool>,
 }
 
 impl Tail {
@@ -35,6 +37,7 @@ impl Tail {
         let lines = tail.lines.clone();
         let changed = tail.changed.clone();
         let drops = tail.drops.clone();
+        let ended = tail.ended.clone();
         tokio::spawn(async move {
             let mut reader = BufReader::new(reader);
             let mut line = Vec::new();
@@ -53,6 +56,7 @@ impl Tail {
                 line.clear();
                 changed.notify_one();
             }
+            ended.store(true, Ordering::SeqCst);
             changed.notify_one();
         });
         tail
@@ -61,6 +65,18 @@ impl Tail {
     /// Resolves at the next line (or at once if one came since the last call).
     pub(crate) async fn changed(&self) {
         self.changed.notified().await;
+    }
+
+    /// Waits (at most `limit`) until the child's stderr has ended, so that
+    /// its last line is kept; whether it did.
+    pub(crate) async fn wait_end(&self, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.ended.load(Ordering::SeqCst) {
+            if tokio::time::timeout_at(deadline, self.changed()).await.is_err() {
+                return false;
+            }
+        }
+        true
     }
 
     /// How many workers the master said it dropped, and how many of them
@@ -157,23 +173,34 @@ impl Drop for Group {
     }
 }
 
-/// Kills the filters of the run in `run_dir` that are still running (those
-/// whose command line names `run_dir`: a process id may have been reused).
-pub(crate) fn kill_filters(run_dir: &Path) -> usize {
+/// The filters of the run in `run_dir` that are still running (those whose
+/// command line names `run_dir`: a process id may have been reused).
+fn filters(run_dir: &Path) -> Vec<Pid> {
     let Ok(dir) = std::fs::read_dir(crate::filter::pid_dir(run_dir)) else {
-        return 0;
+        return Vec::new();
     };
     let marker = run_dir.to_string_lossy().into_owned();
-    let mut killed = 0;
-    for entry in dir.filter_map(Result::ok) {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker));
-        if ours && nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
-            killed += 1;
-        }
+    dir.filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+        })
+        .map(Pid::from_raw)
+        .collect()
+}
+
+/// Kills the filters of the run in `run_dir` still running after `grace`
+/// (a filter ends at the end of its input, once its worker is gone; under
+/// load that may take a moment); how many it killed.
+pub(crate) fn kill_filters(run_dir: &Path, grace: std::time::Duration) -> usize {
+    let deadline = std::time::Instant::now() + grace;
+    // Polled: a filter is not our child, so there is no exit to wait on.
+    while !filters(run_dir).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    killed
+    filters(run_dir)
+        .into_iter()
+        .filter(|&pid| nix::sys::signal::kill(pid, Signal::SIGKILL).is_ok())
+        .count()
 }

@@ -280,12 +280,12 @@ pub(crate) async fn run(setup: &Setup, plan: &Plan) -> Result<Report, String> {
         .map_err(|e| format!("cannot make the run's directory: {e}"))?;
     let result = run_in(setup, plan, dir.path().to_path_buf(), started, deadline).await;
     // Whatever happened: no filter outlives the run.
-    let left = kill_filters(dir.path());
+    let left = tokio::task::block_in_place(|| kill_filters(dir.path(), Duration::from_secs(5)));
     result.map(|mut report| {
         if left > 0 {
-            report
-                .notes
-                .push(format!("{left} filter(s) outlived their worker and were killed"));
+            report.notes.push(format!(
+                "{left} filter(s) still ran 5 s after the run ended (killed)"
+            ));
         }
         report
     })
@@ -472,9 +472,11 @@ async fn run_in(
                         continue;
                     }
                     if !live.faulted {
+                        live.group.stderr.wait_end(Duration::from_secs(2)).await;
                         r.notes.push(format!(
-                            "worker {} exited ({status}) with no fault; its last line: {:?}",
+                            "worker {} ({:?}) exited ({status}) with no fault; its last line: {:?}",
                             live.group.name,
+                            s.role,
                             live.group.stderr.lines().last()
                         ));
                     }
