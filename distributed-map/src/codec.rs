@@ -151,7 +151,34 @@ mod tests {
                 message: "bye".into(),
             },
             Frame::Heartbeat,
+            Frame::Values {
+                values: vec![
+                    crate::frame::Item {
+                        id: 1,
+                        payload: vec![1, 0x33],
+                    },
+                    crate::frame::Item {
+                        id: 2,
+                        payload: vec![],
+                    },
+                ],
+            },
+            Frame::Results {
+                results: vec![crate::frame::Item {
+                    id: 300,
+                    payload: vec![9; 200],
+                }],
+            },
         ]
+    }
+
+    #[test]
+    fn a_coalesced_frames_length_is_computed_without_encoding_it() {
+        for frame in every_frame() {
+            if let Some(len) = frame.encoded_len() {
+                assert_eq!(len, Codec::Postcard.encode(&frame).len(), "{frame:?}");
+            }
+        }
     }
 
     #[test]
