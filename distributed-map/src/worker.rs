@@ -111,8 +111,18 @@ impl Worker {
         self
     }
 
-    /// How many values to process at once (default 1; at least 1). Each
-    /// runs in its own future; the master sends up to its batch size.
+    /// How many values to process at once (default 1; at least 1). Up to
+    /// `jobs` futures of the function are in progress together, polled by
+    /// the session's task (concurrency, not threads: a CPU-bound function
+    /// gains from more jobs only if its future hands the work to other
+    /// threads, with `tokio::task::spawn_blocking` for example). A worker
+    /// never holds more values than the master's batch size, so more jobs
+    /// than that are idle. Values start in the order they arrive, and their
+    /// results are sent as they finish, in any order: the master matches
+    /// them by id and restores the input order itself.
+    ///
+    /// The default, 1, keeps the library's behaviour of one value at a time
+    /// for functions that are not meant to run concurrently.
     ///
     /// ```
     /// let w = pando_distributed_map::Worker::new("server").jobs(8);
