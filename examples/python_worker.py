@@ -23,10 +23,14 @@ import threading
 import time
 import urllib.parse
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 # Variant indexes of `Frame` (docs/PROTOCOL.md, "Frames").
-HELLO, WELCOME, REJECT, VALUE, RESULT, FAILED, DONE, ERROR, HEARTBEAT = range(9)
-NAMES = ["Hello", "Welcome", "Reject", "Value", "Result", "Failed", "Done", "Error", "Heartbeat"]
+HELLO, WELCOME, REJECT, VALUE, RESULT, FAILED, DONE, ERROR, HEARTBEAT, VALUES, RESULTS = range(11)
+NAMES = ["Hello", "Welcome", "Reject", "Value", "Result", "Failed", "Done", "Error", "Heartbeat",
+         "Values", "Results"]
+# The command modes of `Welcome.mode` (docs/PROTOCOL.md, "The command mode"). This worker
+# applies its own expression, so it only shows the mode.
+MODES = ["per value", "lines", "pipe"]
 # Room for a frame's header: a result payload over max_frame - 64 bytes fails instead.
 RESULT_OVERHEAD = 64
 # The largest frame this worker reads (the master's default limit).
@@ -111,11 +115,16 @@ def decode_frame(data):
     kind = r.varint(5)
     if kind == WELCOME:
         frame = (WELCOME, r.varint(3), r.varint(), r.varint(), r.option_u64(), r.varint(),
-                 [r.string() for _ in range(r.varint())])
+                 [r.string() for _ in range(r.varint())], r.varint(5))
     elif kind == REJECT:
         frame = (REJECT, r.string())
     elif kind == VALUE:
         frame = (VALUE, r.varint(), r.bytes())
+    elif kind == VALUES:
+        # Several values at once: (VALUES, [(id, payload), ...]), at least one.
+        frame = (VALUES, [(r.varint(), r.bytes()) for _ in range(r.varint())])
+        if not frame[1]:
+            raise ProtocolError("an empty Values frame")
     elif kind == DONE:
         frame = (DONE,)
     elif kind == ERROR:
@@ -136,6 +145,18 @@ def hello(token, name):
 
 def result(id_, payload):
     return varint(RESULT) + varint(id_) + byte_vector(payload)
+
+
+def results(items):
+    """A Results frame: several (id, payload) results at once."""
+    return varint(RESULTS) + varint(len(items)) + b"".join(
+        varint(id_) + byte_vector(payload) for id_, payload in items)
+
+
+def results_len(items):
+    """The size of results(items), without building it."""
+    return (1 + len(varint(len(items)))
+            + sum(len(varint(id_)) + len(varint(len(p))) + len(p) for id_, p in items))
 
 
 def failed(id_, reason):
@@ -221,6 +242,25 @@ def compute(expression, payload):
     return byte_vector(str(value).encode("utf-8", "surrogateescape"))
 
 
+def send_results(conn, answered, max_frame):
+    """Sends results: one alone as a Result frame, several together as Results
+    frames, each of at most max_frame bytes."""
+    batch = []
+    for item in answered:
+        if batch and results_len(batch + [item]) > max_frame:
+            flush_results(conn, batch)
+            batch = []
+        batch.append(item)
+    flush_results(conn, batch)
+
+
+def flush_results(conn, batch):
+    if len(batch) == 1:
+        conn.send(result(*batch[0]))
+    elif batch:
+        conn.send(results(batch))
+
+
 def run(url, expression, name):
     host, port, token = split_join_url(url)
     conn = Connection(host, port)
@@ -233,12 +273,13 @@ def run(url, expression, name):
         raise SystemExit("rejected by the master: %s" % frame[1])
     if frame[0] != WELCOME:
         raise SystemExit("expected Welcome, got %s" % NAMES[frame[0]])
-    _, version, heartbeat_ms, timeout_ms, _value_timeout_ms, max_frame, command = frame
+    _, version, heartbeat_ms, timeout_ms, _value_timeout_ms, max_frame, command, mode = frame
     if version != PROTOCOL_VERSION:
         conn.send(error("this worker speaks protocol version %d, the master %d"
                         % (PROTOCOL_VERSION, version)))
         raise SystemExit("the master speaks protocol version %d" % version)
-    log("joined %s:%d (the master runs %r)" % (host, port, command))
+    mode = MODES[mode] if mode < len(MODES) else "mode %d" % mode
+    log("joined %s:%d (the master runs %r, %s)" % (host, port, command, mode))
     conn.sock.settimeout(None)
     heartbeat, silence = heartbeat_ms / 1000.0, timeout_ms / 1000.0
 
@@ -285,21 +326,25 @@ def run(url, expression, name):
                     pass
                 raise SystemExit(message)
             kind = frame[0]
-            if kind == VALUE:
-                _, id_, payload = frame
-                try:
-                    answer = compute(expression, payload)
-                except Exception as e:
-                    failures += 1
-                    conn.send(failed(id_, one_line("%s: %s" % (type(e).__name__, e))))
-                    continue
-                if len(answer) > max_frame - RESULT_OVERHEAD:
-                    failures += 1
-                    conn.send(failed(id_, "result of %d bytes exceeds the limit of %d bytes"
-                                     % (len(answer), max_frame)))
-                    continue
-                done += 1
-                conn.send(result(id_, answer))
+            if kind in (VALUE, VALUES):
+                # A Values frame is its items, each as a Value frame, in order.
+                values = [frame[1:]] if kind == VALUE else frame[1]
+                answered = []
+                for id_, payload in values:
+                    try:
+                        answer = compute(expression, payload)
+                    except Exception as e:
+                        failures += 1
+                        conn.send(failed(id_, one_line("%s: %s" % (type(e).__name__, e))))
+                        continue
+                    if len(answer) > max_frame - RESULT_OVERHEAD:
+                        failures += 1
+                        conn.send(failed(id_, "result of %d bytes exceeds the limit of %d bytes"
+                                         % (len(answer), max_frame - RESULT_OVERHEAD)))
+                        continue
+                    done += 1
+                    answered.append((id_, answer))
+                send_results(conn, answered, max_frame)
             elif kind == HEARTBEAT:
                 pass
             elif kind == ERROR:

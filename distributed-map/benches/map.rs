@@ -7,7 +7,8 @@
 //! ```
 //!
 //! * `throughput`: 2 workers, a trivial function, loopback WebSocket, batch
-//!   sizes 1, 16 and 256; baseline: the same over the in-process transport.
+//!   sizes 1, 16 and 256, over loopback WebSocket and TCP; baseline: the same
+//!   over the in-process transport. Medians of 3 runs, alternating.
 //! * `scaling`: a CPU-bound function of about 10 ms per item, 1 against 2
 //!   worker processes; the ratio of their throughputs.
 //! * `memory`: the master's peak RSS over 10^7 values with the default batch
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures::StreamExt;
 use pando_distributed_map::transport::{
-    Connection, Connector, Incoming, Listener, TransportError, memory, ws,
+    Connection, Connector, Incoming, Listener, TransportError, memory, tcp, ws,
 };
 use pando_distributed_map::{DistributedMap, MapConfig, Worker, join_url};
 use pando_pull_stream::{count, drain, pull};
@@ -156,21 +157,47 @@ async fn run_in_process<L: Listener, C: Connector + Clone>(
     rate
 }
 
+/// How many times each throughput figure is measured (alternating the
+/// transports); the median is printed, with the range.
+const ROUNDS: usize = 3;
+
+/// The median and the range of some rates.
+fn median(mut rates: Vec<f64>) -> (f64, f64, f64) {
+    rates.sort_by(f64::total_cmp);
+    (rates[rates.len() / 2], rates[0], rates[rates.len() - 1])
+}
+
 async fn throughput() {
-    println!("\nthroughput: 2 in-process workers, trivial function (x * 3)");
     println!(
-        "  {:>5}  {:>24}  {:>24}  {:>9}",
-        "batch", "loopback WebSocket", "in-process transport", "ws / mem"
+        "\nthroughput: 2 in-process workers, trivial function (x * 3); items/s, median of {ROUNDS} [range]"
+    );
+    println!(
+        "  {:>5}  {:>32}  {:>32}  {:>32}  {:>9}  {:>9}",
+        "batch", "loopback WebSocket", "loopback TCP", "in-process transport", "ws / mem", "tcp / mem"
     );
     for (batch, n) in [(1usize, 100_000u64), (16, 400_000), (256, 1_000_000)] {
-        let listener = ws::WsListener::bind("127.0.0.1:0", 1 << 24).await.unwrap();
-        let connector = ws::WsConnector::new(1 << 24);
-        let ws_rate = run_in_process(n, batch, listener, connector, 2).await;
-        let (listener, connector) = memory::endpoint("bench");
-        let mem_rate = run_in_process(n, batch, listener, connector, 2).await;
+        let (mut ws_rates, mut tcp_rates, mut mem_rates) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            let listener = ws::WsListener::bind("127.0.0.1:0", 1 << 24).await.unwrap();
+            let connector = ws::WsConnector::new(1 << 24);
+            ws_rates.push(run_in_process(n, batch, listener, connector, 2).await);
+            let listener = tcp::TcpListener::bind("127.0.0.1:0", 1 << 24).await.unwrap();
+            let connector = tcp::TcpConnector::new(1 << 24);
+            tcp_rates.push(run_in_process(n, batch, listener, connector, 2).await);
+            let (listener, connector) = memory::endpoint("bench");
+            mem_rates.push(run_in_process(n, batch, listener, connector, 2).await);
+        }
+        let (ws, ws_lo, ws_hi) = median(ws_rates);
+        let (tcp, tcp_lo, tcp_hi) = median(tcp_rates);
+        let (mem, mem_lo, mem_hi) = median(mem_rates);
+        let show = |m: f64, lo: f64, hi: f64| format!("{m:.0} [{lo:.0}-{hi:.0}]");
         println!(
-            "  {batch:>5}  {ws_rate:>14.0} items/s  {mem_rate:>14.0} items/s  {:>8.2}x",
-            ws_rate / mem_rate
+            "  {batch:>5}  {:>32}  {:>32}  {:>32}  {:>8.2}x  {:>8.2}x",
+            show(ws, ws_lo, ws_hi),
+            show(tcp, tcp_lo, tcp_hi),
+            show(mem, mem_lo, mem_hi),
+            ws / mem,
+            tcp / mem
         );
     }
 }

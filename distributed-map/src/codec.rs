@@ -123,12 +123,13 @@ mod tests {
                 name: "n".into(),
             },
             Frame::Welcome {
-                version: 2,
+                version: 3,
                 heartbeat_ms: 500,
                 heartbeat_timeout_ms: 5000,
                 value_timeout_ms: Some(3000),
                 max_frame: 1 << 24,
                 command: vec!["sh".into(), "-c".into()],
+                mode: crate::frame::CommandMode::Pipe,
             },
             Frame::Reject {
                 reason: "wrong token".into(),
@@ -150,7 +151,34 @@ mod tests {
                 message: "bye".into(),
             },
             Frame::Heartbeat,
+            Frame::Values {
+                values: vec![
+                    crate::frame::Item {
+                        id: 1,
+                        payload: vec![1, 0x33],
+                    },
+                    crate::frame::Item {
+                        id: 2,
+                        payload: vec![],
+                    },
+                ],
+            },
+            Frame::Results {
+                results: vec![crate::frame::Item {
+                    id: 300,
+                    payload: vec![9; 200],
+                }],
+            },
         ]
+    }
+
+    #[test]
+    fn a_coalesced_frames_length_is_computed_without_encoding_it() {
+        for frame in every_frame() {
+            if let Some(len) = frame.encoded_len() {
+                assert_eq!(len, Codec::Postcard.encode(&frame).len(), "{frame:?}");
+            }
+        }
     }
 
     #[test]

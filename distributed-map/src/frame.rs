@@ -13,26 +13,63 @@ use thiserror::Error;
 /// during the handshake, before any value is sent.
 ///
 /// Version 2 added `heartbeat_timeout_ms`, `value_timeout_ms` and `max_frame`
-/// to [`Frame::Welcome`].
-pub const PROTOCOL_VERSION: u16 = 2;
+/// to [`Frame::Welcome`]; version 3 added its `mode` ([`CommandMode`]), and
+/// the coalesced frames [`Frame::Values`] and [`Frame::Results`].
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The largest frame accepted by default (16 MiB). Larger frames are refused
 /// by the transports and by the codecs.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// How a worker that runs the master's command (`pando work`) runs it: the
+/// master tells each worker in [`Frame::Welcome`], so that the worker needs
+/// no matching flag. Library workers, which apply their own function, may
+/// ignore it.
+///
+/// On the wire it is an enum: its variant index, a one-byte varint
+/// (`PerValue` 0, `Lines` 1, `Pipe` 2).
+///
+/// ```
+/// use pando_distributed_map::CommandMode;
+/// use pando_distributed_map::codec::Codec;
+///
+/// assert_eq!(CommandMode::default(), CommandMode::PerValue);
+/// assert_eq!(Codec::Postcard.encode_payload(&CommandMode::Lines), [1]);
+/// assert_eq!(Codec::Postcard.encode_payload(&CommandMode::Pipe), [2]);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum CommandMode {
+    /// The command runs once per value: the value is its standard input,
+    /// its standard output is the result (the default).
+    #[default]
+    PerValue,
+    /// The command is a line filter, run once per worker (`pando --lines`):
+    /// each value is written to it as one line, and it answers each input
+    /// line with one output line, in order, without waiting for more input.
+    Lines,
+    /// Each value is a block of whole lines (`pando --pipe`): the command
+    /// runs once per block, with the block as its standard input, and its
+    /// whole standard output is the block's result.
+    Pipe,
+}
 
 /// One message of the wire protocol.
 ///
 /// A connection starts with the worker's [`Frame::Hello`], answered by the
 /// master's [`Frame::Welcome`] or [`Frame::Reject`]. Then the master sends
 /// [`Frame::Value`]s and the worker answers each with one [`Frame::Result`]
-/// or [`Frame::Failed`] with the same id. Both sides send
+/// or [`Frame::Failed`] with the same id. When several values (or results)
+/// are ready to be sent at once, they travel together in one
+/// [`Frame::Values`] (or [`Frame::Results`]), which stands for that many
+/// `Value` (or `Result`) frames in its order. Both sides send
 /// [`Frame::Heartbeat`]s while idle; the master ends with [`Frame::Done`]
 /// (the worker answers what it holds, then sends its own `Done`), and either
 /// side stops at once with [`Frame::Error`].
 ///
 /// The variants are numbered in this order on the wire (postcard's variant
 /// index): `Hello` 0, `Welcome` 1, `Reject` 2, `Value` 3, `Result` 4,
-/// `Failed` 5, `Done` 6, `Error` 7, `Heartbeat` 8.
+/// `Failed` 5, `Done` 6, `Error` 7, `Heartbeat` 8, `Values` 9, `Results` 10.
 ///
 /// ```
 /// use pando_distributed_map::codec::Codec;
@@ -75,6 +112,9 @@ pub enum Frame {
         /// The command the master runs on each value, for workers that run
         /// the master's command (`pando work`) and must show it to the volunteer.
         command: Vec<String>,
+        /// How the worker runs the command (per value, as a line filter, or
+        /// once per block of lines).
+        mode: CommandMode,
     },
     /// Master → worker: the handshake failed; the connection is closed.
     Reject {
@@ -113,6 +153,70 @@ pub enum Frame {
     },
     /// Keep-alive, sent when idle.
     Heartbeat,
+    /// Master → worker: several values to process (at least one), as if
+    /// each were its own [`Frame::Value`], in this order. Sent instead of
+    /// several `Value` frames when several are ready at once; the whole frame
+    /// respects the frame limit.
+    Values {
+        /// The values: each its id and its payload.
+        values: Vec<Item>,
+    },
+    /// Worker → master: several results (at least one), as if each were its
+    /// own [`Frame::Result`], in this order. Sent instead of several `Result`
+    /// frames when several are ready at once; the whole frame respects the
+    /// master's frame limit.
+    Results {
+        /// The results: each the id of its value and its payload.
+        results: Vec<Item>,
+    },
+}
+
+/// One value (in [`Frame::Values`]) or one result (in [`Frame::Results`]):
+/// on the wire, its id (a varint) and its payload (a byte vector), as in
+/// [`Frame::Value`] and [`Frame::Result`].
+///
+/// ```
+/// use pando_distributed_map::codec::Codec;
+/// use pando_distributed_map::frame::{Frame, Item};
+///
+/// let frame = Frame::Results { results: vec![Item { id: 0, payload: vec![1, 0x39] }, Item { id: 1, payload: vec![] }] };
+/// // variant 10, 2 items; id 0, 2 bytes; id 1, 0 bytes.
+/// assert_eq!(Codec::Postcard.encode(&frame), [10, 2, 0, 2, 1, 0x39, 1, 0]);
+/// assert_eq!(frame.encoded_len(), Some(8));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// The value's id.
+    pub id: u64,
+    /// The value or the result, encoded by the connection's codec.
+    pub payload: Vec<u8>,
+}
+
+impl Item {
+    /// The bytes this item takes in a coalesced frame (postcard): its id, its
+    /// payload's length, and the payload.
+    ///
+    /// ```
+    /// use pando_distributed_map::frame::Item;
+    /// assert_eq!(Item { id: 300, payload: vec![0; 200] }.encoded_len(), 2 + 2 + 200);
+    /// ```
+    pub fn encoded_len(&self) -> usize {
+        varint_len(self.id) + varint_len(self.payload.len() as u64) + self.payload.len()
+    }
+}
+
+/// The bytes of `n` as a postcard varint (LEB128): 1 to 10.
+///
+/// ```
+/// use pando_distributed_map::frame::varint_len;
+/// assert_eq!(varint_len(0), 1);
+/// assert_eq!(varint_len(127), 1);
+/// assert_eq!(varint_len(128), 2);
+/// assert_eq!(varint_len(u64::MAX), 10);
+/// ```
+pub fn varint_len(n: u64) -> usize {
+    let bits = 64 - n.leading_zeros() as usize;
+    bits.div_ceil(7).max(1)
 }
 
 /// Bytes that cannot be decoded into a frame or a payload.
@@ -154,6 +258,22 @@ impl Frame {
             Frame::Done => "Done",
             Frame::Error { .. } => "Error",
             Frame::Heartbeat => "Heartbeat",
+            Frame::Values { .. } => "Values",
+            Frame::Results { .. } => "Results",
         }
+    }
+
+    /// The size of a coalesced frame ([`Frame::Values`] or
+    /// [`Frame::Results`]) as the codec writes it, computed without
+    /// encoding it; `None` for the other frames.
+    ///
+    /// See [`Item`] for an example.
+    pub fn encoded_len(&self) -> Option<usize> {
+        let items = match self {
+            Frame::Values { values } => values,
+            Frame::Results { results } => results,
+            _ => return None,
+        };
+        Some(1 + varint_len(items.len() as u64) + items.iter().map(Item::encoded_len).sum::<usize>())
     }
 }

@@ -12,9 +12,9 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use pando_distributed_map::codec::Codec;
-use pando_distributed_map::frame::{DEFAULT_MAX_FRAME, Frame, PROTOCOL_VERSION};
+use pando_distributed_map::frame::{DEFAULT_MAX_FRAME, Frame, Item, PROTOCOL_VERSION};
 use pando_distributed_map::transport::{Listener, tcp};
-use pando_distributed_map::{DistributedMap, MapConfig, PoisonPolicy};
+use pando_distributed_map::{CommandMode, DistributedMap, MapConfig, PoisonPolicy};
 use pando_pull_stream::{collect, pull, values};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -103,40 +103,48 @@ fn explained_frames() -> Vec<(Side, Frame)> {
         (
             Side::Master,
             Frame::Welcome {
-                version: 2,
+                version: 3,
                 heartbeat_ms: 60_000,
                 heartbeat_timeout_ms: 600_000,
                 value_timeout_ms: Some(30_000),
                 max_frame: 16_777_216,
                 command: vec!["python3".into(), "square.py".into()],
+                mode: CommandMode::PerValue,
             },
         ),
         (
             Side::Master,
-            Frame::Value {
-                id: 0,
-                payload: Codec::Postcard.encode_payload(&b"3".to_vec()),
-            },
-        ),
-        (
-            Side::Master,
-            Frame::Value {
-                id: 1,
-                payload: Codec::Postcard.encode_payload(&b"x".to_vec()),
+            Frame::Values {
+                values: [b"3", b"4", b"x"]
+                    .into_iter()
+                    .enumerate()
+                    .map(|(id, line)| Item {
+                        id: id as u64,
+                        payload: Codec::Postcard.encode_payload(&line.to_vec()),
+                    })
+                    .collect(),
             },
         ),
         (
             Side::Worker,
-            Frame::Result {
-                id: 0,
-                payload: Codec::Postcard.encode_payload(&b"9".to_vec()),
+            Frame::Results {
+                results: vec![
+                    Item {
+                        id: 0,
+                        payload: Codec::Postcard.encode_payload(&b"9".to_vec()),
+                    },
+                    Item {
+                        id: 1,
+                        payload: Codec::Postcard.encode_payload(&b"16".to_vec()),
+                    },
+                ],
             },
         ),
         (Side::Worker, Frame::Heartbeat),
         (
             Side::Worker,
             Frame::Failed {
-                id: 1,
+                id: 2,
                 reason: "not a number".into(),
             },
         ),
@@ -169,7 +177,7 @@ fn the_documented_bytes_are_the_frames_they_explain_as_the_codec_writes_them() {
             "{frame:?}: canonical bytes"
         );
     }
-    assert_eq!(PROTOCOL_VERSION, 2, "the document's example is of version 2");
+    assert_eq!(PROTOCOL_VERSION, 3, "the document's example is of version 3");
 }
 
 #[test]
@@ -185,6 +193,8 @@ fn the_documented_variant_indexes_are_the_codecs() {
         "Done",
         "Error",
         "Heartbeat",
+        "Values",
+        "Results",
     ];
     for (index, name) in names.iter().enumerate() {
         let row = format!("| {index} | `{name}` |");
@@ -192,6 +202,15 @@ fn the_documented_variant_indexes_are_the_codecs() {
     }
     assert_eq!(Codec::Postcard.encode(&Frame::Done), [6]);
     assert_eq!(Codec::Postcard.encode(&Frame::Heartbeat), [8]);
+    // The table of command modes: `| index | `Mode` |` rows.
+    for (index, mode) in [CommandMode::PerValue, CommandMode::Lines, CommandMode::Pipe]
+        .into_iter()
+        .enumerate()
+    {
+        let row = format!("| {index} | `{mode:?}` |");
+        assert!(DOC.contains(&row), "docs/PROTOCOL.md lacks the row {row:?}");
+        assert_eq!(Codec::Postcard.encode_payload(&mode), [index as u8]);
+    }
 }
 
 /// The master of the example: `pando`'s types (byte strings in and out),
@@ -203,7 +222,7 @@ fn example_master() -> DistributedMap<Vec<u8>, Vec<u8>, ()> {
         heartbeat_timeout: Duration::from_secs(600),
         value_timeout: Some(Duration::from_secs(30)),
         max_frame: DEFAULT_MAX_FRAME,
-        batch_size: NonZeroUsize::new(2).unwrap(),
+        batch_size: NonZeroUsize::new(3).unwrap(),
         command: vec!["python3".into(), "square.py".into()],
         // `x` is skipped at its first failure, so that it is not sent again.
         max_retries: Some(0),
@@ -221,7 +240,7 @@ async fn the_documented_exchange_replays_byte_for_byte_against_the_master() {
             .unwrap();
         let addr = listener.url().trim_start_matches("tcp://").to_string();
         map.serve(listener);
-        let lines = vec![b"3".to_vec(), b"x".to_vec()];
+        let lines = vec![b"3".to_vec(), b"4".to_vec(), b"x".to_vec()];
         let output = tokio::spawn(pull!(values(lines), map.clone(), collect::<Vec<_>>()));
 
         let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -240,11 +259,27 @@ async fn the_documented_exchange_replays_byte_for_byte_against_the_master() {
         socket.read_to_end(&mut rest).await.unwrap();
         assert_eq!(hex(&rest), "", "nothing after the master's Done");
 
-        assert_eq!(output.await.unwrap(), Ok(vec![b"9".to_vec()]));
+        assert_eq!(output.await.unwrap(), Ok(vec![b"9".to_vec(), b"16".to_vec()]));
         map.finish(Duration::from_secs(5)).await;
     })
     .await
     .expect("no hang");
+}
+
+/// The ids of the values a frame from the master carries.
+fn value_ids(frame: &Frame) -> Vec<u64> {
+    match frame {
+        Frame::Value { id, .. } => vec![*id],
+        Frame::Values { values } => values.iter().map(|v| v.id).collect(),
+        _ => vec![],
+    }
+}
+
+/// The square of a line, as `pando`'s payloads (postcard byte strings).
+fn square(payload: &[u8]) -> Vec<u8> {
+    let line: Vec<u8> = Codec::Postcard.decode_payload(payload).unwrap();
+    let x: u64 = std::str::from_utf8(&line).unwrap().parse().unwrap();
+    Codec::Postcard.encode_payload(&(x * x).to_string().into_bytes())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -327,8 +362,9 @@ async fn the_documented_ends_and_violations() {
         // A Result whose payload is not a byte vector (a length of 5, one byte).
         let (mut raw, welcome) = Raw::join(&addr, "secret").await;
         assert!(matches!(welcome, Frame::Welcome { .. }));
-        let Some(Frame::Value { id, .. }) = raw.next().await else {
-            panic!("a value")
+        let first = raw.next().await.expect("values");
+        let Some(&id) = value_ids(&first).first() else {
+            panic!("a value: {first:?}")
         };
         raw.send(&Frame::Result {
             id,
@@ -346,9 +382,8 @@ async fn the_documented_ends_and_violations() {
 
         // Done while holding values: an Error frame saying so.
         let (mut raw, _) = Raw::join(&addr, "secret").await;
-        let Some(Frame::Value { .. }) = raw.next().await else {
-            panic!("a value")
-        };
+        let first = raw.next().await.expect("values");
+        assert!(!value_ids(&first).is_empty(), "a value: {first:?}");
         raw.send(&Frame::Done).await;
         let rest = raw.rest().await;
         let Some(Frame::Error { message }) = rest.last() else {
@@ -365,18 +400,27 @@ async fn the_documented_ends_and_violations() {
             message: "the volunteer left".into(),
         })
         .await;
-        assert!(raw.rest().await.iter().all(|f| matches!(f, Frame::Value { .. })));
+        assert!(raw.rest().await.iter().all(|f| !value_ids(f).is_empty()));
 
         // A well-behaved worker finishes the work (squares, as byte strings).
         let (mut raw, _) = Raw::join(&addr, "secret").await;
         loop {
             match raw.next().await.expect("frames until Done") {
                 Frame::Value { id, payload } => {
-                    let line: Vec<u8> = Codec::Postcard.decode_payload(&payload).unwrap();
-                    let x: u64 = std::str::from_utf8(&line).unwrap().parse().unwrap();
-                    let result = (x * x).to_string().into_bytes();
-                    let payload = Codec::Postcard.encode_payload(&result);
+                    let payload = square(&payload);
                     raw.send(&Frame::Result { id, payload }).await;
+                }
+                // Several values: answered with one Results frame, in reverse order.
+                Frame::Values { values } => {
+                    let results = values
+                        .iter()
+                        .rev()
+                        .map(|v| Item {
+                            id: v.id,
+                            payload: square(&v.payload),
+                        })
+                        .collect();
+                    raw.send(&Frame::Results { results }).await;
                 }
                 Frame::Heartbeat => {}
                 Frame::Done => break,

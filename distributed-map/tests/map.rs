@@ -15,7 +15,7 @@ use pando_lend_stream::LendError;
 use pando_pull_stream::{collect, count, pull};
 
 mod common;
-use common::{raw_join, report, spawn_squarer, squares};
+use common::{raw_join, report, spawn_squarer, squares, value_ids};
 
 const MAX: usize = 1 << 20;
 
@@ -90,12 +90,10 @@ async fn a_worker_that_vanishes_mid_value_loses_nothing() {
     let mut raw = welcomed(&url, "crash", MAX).await;
     let mut taken = vec![];
     while taken.len() < 3 {
-        if let Frame::Value { id, .. } = Codec::Postcard
+        let frame = Codec::Postcard
             .decode(&raw.stream.next().await.unwrap().unwrap(), MAX)
-            .unwrap()
-        {
-            taken.push(id);
-        }
+            .unwrap();
+        taken.extend(value_ids(&frame));
     }
     assert_eq!(taken, [0, 1, 2]);
     drop(raw);
@@ -174,7 +172,7 @@ async fn malformed_unexpected_and_oversized_frames_disconnect_the_worker_and_los
             let f = Codec::Postcard
                 .decode(&raw.stream.next().await.unwrap().unwrap(), MAX)
                 .unwrap();
-            if matches!(f, Frame::Value { .. }) {
+            if !value_ids(&f).is_empty() {
                 break;
             }
         }
@@ -237,7 +235,7 @@ async fn a_silent_worker_is_detected_by_heartbeat_and_its_values_lent_again() {
     let first = Codec::Postcard
         .decode(&raw.stream.next().await.unwrap().unwrap(), MAX)
         .unwrap();
-    assert!(matches!(first, Frame::Value { id: 0, .. }));
+    assert_eq!(value_ids(&first).first(), Some(&0), "{first:?}");
     let worker = spawn_squarer(url, "steady");
     assert_eq!(output.await, Ok(squares(50)));
     worker.await.unwrap().unwrap();
@@ -327,4 +325,99 @@ async fn local_processing_is_on_by_default_and_start_idle_waits_for_a_remote_wor
         "the two local workers started when the remote one joined"
     );
     remote.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_worker_learns_the_command_and_its_mode_from_the_welcome() {
+    use pando_distributed_map::CommandMode;
+    use pando_distributed_map::transport::memory;
+    for mode in [CommandMode::PerValue, CommandMode::Lines, CommandMode::Pipe] {
+        let map = DistributedMap::<u64, u64, ()>::new(
+            MapConfig {
+                command: vec!["awk".into(), "{print $1}".into()],
+                ..MapConfig::default()
+            }
+            .command_mode(mode),
+        );
+        let (listener, connector) = memory::endpoint("m");
+        let url = join_url(&listener.url(), &map.config().token);
+        map.serve(listener);
+        let output = tokio::spawn(pull!(count(3), map.clone(), collect::<Vec<_>>()));
+        let session = Worker::new("w").connect_with(&connector, &url).await.unwrap();
+        assert_eq!(session.command(), ["awk", "{print $1}"]);
+        assert_eq!(session.command_mode(), mode);
+        session
+            .run(|x: u64| async move { Ok::<_, String>(x * x) })
+            .await
+            .unwrap();
+        assert_eq!(output.await.unwrap(), Ok(squares(3)));
+    }
+}
+
+/// `Worker::jobs(4)`: four values in progress at once on one worker (each of
+/// the first four waits until all four are in progress, so fewer would never
+/// finish), finishing in reverse order; the master takes the answers in any
+/// order and the output is in input order. No timing: every wait is on an
+/// event; the guard only turns a hang into a failure saying why.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_worker_with_four_jobs_runs_four_values_at_once_and_may_finish_them_out_of_order() {
+    use pando_distributed_map::transport::memory;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    struct Progress {
+        in_progress: usize,
+        most: usize,
+        finished: Vec<u64>,
+    }
+    let (progress, watch) = tokio::sync::watch::channel(Progress::default());
+    let progress = Arc::new(progress);
+    let map = DistributedMap::<u64, u64, ()>::new(MapConfig {
+        batch_size: NonZeroUsize::new(4).unwrap(),
+        ..MapConfig::default()
+    });
+    let (listener, connector) = memory::endpoint("m");
+    let url = join_url(&listener.url(), &map.config().token);
+    map.serve(listener);
+    let output = tokio::spawn(pull!(count(20), map.clone(), collect::<Vec<_>>()));
+    let session = Worker::new("w")
+        .jobs(4)
+        .connect_with(&connector, &url)
+        .await
+        .unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let (p, w, o) = (progress.clone(), watch.clone(), order.clone());
+    let worker = tokio::spawn(session.run(move |x: u64| {
+        let (progress, mut watch, order) = (p.clone(), w.clone(), o.clone());
+        async move {
+            progress.send_modify(|s| {
+                s.in_progress += 1;
+                s.most = s.most.max(s.in_progress);
+            });
+            if x <= 4 {
+                // Values 1 to 4 (ids 0 to 3): all four in progress, then
+                // finish 4, 3, 2, 1.
+                watch
+                    .wait_for(|s| s.most == 4 && s.finished.len() == 4 - x as usize)
+                    .await
+                    .unwrap();
+            }
+            order.lock().unwrap().push(x);
+            progress.send_modify(|s| {
+                s.in_progress -= 1;
+                s.finished.push(x);
+            });
+            Ok::<_, String>(x * x)
+        }
+    }));
+    let done = tokio::time::timeout(Duration::from_secs(3600), output).await;
+    let most = watch.borrow().most;
+    assert!(
+        done.is_ok(),
+        "the map did not finish: at most {most} values were in progress at once, 4 were needed"
+    );
+    assert_eq!(done.unwrap().unwrap(), Ok(squares(20)));
+    assert_eq!(most, 4);
+    assert_eq!(order.lock().unwrap()[..4], [4, 3, 2, 1]);
+    assert_eq!(worker.await.unwrap().unwrap().done, 20);
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::MapConfig;
-use crate::frame::{Frame, FrameError, PROTOCOL_VERSION};
+use crate::frame::{Frame, FrameError, Item, PROTOCOL_VERSION};
 use crate::join::same_token;
 
 use super::{Outbox, SessionError, at, earliest};
@@ -233,10 +233,21 @@ impl MasterSession {
 
     fn running_frame(&mut self, now: Instant, frame: Frame) {
         match frame {
-            Frame::Result { id, payload } => match self.take_held(id) {
-                Some(_) => self.events.push_back(MasterEvent::Result { id, payload }),
-                None => self.fail(now, SessionError::UnknownValue(id)),
-            },
+            Frame::Result { id, payload } => self.result(now, id, payload),
+            // Several results at once: each as if it were its own `Result`
+            // frame, in order; the first one that breaks the rules ends the
+            // session (those before it were valid answers, and stand).
+            Frame::Results { results } if results.is_empty() => {
+                self.fail(now, SessionError::Unexpected("empty Results"));
+            }
+            Frame::Results { results } => {
+                for Item { id, payload } in results {
+                    self.result(now, id, payload);
+                    if self.state != State::Running {
+                        break;
+                    }
+                }
+            }
             Frame::Failed { id, reason } => match self.take_held(id) {
                 Some(_) => self.events.push_back(MasterEvent::Failed { id, reason }),
                 None => self.fail(now, SessionError::UnknownValue(id)),
@@ -252,6 +263,15 @@ impl MasterSession {
             }
             Frame::Error { message } => self.end(now, Err(SessionError::Remote(message)), None),
             other => self.fail(now, SessionError::Unexpected(other.name())),
+        }
+    }
+
+    /// The result of value `id`: an answer if the worker holds it, a
+    /// violation otherwise.
+    fn result(&mut self, now: Instant, id: u64, payload: Vec<u8>) {
+        match self.take_held(id) {
+            Some(_) => self.events.push_back(MasterEvent::Result { id, payload }),
+            None => self.fail(now, SessionError::UnknownValue(id)),
         }
     }
 
@@ -405,6 +425,7 @@ impl MasterSession {
             value_timeout_ms: config.value_timeout.map(millis),
             max_frame: config.max_frame as u64,
             command: config.command.clone(),
+            mode: config.command_mode,
         };
         self.outbox.push(welcome, now);
     }
@@ -562,7 +583,7 @@ impl MasterSession {
         if self.state == State::Closed {
             return None;
         }
-        self.outbox.pop(now)
+        self.outbox.pop(now, self.config.max_frame)
     }
 
     /// The next event for the adapter, if any.
@@ -673,7 +694,7 @@ mod tests {
                     token: "tok".into(),
                     name: "w".into(),
                 },
-                "protocol version 1 is not supported (this master speaks version 2)",
+                "protocol version 1 is not supported (this master speaks version 3)",
             ),
             (Frame::Heartbeat, "expected a Hello frame, got Heartbeat"),
         ] {
@@ -727,11 +748,12 @@ mod tests {
     }
 
     #[test]
-    fn welcome_carries_the_timeouts_the_frame_limit_and_the_command() {
+    fn welcome_carries_the_timeouts_the_frame_limit_the_command_and_its_mode() {
         let t0 = Instant::now();
         let c = config(|c| {
             c.value_timeout = Some(3 * S);
             c.command = vec!["cat".into()];
+            c.command_mode = crate::frame::CommandMode::Lines;
         });
         let mut s = MasterSession::new(c, t0);
         s.handle_frame(t0, hello("tok"));
@@ -745,6 +767,7 @@ mod tests {
                 value_timeout_ms: Some(3000),
                 max_frame: crate::frame::DEFAULT_MAX_FRAME as u64,
                 command: vec!["cat".into()],
+                mode: crate::frame::CommandMode::Lines,
             })
         );
     }
@@ -851,6 +874,213 @@ mod tests {
             })
         );
         assert_eq!(s.held(), 0);
+    }
+
+    fn item(id: u64, payload: Vec<u8>) -> Item {
+        Item { id, payload }
+    }
+
+    #[test]
+    fn values_ready_together_leave_in_one_values_frame_within_the_frame_limit() {
+        let t0 = Instant::now();
+        let mut s = running(config(|_| {}), t0);
+        for id in 0..3 {
+            s.send_value(t0, id, vec![id as u8]);
+        }
+        assert_eq!(
+            drain(&mut s, t0),
+            [Frame::Values {
+                values: vec![item(0, vec![0]), item(1, vec![1]), item(2, vec![2])]
+            }]
+        );
+        assert_eq!(s.held(), 3);
+        // One value alone is a `Value` frame.
+        s.send_value(t0, 3, vec![3]);
+        assert_eq!(
+            drain(&mut s, t0),
+            [Frame::Value {
+                id: 3,
+                payload: vec![3]
+            }]
+        );
+        // With a small frame limit, as many as fit: 1 + 1 + 2 × (1 + 2 + 400)
+        // = 808 bytes; a third would make 1211 > 1024.
+        let mut s = running(config(|c| c.max_frame = 1024), t0);
+        for id in 0..5 {
+            s.send_value(t0, id, vec![7; 400]);
+        }
+        s.send_value(t0, 5, vec![7; 1024 - 64]); // the largest value allowed, alone
+        let frames = drain(&mut s, t0);
+        let sizes: Vec<usize> = frames
+            .iter()
+            .map(|f| crate::codec::Codec::Postcard.encode(f).len())
+            .collect();
+        assert_eq!(sizes, [808, 808, 404, 964], "{frames:?}");
+        assert!(matches!(&frames[0], Frame::Values { values } if values.len() == 2));
+        assert!(matches!(&frames[2], Frame::Value { id: 4, .. }));
+        assert!(matches!(&frames[3], Frame::Value { id: 5, .. }));
+    }
+
+    #[test]
+    fn a_results_frame_answers_each_of_its_values_in_any_order() {
+        let t0 = Instant::now();
+        let mut s = running(config(|_| {}), t0);
+        for id in 0..4 {
+            s.send_value(t0, id, vec![]);
+        }
+        drain(&mut s, t0);
+        s.handle_frame(
+            t0,
+            Frame::Results {
+                results: vec![item(2, vec![20]), item(0, vec![0])],
+            },
+        );
+        s.handle_frame(
+            t0,
+            Frame::Failed {
+                id: 3,
+                reason: "exit 1".into(),
+            },
+        );
+        s.handle_frame(
+            t0,
+            Frame::Results {
+                results: vec![item(1, vec![10])],
+            },
+        );
+        assert_eq!(
+            std::iter::from_fn(|| s.poll_event()).collect::<Vec<_>>(),
+            [
+                MasterEvent::Result {
+                    id: 2,
+                    payload: vec![20]
+                },
+                MasterEvent::Result {
+                    id: 0,
+                    payload: vec![0]
+                },
+                MasterEvent::Failed {
+                    id: 3,
+                    reason: "exit 1".into()
+                },
+                MasterEvent::Result {
+                    id: 1,
+                    payload: vec![10]
+                },
+            ]
+        );
+        assert_eq!(s.held(), 0);
+        assert!(s.is_running());
+    }
+
+    #[test]
+    fn a_results_frame_with_a_duplicate_or_unknown_id_ends_the_session_naming_it() {
+        let t0 = Instant::now();
+        for (results, valid, bad) in [
+            // The same value twice in one frame.
+            (vec![item(0, vec![1]), item(0, vec![1])], Some(0), 0),
+            // A value never lent to this worker.
+            (vec![item(1, vec![1]), item(9, vec![1])], Some(1), 9),
+            // A value already answered by an earlier frame.
+            (vec![item(2, vec![1]), item(0, vec![1])], None, 2),
+        ] {
+            let mut s = running(config(|_| {}), t0);
+            for id in 0..3 {
+                s.send_value(t0, id, vec![]);
+            }
+            drain(&mut s, t0);
+            s.handle_frame(
+                t0,
+                Frame::Result {
+                    id: 2,
+                    payload: vec![],
+                },
+            );
+            assert!(matches!(s.poll_event(), Some(MasterEvent::Result { id: 2, .. })));
+            s.handle_frame(t0, Frame::Results { results });
+            let events: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+            // A valid answer before the bad one stands; nothing after it is taken.
+            let mut expected: Vec<MasterEvent> = valid
+                .map(|id| MasterEvent::Result { id, payload: vec![1] })
+                .into_iter()
+                .collect();
+            expected.push(MasterEvent::Closed(Err(SessionError::UnknownValue(bad))));
+            assert_eq!(events, expected);
+            assert_eq!(
+                drain(&mut s, t0),
+                [Frame::Error {
+                    message: format!("the worker answered value #{bad}, which it does not hold")
+                }]
+            );
+            assert!(!s.is_running());
+        }
+    }
+
+    #[test]
+    fn an_empty_results_frame_and_a_values_frame_from_the_worker_are_violations() {
+        let t0 = Instant::now();
+        for (frame, name) in [
+            (Frame::Results { results: vec![] }, "empty Results"),
+            (
+                Frame::Values {
+                    values: vec![item(0, vec![])],
+                },
+                "Values",
+            ),
+        ] {
+            let mut s = running(config(|_| {}), t0);
+            s.send_value(t0, 0, vec![]);
+            drain(&mut s, t0);
+            s.handle_frame(t0, frame);
+            assert_eq!(
+                s.poll_event(),
+                Some(MasterEvent::Closed(Err(SessionError::Unexpected(name))))
+            );
+            assert_eq!(
+                drain(&mut s, t0),
+                [Frame::Error {
+                    message: format!("the worker sent an unexpected {name} frame")
+                }]
+            );
+        }
+    }
+
+    #[test]
+    fn a_results_frame_over_the_size_limit_ends_the_session() {
+        let t0 = Instant::now();
+        let mut s = running(config(|c| c.max_frame = 1024), t0);
+        s.send_value(t0, 0, vec![]);
+        s.send_value(t0, 1, vec![]);
+        drain(&mut s, t0);
+        // Each result fits a frame alone; together they do not.
+        let frame = Frame::Results {
+            results: vec![item(0, vec![1; 600]), item(1, vec![1; 600])],
+        };
+        let bytes = crate::codec::Codec::Postcard.encode(&frame);
+        let error = crate::codec::Codec::Postcard
+            .decode(&bytes, 1024)
+            .expect_err("over the limit");
+        assert_eq!(
+            error,
+            FrameError::TooLarge {
+                size: bytes.len(),
+                max: 1024
+            }
+        );
+        s.handle_bad_frame(t0, error.clone());
+        assert_eq!(
+            s.poll_event(),
+            Some(MasterEvent::Closed(Err(SessionError::Malformed(error))))
+        );
+        assert_eq!(
+            drain(&mut s, t0),
+            [Frame::Error {
+                message: format!(
+                    "the worker sent a malformed frame: frame of {} bytes exceeds the limit of 1024 bytes",
+                    bytes.len()
+                )
+            }]
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::frame::{Frame, FrameError};
+use crate::frame::{Frame, FrameError, Item, varint_len};
 
 mod master;
 mod worker;
@@ -79,6 +79,37 @@ pub enum SessionError {
     Remote(String),
 }
 
+/// A coalesced frame holds at most this many bytes (64 KiB), unless its first
+/// item alone is larger (it then leaves alone, as a `Value` or `Result`
+/// frame): enough to carry hundreds of small values in one message, small
+/// enough not to hold the first of them back for long.
+///
+/// ```
+/// use std::{sync::Arc, time::Instant};
+/// use pando_distributed_map::{MapConfig, codec::Codec, frame::{Frame, PROTOCOL_VERSION}};
+/// use pando_distributed_map::session::{COALESCE_BYTES, MasterSession};
+///
+/// let config = Arc::new(MapConfig::default());
+/// let t0 = Instant::now();
+/// let mut session = MasterSession::new(config.clone(), t0);
+/// session.handle_frame(t0, Frame::Hello { version: PROTOCOL_VERSION, token: config.token.clone(), name: "w".into() });
+/// session.admit(t0);
+/// for id in 0..100 {
+///     session.send_value(t0, id, vec![0; 1000]);
+/// }
+/// let sent: Vec<Frame> = std::iter::from_fn(|| session.poll_transmit(t0)).skip(1).collect();
+/// assert_eq!(sent.len(), 2); // 100 KB of values in two messages
+/// assert!(sent.iter().all(|f| Codec::Postcard.encode(f).len() <= COALESCE_BYTES));
+/// ```
+pub const COALESCE_BYTES: usize = 64 * 1024;
+
+/// Which coalesced frame is being built.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Values,
+    Results,
+}
+
 /// Frames waiting to be sent, each with the time it was queued, and the
 /// keep-alive bookkeeping shared by both sides.
 #[derive(Debug)]
@@ -101,10 +132,63 @@ impl Outbox {
         self.frames.push_back((frame, now));
     }
 
-    fn pop(&mut self, now: Instant) -> Option<Frame> {
+    /// The next frame to send. A run of `Value` (or `Result`) frames at the
+    /// front of the queue leaves as one `Values` (or `Results`) frame of at
+    /// most `max_frame` bytes (and at most [`COALESCE_BYTES`], unless its
+    /// first item alone is larger): one message, one header, one wake-up for
+    /// the peer, instead of one each.
+    fn pop(&mut self, now: Instant, max_frame: usize) -> Option<Frame> {
         let (frame, _) = self.frames.pop_front()?;
         self.last_sent = now;
-        Some(frame)
+        Some(match frame {
+            Frame::Value { id, payload } => {
+                match self.coalesce(Item { id, payload }, max_frame, Kind::Values) {
+                    Ok(values) => Frame::Values { values },
+                    Err(Item { id, payload }) => Frame::Value { id, payload },
+                }
+            }
+            Frame::Result { id, payload } => {
+                match self.coalesce(Item { id, payload }, max_frame, Kind::Results) {
+                    Ok(results) => Frame::Results { results },
+                    Err(Item { id, payload }) => Frame::Result { id, payload },
+                }
+            }
+            other => other,
+        })
+    }
+
+    /// `first` and the items of the same kind queued right behind it, as
+    /// many as fit in one coalesced frame; `Err(first)` if none does.
+    fn coalesce(&mut self, first: Item, max_frame: usize, kind: Kind) -> Result<Vec<Item>, Item> {
+        let limit = max_frame.min(COALESCE_BYTES);
+        let mut body = first.encoded_len();
+        let mut first = Some(first);
+        let mut items = Vec::new();
+        while let Some((next, _)) = self.frames.front() {
+            let size = match (kind, next) {
+                (Kind::Values, Frame::Value { id, payload })
+                | (Kind::Results, Frame::Result { id, payload }) => {
+                    varint_len(*id) + varint_len(payload.len() as u64) + payload.len()
+                }
+                _ => break,
+            };
+            let count = items.len() as u64 + 2;
+            if 1 + varint_len(count) + body + size > limit {
+                break;
+            }
+            body += size;
+            items.extend(first.take());
+            match self.frames.pop_front() {
+                Some((Frame::Value { id, payload } | Frame::Result { id, payload }, _)) => {
+                    items.push(Item { id, payload });
+                }
+                _ => unreachable!("the front frame was just matched"),
+            }
+        }
+        match first {
+            Some(alone) => Err(alone),
+            None => Ok(items),
+        }
     }
 
     /// The liveness checks of a running session: the peer must be heard from

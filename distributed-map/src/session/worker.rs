@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::frame::{Frame, FrameError, PROTOCOL_VERSION};
+use crate::frame::{CommandMode, Frame, FrameError, Item, PROTOCOL_VERSION};
 use crate::worker::WorkerSummary;
 
 use super::{Outbox, RESULT_OVERHEAD, SessionError, at, earliest};
@@ -48,6 +48,8 @@ pub enum WorkerEvent {
     Welcomed {
         /// The master's command (for `pando work`), to show the volunteer.
         command: Vec<String>,
+        /// How the master asks that its command be run.
+        mode: CommandMode,
         /// The per-value deadline, if any.
         value_timeout: Option<Duration>,
     },
@@ -92,6 +94,7 @@ enum State {
 /// session.handle_frame(t0, Frame::Welcome {
 ///     version: PROTOCOL_VERSION, heartbeat_ms: 1000, heartbeat_timeout_ms: 10_000,
 ///     value_timeout_ms: Some(3000), max_frame: 1 << 20, command: vec![],
+///     mode: Default::default(),
 /// });
 /// assert!(matches!(session.poll_event(), Some(WorkerEvent::Welcomed { .. })));
 ///
@@ -200,6 +203,7 @@ impl WorkerSession {
                     value_timeout_ms,
                     max_frame,
                     command,
+                    mode,
                 } if version == PROTOCOL_VERSION => {
                     self.state = State::Running;
                     self.heartbeat = Duration::from_millis(heartbeat_ms.max(1));
@@ -208,6 +212,7 @@ impl WorkerSession {
                     self.max_frame = usize::try_from(max_frame).unwrap_or(usize::MAX);
                     self.events.push_back(WorkerEvent::Welcomed {
                         command,
+                        mode,
                         value_timeout: self.value_timeout,
                     });
                 }
@@ -226,10 +231,22 @@ impl WorkerSession {
                 other => self.fail(now, SessionError::Unexpected(other.name())),
             },
             State::Running => match frame {
-                Frame::Value { .. } if self.master_done => self.fail(now, SessionError::Unexpected("Value")),
-                Frame::Value { id, .. } if self.holds(id) => self.fail(now, SessionError::DuplicateValue(id)),
                 Frame::Value { id, payload } => {
-                    self.queue.push_back((id, payload));
+                    self.value(now, id, payload);
+                    self.start(now);
+                }
+                // Several values at once: each as if it were its own `Value`
+                // frame, in order.
+                Frame::Values { values } if values.is_empty() => {
+                    self.fail(now, SessionError::Unexpected("empty Values"));
+                }
+                Frame::Values { values } => {
+                    for Item { id, payload } in values {
+                        self.value(now, id, payload);
+                        if self.state != State::Running {
+                            return;
+                        }
+                    }
                     self.start(now);
                 }
                 Frame::Heartbeat => {}
@@ -245,6 +262,17 @@ impl WorkerSession {
                 other => self.fail(now, SessionError::Unexpected(other.name())),
             },
             State::Closing | State::Closed => {}
+        }
+    }
+
+    /// Queues value `id`, unless the master may not send it.
+    fn value(&mut self, now: Instant, id: u64, payload: Vec<u8>) {
+        if self.master_done {
+            self.fail(now, SessionError::Unexpected("Value"));
+        } else if self.holds(id) {
+            self.fail(now, SessionError::DuplicateValue(id));
+        } else {
+            self.queue.push_back((id, payload));
         }
     }
 
@@ -324,6 +352,7 @@ impl WorkerSession {
     /// session.handle_frame(t0, Frame::Welcome {
     ///     version: PROTOCOL_VERSION, heartbeat_ms: 1000, heartbeat_timeout_ms: 10_000,
     ///     value_timeout_ms: None, max_frame: 1000, command: vec![],
+    ///     mode: Default::default(),
     /// });
     /// session.handle_frame(t0, Frame::Value { id: 0, payload: vec![] });
     /// session.handle_result(t0, 0, Ok(vec![0; 2000]));
@@ -462,7 +491,7 @@ impl WorkerSession {
         if self.state == State::Closed {
             return None;
         }
-        self.outbox.pop(now)
+        self.outbox.pop(now, self.max_frame)
     }
 
     /// The next event for the adapter, if any.
@@ -520,6 +549,7 @@ mod tests {
             value_timeout_ms,
             max_frame: 1 << 20,
             command: vec!["cat".into()],
+            mode: CommandMode::Pipe,
         }
     }
 
@@ -558,6 +588,21 @@ mod tests {
             )))]
         );
         assert!(s.is_closed());
+    }
+
+    #[test]
+    fn the_welcome_tells_the_command_and_its_mode() {
+        let t0 = Instant::now();
+        let mut s = WorkerSession::new(WorkerSessionConfig::new("w", "tok"), t0);
+        s.handle_frame(t0, welcome(Some(2000)));
+        assert_eq!(
+            events(&mut s),
+            [WorkerEvent::Welcomed {
+                command: vec!["cat".into()],
+                mode: CommandMode::Pipe,
+                value_timeout: Some(2 * S),
+            }]
+        );
     }
 
     #[test]
@@ -619,6 +664,198 @@ mod tests {
             s.handle_frame(t0, Frame::Value { id, payload: vec![] });
         }
         assert_eq!(events(&mut s).len(), 2);
+    }
+
+    fn item(id: u64, payload: Vec<u8>) -> Item {
+        Item { id, payload }
+    }
+
+    #[test]
+    fn a_values_frame_is_each_of_its_values_in_order() {
+        let t0 = Instant::now();
+        let mut s = running(t0, None, 2);
+        s.handle_frame(
+            t0,
+            Frame::Values {
+                values: vec![item(4, vec![4]), item(2, vec![2]), item(7, vec![7])],
+            },
+        );
+        assert_eq!(
+            events(&mut s),
+            [
+                WorkerEvent::Run {
+                    id: 4,
+                    payload: vec![4]
+                },
+                WorkerEvent::Run {
+                    id: 2,
+                    payload: vec![2]
+                }
+            ]
+        );
+        s.handle_result(t0, 2, Ok(vec![20]));
+        assert_eq!(
+            events(&mut s),
+            [WorkerEvent::Run {
+                id: 7,
+                payload: vec![7]
+            }]
+        );
+    }
+
+    #[test]
+    fn results_ready_together_leave_in_one_results_frame_within_the_masters_limit() {
+        let t0 = Instant::now();
+        let mut s = running(t0, None, 8);
+        s.handle_frame(
+            t0,
+            Frame::Values {
+                values: (0..6).map(|id| item(id, vec![])).collect(),
+            },
+        );
+        events(&mut s);
+        // Out of order, with a failure between them: runs of results coalesce.
+        s.handle_result(t0, 3, Ok(vec![3]));
+        s.handle_result(t0, 1, Ok(vec![1]));
+        s.handle_result(t0, 0, Err("exit status 1".into()));
+        s.handle_result(t0, 2, Ok(vec![2]));
+        assert_eq!(
+            drain(&mut s, t0),
+            [
+                Frame::Results {
+                    results: vec![item(3, vec![3]), item(1, vec![1])]
+                },
+                Frame::Failed {
+                    id: 0,
+                    reason: "exit status 1".into()
+                },
+                Frame::Result {
+                    id: 2,
+                    payload: vec![2]
+                },
+            ]
+        );
+        // The master's limit (here 1024 bytes): as many as fit in one frame.
+        let mut s = WorkerSession::new(WorkerSessionConfig::new("w", "tok"), t0);
+        s.poll_transmit(t0);
+        s.handle_frame(
+            t0,
+            Frame::Welcome {
+                version: PROTOCOL_VERSION,
+                heartbeat_ms: 1000,
+                heartbeat_timeout_ms: 10_000,
+                value_timeout_ms: None,
+                max_frame: 1024,
+                command: vec![],
+                mode: CommandMode::PerValue,
+            },
+        );
+        s.handle_frame(
+            t0,
+            Frame::Values {
+                values: (0..3).map(|id| item(id, vec![])).collect(),
+            },
+        );
+        for id in 0..3 {
+            s.handle_result(t0, id, Ok(vec![id as u8; 500]));
+        }
+        let frames = drain(&mut s, t0);
+        let sizes: Vec<usize> = frames
+            .iter()
+            .map(|f| crate::codec::Codec::Postcard.encode(f).len())
+            .collect();
+        // 1 + 1 + 2 × (1 + 2 + 500) = 1008; 1 + 1 + 2 + 500 = 504 (Result: variant, id, length, bytes).
+        assert_eq!(sizes, [1008, 504], "{frames:?}");
+    }
+
+    #[test]
+    fn a_hostile_values_frame_ends_the_session_naming_the_value() {
+        let t0 = Instant::now();
+        // The same value twice in one frame.
+        let mut s = running(t0, None, 1);
+        s.handle_frame(
+            t0,
+            Frame::Values {
+                values: vec![item(5, vec![]), item(5, vec![])],
+            },
+        );
+        assert_eq!(
+            events(&mut s),
+            [WorkerEvent::Closed(Err(SessionError::DuplicateValue(5)))],
+            "nothing of a frame that breaks the rules is run"
+        );
+        assert_eq!(
+            drain(&mut s, t0),
+            [Frame::Error {
+                message: "the master sent value #5, which it had already sent".into()
+            }]
+        );
+        // A value the worker already holds (running).
+        let mut s = running(t0, None, 1);
+        s.handle_frame(
+            t0,
+            Frame::Value {
+                id: 1,
+                payload: vec![],
+            },
+        );
+        s.handle_frame(
+            t0,
+            Frame::Values {
+                values: vec![item(2, vec![]), item(1, vec![])],
+            },
+        );
+        assert_eq!(
+            events(&mut s).last(),
+            Some(&WorkerEvent::Closed(Err(SessionError::DuplicateValue(1))))
+        );
+        // Empty, or after Done.
+        for (before, name) in [(None, "empty Values"), (Some(Frame::Done), "Value")] {
+            let mut s = running(t0, None, 1);
+            s.handle_frame(
+                t0,
+                Frame::Value {
+                    id: 0,
+                    payload: vec![],
+                },
+            );
+            if let Some(frame) = before {
+                s.handle_frame(t0, frame);
+            }
+            let values = if name == "Value" {
+                vec![item(1, vec![])]
+            } else {
+                vec![]
+            };
+            s.handle_frame(t0, Frame::Values { values });
+            assert_eq!(
+                events(&mut s).last(),
+                Some(&WorkerEvent::Closed(Err(SessionError::Unexpected(name))))
+            );
+        }
+        // A Results frame from the master.
+        let mut s = running(t0, None, 1);
+        s.handle_frame(
+            t0,
+            Frame::Results {
+                results: vec![item(0, vec![])],
+            },
+        );
+        assert_eq!(
+            events(&mut s),
+            [WorkerEvent::Closed(Err(SessionError::Unexpected("Results")))]
+        );
+        // Over the size limit: the codec refuses it before the core sees it.
+        let mut s = running(t0, None, 1);
+        let error = FrameError::TooLarge {
+            size: 2000,
+            max: 1024,
+        };
+        s.handle_bad_frame(t0, error.clone());
+        assert_eq!(
+            events(&mut s),
+            [WorkerEvent::Closed(Err(SessionError::Malformed(error)))]
+        );
     }
 
     #[test]

@@ -55,3 +55,13 @@ pub(crate) fn report(stats: MapStats, name: &str) -> WorkerReport {
         .find(|w| w.name == name)
         .unwrap_or_else(|| panic!("no worker named {name}"))
 }
+
+/// The ids of the values a frame from the master carries: one for a
+/// `Value`, each of a `Values`, none for the others.
+pub(crate) fn value_ids(frame: &Frame) -> Vec<u64> {
+    match frame {
+        Frame::Value { id, .. } => vec![*id],
+        Frame::Values { values } => values.iter().map(|v| v.id).collect(),
+        _ => vec![],
+    }
+}
