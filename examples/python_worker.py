@@ -23,10 +23,13 @@ import threading
 import time
 import urllib.parse
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 # Variant indexes of `Frame` (docs/PROTOCOL.md, "Frames").
 HELLO, WELCOME, REJECT, VALUE, RESULT, FAILED, DONE, ERROR, HEARTBEAT = range(9)
 NAMES = ["Hello", "Welcome", "Reject", "Value", "Result", "Failed", "Done", "Error", "Heartbeat"]
+# The command modes of `Welcome.mode` (docs/PROTOCOL.md, "The command mode"). This worker
+# applies its own expression, so it only shows the mode.
+MODES = ["per value", "lines", "pipe"]
 # Room for a frame's header: a result payload over max_frame - 64 bytes fails instead.
 RESULT_OVERHEAD = 64
 # The largest frame this worker reads (the master's default limit).
@@ -111,7 +114,7 @@ def decode_frame(data):
     kind = r.varint(5)
     if kind == WELCOME:
         frame = (WELCOME, r.varint(3), r.varint(), r.varint(), r.option_u64(), r.varint(),
-                 [r.string() for _ in range(r.varint())])
+                 [r.string() for _ in range(r.varint())], r.varint(5))
     elif kind == REJECT:
         frame = (REJECT, r.string())
     elif kind == VALUE:
@@ -233,12 +236,13 @@ def run(url, expression, name):
         raise SystemExit("rejected by the master: %s" % frame[1])
     if frame[0] != WELCOME:
         raise SystemExit("expected Welcome, got %s" % NAMES[frame[0]])
-    _, version, heartbeat_ms, timeout_ms, _value_timeout_ms, max_frame, command = frame
+    _, version, heartbeat_ms, timeout_ms, _value_timeout_ms, max_frame, command, mode = frame
     if version != PROTOCOL_VERSION:
         conn.send(error("this worker speaks protocol version %d, the master %d"
                         % (PROTOCOL_VERSION, version)))
         raise SystemExit("the master speaks protocol version %d" % version)
-    log("joined %s:%d (the master runs %r)" % (host, port, command))
+    mode = MODES[mode] if mode < len(MODES) else "mode %d" % mode
+    log("joined %s:%d (the master runs %r, %s)" % (host, port, command, mode))
     conn.sock.settimeout(None)
     heartbeat, silence = heartbeat_ms / 1000.0, timeout_ms / 1000.0
 

@@ -123,12 +123,13 @@ mod tests {
                 name: "n".into(),
             },
             Frame::Welcome {
-                version: 2,
+                version: 3,
                 heartbeat_ms: 500,
                 heartbeat_timeout_ms: 5000,
                 value_timeout_ms: Some(3000),
                 max_frame: 1 << 24,
                 command: vec!["sh".into(), "-c".into()],
+                mode: crate::frame::CommandMode::Pipe,
             },
             Frame::Reject {
                 reason: "wrong token".into(),

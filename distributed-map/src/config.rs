@@ -6,7 +6,7 @@ use std::time::Duration;
 use pando_lend_stream::PoisonPolicy;
 use thiserror::Error;
 
-use crate::frame::DEFAULT_MAX_FRAME;
+use crate::frame::{CommandMode, DEFAULT_MAX_FRAME};
 use crate::join::generate_token;
 
 /// How a [`DistributedMap`](crate::DistributedMap) runs. Build it with
@@ -59,6 +59,10 @@ pub struct MapConfig {
     pub max_frame: usize,
     /// The command the master's workers run, shown to volunteers (`pando work`).
     pub command: Vec<String>,
+    /// How workers that run the master's command run it (told in the
+    /// `Welcome`): once per value (the default), as a line filter, or once
+    /// per block of lines. See also [`MapConfig::command_mode`].
+    pub command_mode: CommandMode,
     /// At most this many values read and not yet output (bounded memory
     /// with a slow consumer). Default 65 536.
     pub read_ahead: Option<NonZeroU64>,
@@ -93,6 +97,7 @@ impl Default for MapConfig {
             ordered: true,
             max_frame: DEFAULT_MAX_FRAME,
             command: Vec::new(),
+            command_mode: CommandMode::PerValue,
             read_ahead: NonZeroU64::new(65_536),
             local_workers: None,
             start_idle: false,
@@ -130,6 +135,21 @@ pub enum ConfigError {
 }
 
 impl MapConfig {
+    /// Sets how workers that run the master's command ([`MapConfig::command`])
+    /// run it; the master tells each worker in its `Welcome`.
+    ///
+    /// ```
+    /// use pando_distributed_map::{CommandMode, MapConfig};
+    /// let config = MapConfig { command: vec!["awk".into(), "{print $1}".into()], ..MapConfig::default() }
+    ///     .command_mode(CommandMode::Lines);
+    /// assert_eq!(config.command_mode, CommandMode::Lines);
+    /// ```
+    #[must_use]
+    pub fn command_mode(mut self, mode: CommandMode) -> Self {
+        self.command_mode = mode;
+        self
+    }
+
     /// Checks that the configuration can work.
     ///
     /// ```

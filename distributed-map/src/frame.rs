@@ -13,12 +13,45 @@ use thiserror::Error;
 /// during the handshake, before any value is sent.
 ///
 /// Version 2 added `heartbeat_timeout_ms`, `value_timeout_ms` and `max_frame`
-/// to [`Frame::Welcome`].
-pub const PROTOCOL_VERSION: u16 = 2;
+/// to [`Frame::Welcome`]; version 3 added its `mode` ([`CommandMode`]).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The largest frame accepted by default (16 MiB). Larger frames are refused
 /// by the transports and by the codecs.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// How a worker that runs the master's command (`pando work`) runs it: the
+/// master tells each worker in [`Frame::Welcome`], so that the worker needs
+/// no matching flag. Library workers, which apply their own function, may
+/// ignore it.
+///
+/// On the wire it is an enum: its variant index, a one-byte varint
+/// (`PerValue` 0, `Lines` 1, `Pipe` 2).
+///
+/// ```
+/// use pando_distributed_map::CommandMode;
+/// use pando_distributed_map::codec::Codec;
+///
+/// assert_eq!(CommandMode::default(), CommandMode::PerValue);
+/// assert_eq!(Codec::Postcard.encode_payload(&CommandMode::Lines), [1]);
+/// assert_eq!(Codec::Postcard.encode_payload(&CommandMode::Pipe), [2]);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum CommandMode {
+    /// The command runs once per value: the value is its standard input,
+    /// its standard output is the result (the default).
+    #[default]
+    PerValue,
+    /// The command is a line filter, run once per worker (`pando --lines`):
+    /// each value is written to it as one line, and it answers each input
+    /// line with one output line, in order, without waiting for more input.
+    Lines,
+    /// Each value is a block of whole lines (`pando --pipe`): the command
+    /// runs once per block, with the block as its standard input, and its
+    /// whole standard output is the block's result.
+    Pipe,
+}
 
 /// One message of the wire protocol.
 ///
@@ -75,6 +108,9 @@ pub enum Frame {
         /// The command the master runs on each value, for workers that run
         /// the master's command (`pando work`) and must show it to the volunteer.
         command: Vec<String>,
+        /// How the worker runs the command (per value, as a line filter, or
+        /// once per block of lines).
+        mode: CommandMode,
     },
     /// Master → worker: the handshake failed; the connection is closed.
     Reject {

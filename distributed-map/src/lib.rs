@@ -85,6 +85,7 @@ mod worker;
 
 pub use config::{ConfigError, MapConfig, default_workers};
 pub use error::{JoinError, WorkerError};
+pub use frame::CommandMode;
 pub use join::{generate_token, join_url, split_join_url};
 pub use master::DistributedMap;
 pub use pando_lend_stream::PoisonPolicy;

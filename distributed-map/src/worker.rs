@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::codec::Codec;
 use crate::error::JoinError;
-use crate::frame::DEFAULT_MAX_FRAME;
+use crate::frame::{CommandMode, DEFAULT_MAX_FRAME};
 use crate::io::{FrameIo, Step, now};
 use crate::join::split_join_url;
 use crate::session::{SessionError, WorkerEvent, WorkerSession, WorkerSessionConfig};
@@ -56,6 +56,7 @@ pub struct Session {
     core: WorkerSession,
     io: FrameIo,
     command: Vec<String>,
+    mode: CommandMode,
     value_timeout: Option<Duration>,
 }
 
@@ -64,6 +65,7 @@ impl std::fmt::Debug for Session {
         f.debug_struct("Session")
             .field("master", &self.io.peer)
             .field("command", &self.command)
+            .field("mode", &self.mode)
             .field("value_timeout", &self.value_timeout)
             .finish_non_exhaustive()
     }
@@ -172,8 +174,9 @@ impl Worker {
                     match event {
                         WorkerEvent::Welcomed {
                             command,
+                            mode,
                             value_timeout,
-                        } => return Step::Done(Ok((command, value_timeout))),
+                        } => return Step::Done(Ok((command, mode, value_timeout))),
                         WorkerEvent::Closed(Err(e)) => return Step::Done(Err(join_error(e))),
                         _ => {}
                     }
@@ -183,11 +186,12 @@ impl Worker {
             .map(|welcomed| welcomed.unwrap_or(Err(JoinError::Master(SessionError::Disconnected))))
         })
         .await;
-        let (command, value_timeout) = welcomed?;
+        let (command, mode, value_timeout) = welcomed?;
         Ok(Session {
             core,
             io,
             command,
+            mode,
             value_timeout,
         })
     }
@@ -246,6 +250,25 @@ impl Session {
     /// See [`Worker`] for an example.
     pub fn command(&self) -> &[String] {
         &self.command
+    }
+
+    /// How the master asks that its command be run ([`MapConfig::command_mode`](crate::MapConfig::command_mode)):
+    /// once per value, as a line filter, or once per block of lines. A
+    /// worker that runs the master's command (`pando work`) runs it so; a
+    /// library worker that applies its own function may ignore it.
+    ///
+    /// ```no_run
+    /// # async fn f(session: pando_distributed_map::Session) {
+    /// use pando_distributed_map::CommandMode;
+    /// match session.command_mode() {
+    ///     CommandMode::Lines => println!("{:?} is a line filter", session.command()),
+    ///     CommandMode::Pipe => println!("{:?} runs once per block of lines", session.command()),
+    ///     _ => println!("{:?} runs once per value", session.command()),
+    /// }
+    /// # }
+    /// ```
+    pub fn command_mode(&self) -> CommandMode {
+        self.mode
     }
 
     /// The master's per-value deadline, if it set one: a value still

@@ -14,7 +14,7 @@ use std::time::Duration;
 use pando_distributed_map::codec::Codec;
 use pando_distributed_map::frame::{DEFAULT_MAX_FRAME, Frame, PROTOCOL_VERSION};
 use pando_distributed_map::transport::{Listener, tcp};
-use pando_distributed_map::{DistributedMap, MapConfig, PoisonPolicy};
+use pando_distributed_map::{CommandMode, DistributedMap, MapConfig, PoisonPolicy};
 use pando_pull_stream::{collect, pull, values};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -103,12 +103,13 @@ fn explained_frames() -> Vec<(Side, Frame)> {
         (
             Side::Master,
             Frame::Welcome {
-                version: 2,
+                version: 3,
                 heartbeat_ms: 60_000,
                 heartbeat_timeout_ms: 600_000,
                 value_timeout_ms: Some(30_000),
                 max_frame: 16_777_216,
                 command: vec!["python3".into(), "square.py".into()],
+                mode: CommandMode::PerValue,
             },
         ),
         (
@@ -169,7 +170,7 @@ fn the_documented_bytes_are_the_frames_they_explain_as_the_codec_writes_them() {
             "{frame:?}: canonical bytes"
         );
     }
-    assert_eq!(PROTOCOL_VERSION, 2, "the document's example is of version 2");
+    assert_eq!(PROTOCOL_VERSION, 3, "the document's example is of version 3");
 }
 
 #[test]
@@ -192,6 +193,15 @@ fn the_documented_variant_indexes_are_the_codecs() {
     }
     assert_eq!(Codec::Postcard.encode(&Frame::Done), [6]);
     assert_eq!(Codec::Postcard.encode(&Frame::Heartbeat), [8]);
+    // The table of command modes: `| index | `Mode` |` rows.
+    for (index, mode) in [CommandMode::PerValue, CommandMode::Lines, CommandMode::Pipe]
+        .into_iter()
+        .enumerate()
+    {
+        let row = format!("| {index} | `{mode:?}` |");
+        assert!(DOC.contains(&row), "docs/PROTOCOL.md lacks the row {row:?}");
+        assert_eq!(Codec::Postcard.encode_payload(&mode), [index as u8]);
+    }
 }
 
 /// The master of the example: `pando`'s types (byte strings in and out),

@@ -328,3 +328,30 @@ async fn local_processing_is_on_by_default_and_start_idle_waits_for_a_remote_wor
     );
     remote.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_worker_learns_the_command_and_its_mode_from_the_welcome() {
+    use pando_distributed_map::CommandMode;
+    use pando_distributed_map::transport::memory;
+    for mode in [CommandMode::PerValue, CommandMode::Lines, CommandMode::Pipe] {
+        let map = DistributedMap::<u64, u64, ()>::new(
+            MapConfig {
+                command: vec!["awk".into(), "{print $1}".into()],
+                ..MapConfig::default()
+            }
+            .command_mode(mode),
+        );
+        let (listener, connector) = memory::endpoint("m");
+        let url = join_url(&listener.url(), &map.config().token);
+        map.serve(listener);
+        let output = tokio::spawn(pull!(count(3), map.clone(), collect::<Vec<_>>()));
+        let session = Worker::new("w").connect_with(&connector, &url).await.unwrap();
+        assert_eq!(session.command(), ["awk", "{print $1}"]);
+        assert_eq!(session.command_mode(), mode);
+        session
+            .run(|x: u64| async move { Ok::<_, String>(x * x) })
+            .await
+            .unwrap();
+        assert_eq!(output.await.unwrap(), Ok(squares(3)));
+    }
+}

@@ -405,6 +405,7 @@ impl MasterSession {
             value_timeout_ms: config.value_timeout.map(millis),
             max_frame: config.max_frame as u64,
             command: config.command.clone(),
+            mode: config.command_mode,
         };
         self.outbox.push(welcome, now);
     }
@@ -673,7 +674,7 @@ mod tests {
                     token: "tok".into(),
                     name: "w".into(),
                 },
-                "protocol version 1 is not supported (this master speaks version 2)",
+                "protocol version 1 is not supported (this master speaks version 3)",
             ),
             (Frame::Heartbeat, "expected a Hello frame, got Heartbeat"),
         ] {
@@ -727,11 +728,12 @@ mod tests {
     }
 
     #[test]
-    fn welcome_carries_the_timeouts_the_frame_limit_and_the_command() {
+    fn welcome_carries_the_timeouts_the_frame_limit_the_command_and_its_mode() {
         let t0 = Instant::now();
         let c = config(|c| {
             c.value_timeout = Some(3 * S);
             c.command = vec!["cat".into()];
+            c.command_mode = crate::frame::CommandMode::Lines;
         });
         let mut s = MasterSession::new(c, t0);
         s.handle_frame(t0, hello("tok"));
@@ -745,6 +747,7 @@ mod tests {
                 value_timeout_ms: Some(3000),
                 max_frame: crate::frame::DEFAULT_MAX_FRAME as u64,
                 command: vec!["cat".into()],
+                mode: crate::frame::CommandMode::Lines,
             })
         );
     }

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::frame::{Frame, FrameError, PROTOCOL_VERSION};
+use crate::frame::{CommandMode, Frame, FrameError, PROTOCOL_VERSION};
 use crate::worker::WorkerSummary;
 
 use super::{Outbox, RESULT_OVERHEAD, SessionError, at, earliest};
@@ -48,6 +48,8 @@ pub enum WorkerEvent {
     Welcomed {
         /// The master's command (for `pando work`), to show the volunteer.
         command: Vec<String>,
+        /// How the master asks that its command be run.
+        mode: CommandMode,
         /// The per-value deadline, if any.
         value_timeout: Option<Duration>,
     },
@@ -92,6 +94,7 @@ enum State {
 /// session.handle_frame(t0, Frame::Welcome {
 ///     version: PROTOCOL_VERSION, heartbeat_ms: 1000, heartbeat_timeout_ms: 10_000,
 ///     value_timeout_ms: Some(3000), max_frame: 1 << 20, command: vec![],
+///     mode: Default::default(),
 /// });
 /// assert!(matches!(session.poll_event(), Some(WorkerEvent::Welcomed { .. })));
 ///
@@ -232,6 +235,7 @@ impl WorkerSession {
                     value_timeout_ms,
                     max_frame,
                     command,
+                    mode,
                 } if version == PROTOCOL_VERSION => {
                     self.state = State::Running;
                     self.heartbeat = Duration::from_millis(heartbeat_ms.max(1));
@@ -240,6 +244,7 @@ impl WorkerSession {
                     self.max_frame = usize::try_from(max_frame).unwrap_or(usize::MAX);
                     self.events.push_back(WorkerEvent::Welcomed {
                         command,
+                        mode,
                         value_timeout: self.value_timeout,
                     });
                 }
@@ -356,6 +361,7 @@ impl WorkerSession {
     /// session.handle_frame(t0, Frame::Welcome {
     ///     version: PROTOCOL_VERSION, heartbeat_ms: 1000, heartbeat_timeout_ms: 10_000,
     ///     value_timeout_ms: None, max_frame: 1000, command: vec![],
+    ///     mode: Default::default(),
     /// });
     /// session.handle_frame(t0, Frame::Value { id: 0, payload: vec![] });
     /// session.handle_result(t0, 0, Ok(vec![0; 2000]));
@@ -552,6 +558,7 @@ mod tests {
             value_timeout_ms,
             max_frame: 1 << 20,
             command: vec!["cat".into()],
+            mode: CommandMode::Pipe,
         }
     }
 
@@ -590,6 +597,21 @@ mod tests {
             )))]
         );
         assert!(s.is_closed());
+    }
+
+    #[test]
+    fn the_welcome_tells_the_command_and_its_mode() {
+        let t0 = Instant::now();
+        let mut s = WorkerSession::new(WorkerSessionConfig::new("w", "tok"), t0);
+        s.handle_frame(t0, welcome(Some(2000)));
+        assert_eq!(
+            events(&mut s),
+            [WorkerEvent::Welcomed {
+                command: vec!["cat".into()],
+                mode: CommandMode::Pipe,
+                value_timeout: Some(2 * S),
+            }]
+        );
     }
 
     #[test]
