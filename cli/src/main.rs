@@ -39,7 +39,7 @@ use pando_distributed_map::frame::DEFAULT_MAX_FRAME;
 use pando_distributed_map::session::RESULT_OVERHEAD;
 use pando_distributed_map::transport::{Listener, tcp, ws};
 use pando_distributed_map::{
-    DistributedMap, MapConfig, PoisonPolicy, Worker, default_workers, join, split_join_url,
+    CommandMode, DistributedMap, MapConfig, PoisonPolicy, Worker, default_workers, join, split_join_url,
 };
 use pando_lend_stream::LendError;
 use pando_pull_stream::{Answer, Source, pull};
@@ -169,12 +169,9 @@ struct WorkArgs {
     /// How many values to run at once; with --lines, how many line filters [default: the number of cores]. The master's --batch-size bounds it.
     #[arg(long, value_name = "N")]
     jobs: Option<NonZeroUsize>,
-    /// Run COMMAND as line filters (must match the master's --lines).
-    #[arg(long, conflicts_with = "pipe")]
-    lines: bool,
-    /// Run COMMAND once per block of lines (must match the master's --pipe).
+    /// Not needed any more: the worker runs COMMAND the way the master says (per value, --lines or --pipe). Still accepted; an error if the master does not run --lines.
     #[arg(long)]
-    pipe: bool,
+    lines: bool,
     /// This worker's name, shown in the master's logs and statistics (default: the host name).
     #[arg(long)]
     name: Option<String>,
@@ -382,7 +379,13 @@ async fn master(args: MasterArgs) -> ExitCode {
         ordered: !args.unordered,
         command: args.command.clone(),
         ..MapConfig::default()
-    };
+    }
+    // Workers learn the mode from the Welcome.
+    .command_mode(match mode {
+        Mode::PerValue => CommandMode::PerValue,
+        Mode::Lines => CommandMode::Lines,
+        Mode::Pipe => CommandMode::Pipe,
+    });
     config.value_timeout = args.timeout;
     if args.slow_warning.is_some() {
         config.slow_value_warning = args.slow_warning;
@@ -488,15 +491,6 @@ async fn master(args: MasterArgs) -> ExitCode {
                         .arg("1")
                         .arg("--name")
                         .arg(local_name(i));
-                    match mode {
-                        Mode::Lines => {
-                            cmd.arg("--lines");
-                        }
-                        Mode::Pipe => {
-                            cmd.arg("--pipe");
-                        }
-                        Mode::PerValue => {}
-                    }
                     if let Some(t) = timeout {
                         cmd.arg("--timeout")
                             .arg(humantime::format_duration(t).to_string());
@@ -750,13 +744,23 @@ async fn work(args: WorkArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot join {}: {e}", args.url)),
     };
-    let mode = if args.lines {
-        Mode::Lines
-    } else if args.pipe {
-        Mode::Pipe
-    } else {
-        Mode::PerValue
+    // The master says how to run COMMAND.
+    let mode = match session.command_mode() {
+        CommandMode::PerValue => Mode::PerValue,
+        CommandMode::Lines => Mode::Lines,
+        CommandMode::Pipe => Mode::Pipe,
+        other => {
+            return fail(format!(
+                "the master runs its command in a mode this pando does not know ({other:?})"
+            ));
+        }
     };
+    if args.lines && mode != Mode::Lines {
+        return fail(format!(
+            "--lines: the master does not run its command as a line filter but {}; drop --lines (workers follow the master's mode)",
+            mode.describe()
+        ));
+    }
     let command = if !args.command.is_empty() {
         args.command.clone()
     } else {

@@ -39,6 +39,17 @@ pub(crate) enum Mode {
     Pipe,
 }
 
+impl Mode {
+    /// How the mode runs COMMAND, in words.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Mode::PerValue => "once per value",
+            Mode::Lines => "as a line filter (--lines)",
+            Mode::Pipe => "once per block of lines (--pipe)",
+        }
+    }
+}
+
 /// Runs COMMAND on values. Cheap to clone; clones share the line filters.
 #[derive(Clone, Debug)]
 pub(crate) struct Runner {

@@ -181,7 +181,8 @@ impl WorkerSession {
     /// let mut session = WorkerSession::new(WorkerSessionConfig::new("w", "t"), t0);
     /// # session.poll_transmit(t0);
     /// # session.handle_frame(t0, Frame::Welcome { version: PROTOCOL_VERSION, heartbeat_ms: 1000,
-    /// #     heartbeat_timeout_ms: 10_000, value_timeout_ms: None, max_frame: 1 << 20, command: vec![] });
+    /// #     heartbeat_timeout_ms: 10_000, value_timeout_ms: None, max_frame: 1 << 20, command: vec![],
+    /// #     mode: pando_distributed_map::CommandMode::PerValue });
     /// # session.poll_event();
     /// for id in 0..3 {
     ///     session.handle_frame(t0, Frame::Value { id, payload: vec![] });
