@@ -31,10 +31,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use nix::unistd::Pid;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::process::{ChildStdin, ChildStdout};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::codec::{AnyDelimiterCodecError, FramedRead};
@@ -84,10 +83,18 @@ struct Queue {
     write_error: Option<String>,
 }
 
-type SharedQueue = Arc<Mutex<Queue>>;
+/// A filter's queue, shared by its handle and its two tasks.
+#[derive(Debug, Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Wakes the reader when writing failed.
+    broken: Notify,
+}
 
-fn lock(queue: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
-    queue.lock().unwrap_or_else(PoisonError::into_inner)
+type SharedQueue = Arc<Shared>;
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Queue> {
+    shared.queue.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One running filter: its queue, its writer's channel and its two tasks
@@ -177,7 +184,7 @@ fn start(spec: Arc<Spec>) -> Result<Filter, String> {
     let (group, stdin, stdout) = spec.spawn()?;
     let queue = SharedQueue::default();
     let (lines, rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(write_lines(rx, stdin, queue.clone(), group.pgid, spec.clone()));
+    let writer = tokio::spawn(write_lines(rx, stdin, queue.clone(), spec.clone()));
     let reader = tokio::spawn(read_answers(stdout, group, queue.clone(), spec));
     Ok(Filter {
         queue,
@@ -187,12 +194,11 @@ fn start(spec: Arc<Spec>) -> Result<Filter, String> {
 }
 
 /// Writes the lines to the filter, flushing whenever the next line is not
-/// there yet. A write error is noted for the reader and kills the filter.
+/// there yet. A write error is handed to the reader, which kills the filter.
 async fn write_lines(
     mut rx: mpsc::UnboundedReceiver<Bytes>,
     stdin: ChildStdin,
     queue: SharedQueue,
-    pgid: Option<Pid>,
     spec: Arc<Spec>,
 ) {
     let mut input = BufWriter::with_capacity(WRITE_BUFFER, stdin);
@@ -215,8 +221,7 @@ async fn write_lines(
         }
     };
     lock(&queue).write_error = Some(format!("writing to {}: {error}", spec.name()));
-    // The reader sees the end of its output and fails the oldest line.
-    crate::runner::kill_group(pgid);
+    queue.broken.notify_one();
 }
 
 /// Reads the filter's answers and hands each to the oldest waiting line;
@@ -260,6 +265,9 @@ async fn read_answers(stdout: ChildStdout, group: Group, queue: SharedQueue, spe
                     }));
                 }
             },
+            () = queue.broken.notified() => {
+                break lock(&queue).write_error.clone();
+            }
             () = &mut check => {
                 let now = Instant::now();
                 let oldest = lock(&queue).waiting.front().map(|w| w.since);
@@ -389,12 +397,14 @@ mod tests {
             "while read x; do if [ \"$x\" = hang ] && [ ! -e {0} ]; then touch {0}; sleep 1000; fi; echo \"<$x>\"; done",
             marker.display()
         );
-        let f = filters(&script, 1, Some(Duration::from_millis(300)));
+        // A deadline long enough for a loaded machine to start `sh` and
+        // answer "a" (a line's clock includes its filter's start).
+        let f = filters(&script, 1, Some(Duration::from_secs(5)));
         let got = run_all(&f, &["a", "hang", "b", "c"]).await;
         assert_eq!(got[0], Ok("<a>".into()));
         let e = got[1].as_ref().unwrap_err();
         assert!(
-            e.starts_with("sh did not answer within 300ms (--timeout) and was restarted"),
+            e.starts_with("sh did not answer within 5s (--timeout) and was restarted"),
             "{e}"
         );
         assert_eq!(got[2..], [Ok("<b>".into()), Ok("<c>".into())]);
@@ -416,6 +426,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_filter_that_closes_its_input_fails_its_oldest_line_with_the_write_error() {
+        // The first filter closes its stdin and lives on without answering;
+        // the next one is `cat`.
+        let dir = std::env::temp_dir().join(format!("pando-filter-closed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let marker = dir.join("closed");
+        let _ = std::fs::remove_file(&marker);
+        let script = format!(
+            "if [ -e {0} ]; then exec cat; fi; exec 0<&-; touch {0}; sleep 1000",
+            marker.display()
+        );
+        let f = filters(&script, 1, None);
+        let first = tokio::spawn({
+            let f = f.clone();
+            async move { f.run(b"a".to_vec()).await }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !marker.exists() {
+            assert!(std::time::Instant::now() < deadline, "the filter did not start");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Writing "b" (if not "a") finds the pipe closed.
+        assert_eq!(f.run(b"b".to_vec()).await, Ok(b"b".to_vec()));
+        let e = first.await.unwrap().unwrap_err();
+        assert!(e.starts_with("writing to sh: Broken pipe"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
     async fn dropping_the_pool_kills_the_filters() {
         let f = filters("while read x; do echo $$; done", 1, None);
         let pid: i32 = String::from_utf8(f.run(b"a".to_vec()).await.unwrap())
@@ -424,7 +463,7 @@ mod tests {
             .unwrap();
         drop(f);
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok() && !zombie(pid) {
+        while nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() && !zombie(pid) {
             assert!(std::time::Instant::now() < deadline, "filter {pid} still runs");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -54,7 +54,9 @@ Lines: an input line is everything up to a newline, without it; a carriage retur
 before the newline is removed too (CRLF input gives the same values as LF input). \
 Lines are bytes: they need not be UTF-8. A result is COMMAND's stdout without its last \
 newline (and a carriage return before it); with --lines, the filter's answer line, \
-stripped the same way. Results are written one per line.
+stripped the same way. Results are written one per line. With --pipe, a block is the input's \
+bytes as they are (carriage returns kept, and a last line without a newline stays so), and \
+each block's output is written as it is.
 
 Modes: per value (the default) runs COMMAND once per input line: best when each value is \
 real work (seconds), or for programs that take one input. --lines keeps COMMAND running \
@@ -115,7 +117,7 @@ struct MasterArgs {
     /// Heartbeat interval: milliseconds, or a duration such as 2s (a worker silent for 10 intervals is dropped; at most 1 day).
     #[arg(long, default_value = "1000", value_name = "MS|DURATION", value_parser = parse_heartbeat)]
     heartbeat: Duration,
-    /// Fail a value whose COMMAND runs longer than DURATION (30s, 500ms, 2m; a bare number is seconds); off by default.
+    /// Fail a value whose COMMAND runs longer than DURATION (30s, 500ms, 2m; a bare number is seconds); off by default. With --lines, a line not answered within DURATION of reaching its worker (its wait behind earlier lines included) fails, and its filter is restarted; with --pipe, DURATION is per block.
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     timeout: Option<Duration>,
     /// Warn about a value held longer than DURATION without --timeout (default 60s).
@@ -139,7 +141,7 @@ struct MasterArgs {
     /// Print worker statistics to stderr every second.
     #[arg(long)]
     monitor: bool,
-    /// Run COMMAND as line filters (--jobs per worker) instead of once per input: each must answer each line with one line, in order, without waiting for more input; many lines are in flight in each.
+    /// Run COMMAND as line filters (--jobs per worker) instead of once per input: each must answer each line with one line, in order, without waiting for more input; many lines are in flight in each. A filter that dies or times out fails the line it was answering; the other lines in it go to a fresh filter, uncharged.
     #[arg(long, conflicts_with = "pipe")]
     lines: bool,
     /// Run COMMAND once per block of input lines (see --block, --block-lines), with the block, as it is, on its stdin; its whole stdout, as it is, is the block's output.

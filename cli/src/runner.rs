@@ -77,7 +77,7 @@ pub(crate) struct Spec {
 #[derive(Debug)]
 pub(crate) struct Group {
     child: Child,
-    pub(crate) pgid: Option<Pid>,
+    pgid: Option<Pid>,
 }
 
 impl Drop for Group {
@@ -87,7 +87,7 @@ impl Drop for Group {
 }
 
 /// Kills process group `pgid` (SIGKILL), if any.
-pub(crate) fn kill_group(pgid: Option<Pid>) {
+fn kill_group(pgid: Option<Pid>) {
     if let Some(pgid) = pgid {
         // ESRCH (the group is already gone) is the usual, fine answer.
         let _ = killpg(pgid, Signal::SIGKILL);
