@@ -6,15 +6,20 @@
 //! ```
 //!
 //! Each input is processed by running COMMAND with the input on its stdin;
-//! its stdout is the result. With `--lines`, COMMAND runs once per worker as
-//! a filter: one input line in, one result line out. A non-zero exit, a
-//! crash or a timeout counts as a failure of that value (retried up to
-//! `--max-retries`).
+//! its stdout is the result. With `--lines`, COMMAND runs as line filters,
+//! `--jobs` per worker: one input line in, one result line out, many lines
+//! in flight. With `--pipe`, each value is a block of input lines, COMMAND
+//! runs once per block and its whole output is the block's result. A
+//! non-zero exit, a crash or a timeout counts as a failure of that value
+//! (retried up to `--max-retries`).
 //!
-//! Modules: [`runner`] runs COMMAND, [`lines`] reads byte lines,
+//! Modules: [`runner`] runs COMMAND, [`filter`] runs the pipelined line
+//! filters, [`lines`] reads byte lines, [`blocks`] cuts them into blocks,
 //! [`supervise`] keeps the local worker processes running, [`log`] sets up
 //! logging.
 
+mod blocks;
+mod filter;
 mod lines;
 mod log;
 mod runner;
@@ -29,15 +34,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use pando_distributed_map::frame::DEFAULT_MAX_FRAME;
+use pando_distributed_map::session::RESULT_OVERHEAD;
 use pando_distributed_map::transport::{Listener, tcp, ws};
-use pando_distributed_map::{DistributedMap, MapConfig, PoisonPolicy, Worker, default_workers, join};
+use pando_distributed_map::{
+    CommandMode, DistributedMap, MapConfig, PoisonPolicy, Worker, default_workers, join, split_join_url,
+};
 use pando_lend_stream::LendError;
-use pando_pull_stream::{for_each, pull};
+use pando_pull_stream::{Answer, Source, pull};
 use tokio::sync::mpsc;
 
-use crate::runner::Runner;
+use crate::runner::{Mode, Runner};
 use crate::supervise::{LocalWorkers, Progress};
 
 /// What `--help` says about lines, in both modes.
@@ -46,7 +54,17 @@ Lines: an input line is everything up to a newline, without it; a carriage retur
 before the newline is removed too (CRLF input gives the same values as LF input). \
 Lines are bytes: they need not be UTF-8. A result is COMMAND's stdout without its last \
 newline (and a carriage return before it); with --lines, the filter's answer line, \
-stripped the same way. Results are written one per line.
+stripped the same way. Results are written one per line. With --pipe, a block is the input's \
+bytes as they are (carriage returns kept, and a last line without a newline stays so), and \
+each block's output is written as it is.
+
+Modes: per value (the default) runs COMMAND once per input line: best when each value is \
+real work (seconds), or for programs that take one input. --lines keeps COMMAND running \
+as a line filter and streams lines through it: best for many small values and a program \
+that can answer each line at once (awk, sed, python). --pipe runs COMMAND once per block \
+of lines (1 MiB by default, like GNU parallel --pipe): best for many small values and a \
+program that reads all its input (sort, wc, awk without -W interactive). Workers follow \
+the master's mode: `pando work` needs no flag for it.
 
 Logging: to stderr; the level comes from RUST_LOG (default: info for pando's own events, \
 such as workers joining, finishing or being dropped with the reason).";
@@ -81,9 +99,9 @@ struct MasterArgs {
     /// Local worker processes to start (default: the number of cores; 0: none).
     #[arg(long, value_name = "N")]
     local: Option<usize>,
-    /// The most values a worker holds at once.
-    #[arg(long, default_value_t = NonZeroUsize::new(2).unwrap(), value_name = "N")]
-    batch_size: NonZeroUsize,
+    /// The most values a worker holds at once, which bounds what it runs at once whatever its --jobs [default: 2; with --lines 256: the lines in flight in a worker's filters].
+    #[arg(long, value_name = "N")]
+    batch_size: Option<NonZeroUsize>,
     /// Start local workers only once a remote worker has joined.
     #[arg(long)]
     start_idle: bool,
@@ -99,7 +117,7 @@ struct MasterArgs {
     /// Heartbeat interval: milliseconds, or a duration such as 2s (a worker silent for 10 intervals is dropped; at most 1 day).
     #[arg(long, default_value = "1000", value_name = "MS|DURATION", value_parser = parse_heartbeat)]
     heartbeat: Duration,
-    /// Fail a value whose COMMAND runs longer than DURATION (30s, 500ms, 2m; a bare number is seconds); off by default.
+    /// Fail a value whose COMMAND runs longer than DURATION (30s, 500ms, 2m; a bare number is seconds); off by default. With --lines, a line not answered within DURATION of reaching its worker (its wait behind earlier lines included) fails, and its filter is restarted; with --pipe, DURATION is per block.
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     timeout: Option<Duration>,
     /// Warn about a value held longer than DURATION without --timeout (default 60s).
@@ -108,7 +126,7 @@ struct MasterArgs {
     /// How many times a value may fail before pando stops with an error naming it.
     #[arg(long, default_value_t = 5, value_name = "N")]
     max_retries: u32,
-    /// Skip values that fail more than --max-retries times instead of stopping.
+    /// Skip values that fail more than --max-retries times instead of stopping (with --pipe, a failed block is skipped whole: none of its lines has output; the last line on stderr names the first skipped block and its input lines).
     #[arg(long)]
     skip_failed: bool,
     /// The most connections still in their handshake; more are closed at once.
@@ -123,9 +141,18 @@ struct MasterArgs {
     /// Print worker statistics to stderr every second.
     #[arg(long)]
     monitor: bool,
-    /// Run COMMAND once per worker as a line filter instead of once per input.
-    #[arg(long)]
+    /// Run COMMAND as line filters (--jobs per worker) instead of once per input: each must answer each line with one line, in order, without waiting for more input; many lines are in flight in each. A filter that dies or times out fails the line it was answering; the other lines in it go to a fresh filter, uncharged.
+    #[arg(long, conflicts_with = "pipe")]
     lines: bool,
+    /// Run COMMAND once per block of input lines (see --block, --block-lines), with the block, as it is, on its stdin; its whole stdout, as it is, is the block's output.
+    #[arg(long)]
+    pipe: bool,
+    /// With --pipe: the most bytes in a block (1M = 1 MiB, 64k = 64 KiB, or bytes) [default: 1M unless --block-lines is given]. A line is never split: a line longer than SIZE is a block of its own.
+    #[arg(long, value_name = "SIZE", requires = "pipe", value_parser = parse_block)]
+    block: Option<NonZeroUsize>,
+    /// With --pipe: the most lines in a block (with --block too, whichever limit comes first).
+    #[arg(long, value_name = "N", requires = "pipe")]
+    block_lines: Option<NonZeroUsize>,
     /// Use plain TCP instead of WebSocket.
     #[arg(long)]
     tcp: bool,
@@ -136,12 +163,15 @@ struct MasterArgs {
 
 #[derive(Args, Debug)]
 struct WorkArgs {
-    /// The join URL the master printed.
+    /// The join URL the master printed. Without its `?token=…`, the token is read from the environment variable PANDO_TOKEN, which other users of this machine cannot read (`ps` shows a command line to everyone).
     url: String,
     /// Run the master's command without asking.
     #[arg(long)]
     accept: bool,
-    /// Run COMMAND once per worker as a line filter (must match the master's --lines).
+    /// How many values to run at once; with --lines, how many line filters [default: the number of cores]. The master's --batch-size bounds it.
+    #[arg(long, value_name = "N")]
+    jobs: Option<NonZeroUsize>,
+    /// Not needed any more: the worker runs COMMAND the way the master says (per value, --lines or --pipe). Still accepted; an error if the master does not run --lines.
     #[arg(long)]
     lines: bool,
     /// This worker's name, shown in the master's logs and statistics (default: the host name).
@@ -173,6 +203,32 @@ fn parse_heartbeat(s: &str) -> Result<Duration, String> {
         return Err("a heartbeat must be between 1 ms and 1 day".to_string());
     }
     Ok(d)
+}
+
+/// The largest block: what fits in a frame with its header.
+const MAX_BLOCK: usize = DEFAULT_MAX_FRAME - RESULT_OVERHEAD - 8;
+
+/// The default block size, as GNU parallel's.
+const DEFAULT_BLOCK: usize = 1 << 20;
+
+/// The default batch size with `--lines`: lines in flight per worker.
+const LINES_BATCH: usize = 256;
+
+/// The environment variable that gives `pando work` its join token.
+const TOKEN_VARIABLE: &str = "PANDO_TOKEN";
+
+/// `--block`: a size in bytes, with an optional binary unit (`64k`, `1M`, `1MiB`).
+fn parse_block(s: &str) -> Result<NonZeroUsize, String> {
+    let size = parse_size::Config::new()
+        .with_binary()
+        .parse_size(s)
+        .map_err(|e| format!("{e} (a size such as 64k, 1M or 1048576)"))?;
+    match usize::try_from(size).ok().and_then(NonZeroUsize::new) {
+        Some(size) if size.get() <= MAX_BLOCK => Ok(size),
+        _ => Err(format!(
+            "a block must be between 1 byte and {MAX_BLOCK} bytes (the largest frame less its header)"
+        )),
+    }
 }
 
 /// `--timeout`: a duration (`30s`, `500ms`, `2m`); a bare number is seconds.
@@ -245,14 +301,75 @@ async fn shutdown_signal() -> ExitCode {
     }
 }
 
-type Lines = Pin<Box<dyn Stream<Item = Result<Vec<u8>, Arc<std::io::Error>>> + Send>>;
+type Values = Pin<Box<dyn Stream<Item = Result<Vec<u8>, Arc<std::io::Error>>> + Send>>;
+
+/// Locks a std mutex, whatever a panic left in it.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// With `--pipe`: the first line and line count of the blocks read lately
+/// (as many as the lender may hold unresolved, and as many again), to name
+/// a failed block by its input lines; and the first block skipped.
+#[derive(Debug)]
+struct BlockIndex {
+    /// The id of the first block kept.
+    first: u64,
+    ranges: std::collections::VecDeque<(u64, u64)>,
+    cap: usize,
+    first_skipped: Option<String>,
+}
+
+impl BlockIndex {
+    fn new(read_ahead: usize) -> Self {
+        BlockIndex {
+            first: 0,
+            ranges: std::collections::VecDeque::new(),
+            cap: read_ahead.saturating_mul(2).saturating_add(16),
+            first_skipped: None,
+        }
+    }
+
+    fn record(&mut self, first_line: u64, lines: u64) {
+        self.ranges.push_back((first_line, lines));
+        if self.ranges.len() > self.cap {
+            self.ranges.pop_front();
+            self.first += 1;
+        }
+    }
+
+    /// "block N (input lines A-B)", or "block N" if it is no longer known.
+    fn describe(&self, id: u64) -> String {
+        let range = id
+            .checked_sub(self.first)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.ranges.get(i));
+        match range {
+            Some(&(first, 1)) => format!("block {} (input line {first})", id + 1),
+            Some(&(first, n)) => format!("block {} (input lines {first}-{})", id + 1, first + n - 1),
+            None => format!("block {}", id + 1),
+        }
+    }
+}
 
 async fn master(args: MasterArgs) -> ExitCode {
     if let Err(e) = runner::find_program(&args.command[0]) {
         return fail(e);
     }
+    let mode = if args.lines {
+        Mode::Lines
+    } else if args.pipe {
+        Mode::Pipe
+    } else {
+        Mode::PerValue
+    };
+    let batch_size = args.batch_size.unwrap_or(if mode == Mode::Lines {
+        NonZeroUsize::new(LINES_BATCH).expect("nonzero")
+    } else {
+        NonZeroUsize::new(2).expect("nonzero")
+    });
     let mut config = MapConfig {
-        batch_size: args.batch_size,
+        batch_size,
         heartbeat: args.heartbeat,
         heartbeat_timeout: args.heartbeat.saturating_mul(10),
         max_retries: Some(args.max_retries),
@@ -264,7 +381,13 @@ async fn master(args: MasterArgs) -> ExitCode {
         ordered: !args.unordered,
         command: args.command.clone(),
         ..MapConfig::default()
-    };
+    }
+    // Workers learn the mode from the Welcome.
+    .command_mode(match mode {
+        Mode::PerValue => CommandMode::PerValue,
+        Mode::Lines => CommandMode::Lines,
+        Mode::Pipe => CommandMode::Pipe,
+    });
     config.value_timeout = args.timeout;
     if args.slow_warning.is_some() {
         config.slow_value_warning = args.slow_warning;
@@ -293,6 +416,9 @@ async fn master(args: MasterArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     let (local_url, public_url) = join::local_and_public_urls(&listener_url, &map.config().token);
+    // Local workers get the token in their environment, not on their
+    // command line, where `ps` would show it to every user.
+    let (local_url, token) = split_join_url(&local_url);
     eprintln!("pando: other machines join with: pando work '{public_url}'");
     if args.local == Some(0) {
         eprintln!("pando: no local workers (--local 0): waiting for workers to join");
@@ -300,12 +426,37 @@ async fn master(args: MasterArgs) -> ExitCode {
         eprintln!("pando: local workers start when a remote worker joins (--start-idle)");
     }
 
-    let lines: Lines = match &args.input {
+    let input: Pin<Box<dyn tokio::io::AsyncRead + Send>> = match &args.input {
         Some(path) => match tokio::fs::File::open(path).await {
-            Ok(file) => Box::pin(lines::byte_lines(file)),
+            Ok(file) => Box::pin(file),
             Err(e) => return fail(format!("cannot read {}: {e}", path.display())),
         },
-        None => Box::pin(lines::byte_lines(tokio::io::stdin())),
+        None => Box::pin(tokio::io::stdin()),
+    };
+    // With --pipe, where each block's lines are, to name a failed block.
+    let index = Arc::new(std::sync::Mutex::new(BlockIndex::new(
+        map.config()
+            .read_ahead
+            .map_or(usize::MAX, |n| usize::try_from(n.get()).unwrap_or(usize::MAX)),
+    )));
+    let values: Values = if mode == Mode::Pipe {
+        let limits = blocks::Limits {
+            bytes: args.block.unwrap_or(if args.block_lines.is_some() {
+                NonZeroUsize::new(MAX_BLOCK).expect("nonzero")
+            } else {
+                NonZeroUsize::new(DEFAULT_BLOCK).expect("nonzero")
+            }),
+            lines: args.block_lines,
+        };
+        let index = index.clone();
+        Box::pin(blocks::blocks(input, limits).map(move |block| {
+            block.map(|block| {
+                lock(&index).record(block.first_line, block.lines);
+                block.bytes
+            })
+        }))
+    } else {
+        Box::pin(lines::byte_lines(input))
     };
 
     let exe = match std::env::current_exe() {
@@ -314,10 +465,8 @@ async fn master(args: MasterArgs) -> ExitCode {
     };
     let n = args.local.unwrap_or_else(default_workers);
     let (fatal_tx, mut fatal) = mpsc::unbounded_channel::<String>();
-    let write_failed = fatal_tx.clone();
     let start_local = {
         let map = map.clone();
-        let lines = args.lines;
         let timeout = args.timeout;
         move || {
             let progress = move |name: &str| {
@@ -334,14 +483,16 @@ async fn master(args: MasterArgs) -> ExitCode {
                 n,
                 move |i| {
                     let mut cmd = tokio::process::Command::new(&exe);
+                    // One value (or one filter) at a time: there is a
+                    // local worker per core already.
                     cmd.arg("work")
                         .arg(&local_url)
+                        .env(TOKEN_VARIABLE, &token)
                         .arg("--accept")
+                        .arg("--jobs")
+                        .arg("1")
                         .arg("--name")
                         .arg(local_name(i));
-                    if lines {
-                        cmd.arg("--lines");
-                    }
                     if let Some(t) = timeout {
                         cmd.arg("--timeout")
                             .arg(humantime::format_duration(t).to_string());
@@ -401,40 +552,31 @@ async fn master(args: MasterArgs) -> ExitCode {
             }
         });
     }
-    let stdout = std::io::stdout();
-    let shown = progress.clone();
-    let pipeline = pull!(
-        pando_pull_stream::from_try_stream(lines),
-        map.clone(),
-        for_each({
-            // A result that cannot be written stops the run: it would be lost.
-            let mut broken = false;
-            move |line: Vec<u8>| {
-                if broken {
-                    return;
-                }
-                let mut out = stdout.lock();
-                let written = out
-                    .write_all(&line)
-                    .and_then(|()| out.write_all(b"\n"))
-                    .and_then(|()| out.flush());
-                match written {
-                    Ok(()) => shown.inc(1),
-                    Err(e) => {
-                        broken = true;
-                        let _ = write_failed.send(format!("cannot write the results to stdout: {e}"));
-                    }
-                }
-            }
-        }),
-    );
     enum End {
         Done(Result<(), pando_lend_stream::LendError<Arc<std::io::Error>>>),
         Fatal(String),
         Signal(ExitCode),
     }
+    let results = pull!(pando_pull_stream::from_try_stream(values), map.clone());
+    let skipped = (mode == Mode::Pipe).then(|| {
+        let map = map.clone();
+        let index = index.clone();
+        move || {
+            let mut index = lock(&index);
+            if index.first_skipped.is_none() {
+                if let Some(id) = map.lender().state().first_skipped {
+                    index.first_skipped = Some(index.describe(id));
+                }
+            }
+        }
+    });
+    let pipeline = write_results(results, mode == Mode::Pipe, progress.clone(), skipped);
     let end = tokio::select! {
-        result = pipeline => End::Done(result),
+        result = pipeline => match result {
+            Ok(result) => End::Done(result),
+            // A result that cannot be written stops the run: it would be lost.
+            Err(e) => End::Fatal(format!("cannot write the results to stdout: {e}")),
+        },
         Some(reason) = fatal.recv() => End::Fatal(reason),
         code = shutdown_signal() => End::Signal(code),
     };
@@ -458,6 +600,18 @@ async fn master(args: MasterArgs) -> ExitCode {
     workers.stop().await;
     let skipped = map.stats().lender;
     match end {
+        End::Done(Ok(())) if skipped.skipped > 0 && mode == Mode::Pipe => {
+            let index = lock(&index);
+            let first = index
+                .first_skipped
+                .clone()
+                .unwrap_or_else(|| index.describe(skipped.first_skipped.unwrap_or(0)));
+            say_last(format!(
+                "skipped {} block(s) that failed more than --max-retries times (--skip-failed): none of their lines has output; the first: {first}",
+                skipped.skipped,
+            ));
+            ExitCode::SUCCESS
+        }
         End::Done(Ok(())) if skipped.skipped > 0 => {
             // --skip-failed: the run succeeded, but lines are missing from the output.
             say_last(format!(
@@ -468,6 +622,7 @@ async fn master(args: MasterArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         End::Done(Ok(())) => ExitCode::SUCCESS,
+        End::Done(Err(e)) if mode == Mode::Pipe => fail(describe_block(&e, &lock(&index))),
         End::Done(Err(e)) => fail(describe(&e)),
         End::Fatal(reason) => fail(reason),
         End::Signal(code) => {
@@ -488,6 +643,71 @@ fn describe<E: std::fmt::Display>(e: &LendError<E>) -> String {
     }
 }
 
+/// The one-line message for a `--pipe` run's error.
+fn describe_block<E: std::fmt::Display>(e: &LendError<E>, index: &BlockIndex) -> String {
+    match e {
+        LendError::Poisoned { id, failures, reason } => format!(
+            "{} failed {failures} times (more than --max-retries); last failure: {reason}",
+            index.describe(*id)
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Writes the results to stdout, each followed by a newline (as they are
+/// with `--pipe`), through a buffer flushed whenever the next result is
+/// not there yet. `pending` (with `--pipe`) is called then too. The run's
+/// end, or the write error that stopped it.
+async fn write_results<S>(
+    results: S,
+    pipe: bool,
+    shown: indicatif::ProgressBar,
+    mut pending: Option<impl FnMut()>,
+) -> Result<Result<(), S::Error>, std::io::Error>
+where
+    S: Source<Item = Vec<u8>>,
+{
+    let mut results = std::pin::pin!(results);
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let mut written = 0;
+    std::future::poll_fn(|cx| {
+        loop {
+            match results.as_mut().poll_ask(cx) {
+                std::task::Poll::Ready(Answer::Value(result)) => {
+                    out.write_all(&result)?;
+                    if !pipe {
+                        out.write_all(b"\n")?;
+                    }
+                    written += 1;
+                    if let Some(pending) = pending.as_mut() {
+                        pending();
+                    }
+                }
+                std::task::Poll::Ready(end) => {
+                    out.flush()?;
+                    shown.inc(written);
+                    if let Some(pending) = pending.as_mut() {
+                        pending();
+                    }
+                    return std::task::Poll::Ready(Ok(match end {
+                        Answer::Error(e) => Err(e),
+                        _ => Ok(()),
+                    }));
+                }
+                std::task::Poll::Pending => {
+                    out.flush()?;
+                    shown.inc(std::mem::take(&mut written));
+                    if let Some(pending) = pending.as_mut() {
+                        pending();
+                    }
+                    return std::task::Poll::Pending;
+                }
+            }
+        }
+    })
+    .await
+}
+
 /// The name of local worker `i`.
 fn local_name(i: usize) -> String {
     format!("local-{i}")
@@ -500,17 +720,49 @@ fn serve<L: Listener>(map: &DistributedMap<Vec<u8>, Vec<u8>, Arc<std::io::Error>
     url
 }
 
+/// The join URL with its token: from the URL, or else from `PANDO_TOKEN`.
+fn url_with_token(url: &str) -> String {
+    let (base, token) = split_join_url(url);
+    if !token.is_empty() {
+        return url.to_string();
+    }
+    match std::env::var(TOKEN_VARIABLE) {
+        Ok(token) if !token.is_empty() => join::join_url(&base, &token),
+        _ => url.to_string(),
+    }
+}
+
 async fn work(args: WorkArgs) -> ExitCode {
     let name = args.name.clone().unwrap_or_else(join::hostname);
+    let jobs = args.jobs.map_or_else(default_workers, NonZeroUsize::get);
     let worker = Worker::new(name);
+    // Error messages name the URL as given: without a token from the environment.
+    let url = url_with_token(&args.url);
     let session = tokio::select! {
-        session = worker.connect(&args.url) => session,
+        session = worker.connect(&url) => session,
         code = shutdown_signal() => return code,
     };
     let session = match session {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot join {}: {e}", args.url)),
     };
+    // The master says how to run COMMAND.
+    let mode = match session.command_mode() {
+        CommandMode::PerValue => Mode::PerValue,
+        CommandMode::Lines => Mode::Lines,
+        CommandMode::Pipe => Mode::Pipe,
+        other => {
+            return fail(format!(
+                "the master runs its command in a mode this pando does not know ({other:?})"
+            ));
+        }
+    };
+    if args.lines && mode != Mode::Lines {
+        return fail(format!(
+            "--lines: the master does not run its command as a line filter but {}; drop --lines (workers follow the master's mode)",
+            mode.describe()
+        ));
+    }
     let command = if !args.command.is_empty() {
         args.command.clone()
     } else {
@@ -518,7 +770,7 @@ async fn work(args: WorkArgs) -> ExitCode {
         if theirs.is_empty() {
             return fail("the master did not say which command to run; name one after --");
         }
-        if !args.accept && !confirm(&theirs) {
+        if !args.accept && !confirm(&theirs, mode) {
             return fail("declined to run the master's command");
         }
         theirs
@@ -532,15 +784,19 @@ async fn work(args: WorkArgs) -> ExitCode {
         (a, b) => a.or(b),
     };
     // The largest result that fits a frame, with room for the frame's header.
-    let limit = DEFAULT_MAX_FRAME - pando_distributed_map::session::RESULT_OVERHEAD;
-    let runner = match Runner::new(command, args.lines, timeout, limit) {
+    let limit = DEFAULT_MAX_FRAME - RESULT_OVERHEAD;
+    let runner = match Runner::new(command, mode, jobs, timeout, limit) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    // Line filters take every line the master lends (its --batch-size
+    // bounds them), spread over `jobs` filters; otherwise `jobs` values
+    // run at once.
+    let session = session.jobs(if mode == Mode::Lines { usize::MAX } else { jobs });
     // On a signal the session's future is dropped, and with it every
     // COMMAND's process group.
     let result = tokio::select! {
-        result = session.run(move |line: Vec<u8>| runner.run(line)) => result,
+        result = session.run(move |value: Vec<u8>| runner.run(value)) => result,
         code = shutdown_signal() => return code,
     };
     match result {
@@ -550,8 +806,13 @@ async fn work(args: WorkArgs) -> ExitCode {
 }
 
 /// Asks the volunteer on the terminal whether to run the master's command.
-fn confirm(command: &[String]) -> bool {
-    eprint!("pando: the master asks this machine to run {command:?} on each value. Run it? [y/N] ");
+fn confirm(command: &[String], mode: Mode) -> bool {
+    let how = match mode {
+        Mode::PerValue => "on each value",
+        Mode::Lines => "as a line filter on each line",
+        Mode::Pipe => "on each block of lines",
+    };
+    eprint!("pando: the master asks this machine to run {command:?} {how}. Run it? [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")

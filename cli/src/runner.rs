@@ -1,13 +1,13 @@
-//! Running COMMAND on values: once per value, or as a long-running line
-//! filter (`--lines`).
+//! Running COMMAND on values: once per value, once per block of lines
+//! (`--pipe`), or as long-running line filters (`--lines`, see [`crate::filter`]).
 //!
 //! Each COMMAND runs in a process group of its own. The group is killed
 //! (SIGKILL) whenever the run of a value ends: with a result, a failure, a
 //! timeout, or because the value's future was dropped (the worker gave up
 //! on it, or `pando work` is exiting). So nothing COMMAND started, such as a
 //! `sleep` in the background, outlives its value. A line filter's group
-//! lives as long as the filter, and is killed when it is restarted or
-//! dropped.
+//! lives as long as the filter, and is killed when it dies, times out, or
+//! the runner is dropped.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -15,99 +15,113 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::sync::Mutex;
-use tokio_util::codec::{AnyDelimiterCodec, FramedRead};
 
+use crate::filter::Filters;
 use crate::lines;
 
 /// Why a line filter may not answer: the end of every timeout or stall message in `--lines` mode.
 pub(crate) const FILTER_ADVICE: &str = "a line filter must write its answer to each line without waiting for more input (mawk -W interactive, sed -u, python3 -u, stdbuf -oL)";
 
-/// How long a line filter may stay silent, without `--timeout`, before the worker warns.
-const FILTER_STALL_WARNING: Duration = Duration::from_secs(10);
-
-/// Runs COMMAND on values. Cheap to clone; clones share a line filter.
-#[derive(Clone, Debug)]
-pub(crate) struct Runner {
-    inner: Arc<Inner>,
+/// How COMMAND is run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Once per value: the value and a newline on its stdin; its stdout,
+    /// without its last line end, is the result.
+    PerValue,
+    /// As line filters (`--lines`): one answer line per input line.
+    Lines,
+    /// Once per block of lines (`--pipe`): the block, as it is, on its
+    /// stdin; its whole stdout, as it is, is the result.
+    Pipe,
 }
 
+impl Mode {
+    /// How the mode runs COMMAND, in words.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Mode::PerValue => "once per value",
+            Mode::Lines => "as a line filter (--lines)",
+            Mode::Pipe => "once per block of lines (--pipe)",
+        }
+    }
+}
+
+/// Runs COMMAND on values. Cheap to clone; clones share the line filters.
+#[derive(Clone, Debug)]
+pub(crate) struct Runner {
+    spec: Arc<Spec>,
+    mode: Mode,
+    /// With `--lines`, the filters.
+    filters: Option<Arc<Filters>>,
+}
+
+/// What to run, and its limits.
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Spec {
     /// COMMAND's program, resolved on PATH.
     program: PathBuf,
     /// COMMAND as given (for messages) and its arguments.
     command: Vec<String>,
-    /// The deadline of one value, if any.
-    timeout: Option<Duration>,
+    /// The deadline of one value (with `--lines`: of one line, from when
+    /// it is given to a filter), if any.
+    pub(crate) timeout: Option<Duration>,
     /// The largest result, in bytes.
-    limit: usize,
-    /// With `--lines`, the running filter (none before the first value and
-    /// after a failure).
-    filter: Option<Arc<Mutex<Option<Filter>>>>,
+    pub(crate) limit: usize,
 }
 
 /// A child in a process group of its own, killed with its group when dropped.
 #[derive(Debug)]
-struct Group {
+pub(crate) struct Group {
     child: Child,
     pgid: Option<Pid>,
 }
 
 impl Drop for Group {
     fn drop(&mut self) {
-        if let Some(pgid) = self.pgid {
-            // ESRCH (the group is already gone) is the usual, fine answer.
-            let _ = killpg(pgid, Signal::SIGKILL);
-        }
+        kill_group(self.pgid);
     }
 }
 
-/// A long-running COMMAND used as a line filter.
-#[derive(Debug)]
-struct Filter {
-    stdin: ChildStdin,
-    stdout: FramedRead<ChildStdout, AnyDelimiterCodec>,
-    // Last, so the pipes close before the group is killed.
-    _group: Group,
+/// Kills process group `pgid` (SIGKILL), if any.
+fn kill_group(pgid: Option<Pid>) {
+    if let Some(pgid) = pgid {
+        // ESRCH (the group is already gone) is the usual, fine answer.
+        let _ = killpg(pgid, Signal::SIGKILL);
+    }
 }
 
 impl Runner {
-    /// A runner of `command` (its first word is looked up on PATH): with
-    /// `lines`, as a line filter. `timeout` bounds each value; a result
-    /// longer than `limit` bytes is a failure.
+    /// A runner of `command` (its first word is looked up on PATH) in
+    /// `mode`; with [`Mode::Lines`], `jobs` filters. `timeout` bounds each
+    /// value; a result longer than `limit` bytes is a failure.
     pub(crate) fn new(
         command: Vec<String>,
-        lines: bool,
+        mode: Mode,
+        jobs: usize,
         timeout: Option<Duration>,
         limit: usize,
     ) -> Result<Self, String> {
-        let program = find_program(&command[0])?;
-        Ok(Runner {
-            inner: Arc::new(Inner {
-                program,
-                command,
-                timeout,
-                limit,
-                filter: lines.then(Arc::default),
-            }),
-        })
+        let spec = Arc::new(Spec::new(command, timeout, limit)?);
+        let filters = (mode == Mode::Lines).then(|| Arc::new(Filters::new(spec.clone(), jobs)));
+        Ok(Runner { spec, mode, filters })
     }
 
-    /// Runs COMMAND on `line`: its result, or why it failed. Dropping the
-    /// future kills what COMMAND started (and, with `--lines`, the filter,
-    /// which the next call starts again).
-    pub(crate) fn run(&self, line: Vec<u8>) -> impl Future<Output = Result<Vec<u8>, String>> + Send + use<> {
-        let inner = self.inner.clone();
+    /// Runs COMMAND on `value`: its result, or why it failed. Dropping the
+    /// future kills what COMMAND started (with `--lines`, the answer to
+    /// the line is dropped when it comes).
+    pub(crate) fn run(&self, value: Vec<u8>) -> impl Future<Output = Result<Vec<u8>, String>> + Send + use<> {
+        let spec = self.spec.clone();
+        let mode = self.mode;
+        let filters = self.filters.clone();
         async move {
-            match &inner.filter {
-                Some(slot) => inner.run_filter(slot.clone(), line).await,
-                None => inner.run_once(line).await,
+            match (mode, filters) {
+                (Mode::Lines, Some(filters)) => filters.run(value).await,
+                (Mode::Pipe, _) => spec.run_once(value, false).await,
+                _ => spec.run_once(value, true).await,
             }
         }
     }
@@ -118,14 +132,26 @@ pub(crate) fn find_program(program: &str) -> Result<PathBuf, String> {
     which::which(program).map_err(|_| format!("command not found: {program}"))
 }
 
-impl Inner {
-    fn name(&self) -> &str {
+impl Spec {
+    /// `command` (its first word looked up on PATH), with its limits.
+    pub(crate) fn new(command: Vec<String>, timeout: Option<Duration>, limit: usize) -> Result<Self, String> {
+        let program = find_program(&command[0])?;
+        Ok(Spec {
+            program,
+            command,
+            timeout,
+            limit,
+        })
+    }
+
+    /// COMMAND's name, for messages.
+    pub(crate) fn name(&self) -> &str {
         &self.command[0]
     }
 
     /// Starts COMMAND with piped stdin and stdout (stderr is ours) in a
     /// process group of its own.
-    fn spawn(&self) -> Result<(Group, ChildStdin, ChildStdout), String> {
+    pub(crate) fn spawn(&self) -> Result<(Group, ChildStdin, ChildStdout), String> {
         let mut child = Command::new(&self.program)
             .args(&self.command[1..])
             .stdin(Stdio::piped())
@@ -144,15 +170,18 @@ impl Inner {
         Ok((Group { child, pgid }, stdin, stdout))
     }
 
-    /// Runs COMMAND with `line` and a `\n` on its stdin; its stdout
-    /// (without a last `\n` or `\r\n`) is the result.
-    async fn run_once(&self, mut line: Vec<u8>) -> Result<Vec<u8>, String> {
+    /// Runs COMMAND with `input` on its stdin and its stdout as the result.
+    /// With `line`, a `\n` is added to the input and the result loses its
+    /// last `\n` or `\r\n`; without (a block), both are kept as they are.
+    async fn run_once(&self, mut input: Vec<u8>, line: bool) -> Result<Vec<u8>, String> {
         let (mut group, mut stdin, stdout) = self.spawn()?;
-        line.push(b'\n');
+        if line {
+            input.push(b'\n');
+        }
         let work = async {
             let writing = async move {
                 // A command that does not read its input is not an error.
-                let _ = stdin.write_all(&line).await;
+                let _ = stdin.write_all(&input).await;
             };
             let reading = self.read_limited(stdout);
             let ((), output) = tokio::join!(writing, reading);
@@ -161,7 +190,9 @@ impl Inner {
             if !status.success() {
                 return Err(format!("{} exited with {status}", self.name()));
             }
-            lines::strip_line_end(&mut output);
+            if line {
+                lines::strip_line_end(&mut output);
+            }
             Ok(output)
         };
         match self.timeout {
@@ -191,88 +222,13 @@ impl Inner {
         Ok(output)
     }
 
-    fn too_long(&self) -> String {
+    /// The failure of a result over the limit.
+    pub(crate) fn too_long(&self) -> String {
         format!(
             "the result of {} exceeds the limit of {} bytes (the largest frame); it was stopped",
             self.name(),
             self.limit
         )
-    }
-
-    /// Writes `line` to the filter and reads one line back. The filter is
-    /// taken out of its slot while it works, and put back only after a
-    /// good answer: a failure, a timeout, or a dropped future (a cancelled
-    /// call) drops it, which kills it, and the next call starts a new one.
-    async fn run_filter(
-        &self,
-        slot: Arc<Mutex<Option<Filter>>>,
-        mut line: Vec<u8>,
-    ) -> Result<Vec<u8>, String> {
-        let mut slot = slot.lock_owned().await;
-        let mut filter = match slot.take() {
-            Some(filter) => filter,
-            None => {
-                let (group, stdin, stdout) = self.spawn()?;
-                let codec = lines::codec_with_max_length(self.limit);
-                Filter {
-                    stdin,
-                    stdout: FramedRead::new(stdout, codec),
-                    _group: group,
-                }
-            }
-        };
-        line.push(b'\n');
-        let answer = async {
-            filter
-                .stdin
-                .write_all(&line)
-                .await
-                .map_err(|e| format!("writing to {}: {e}", self.name()))?;
-            filter.stdin.flush().await.map_err(|e| e.to_string())?;
-            match filter.stdout.next().await {
-                Some(Ok(result)) => {
-                    let mut result: Vec<u8> = result.into();
-                    lines::strip_line_end(&mut result);
-                    Ok(result)
-                }
-                Some(Err(tokio_util::codec::AnyDelimiterCodecError::MaxChunkLengthExceeded)) => {
-                    Err(self.too_long())
-                }
-                Some(Err(e)) => Err(format!(
-                    "reading the output of {}: {}",
-                    self.name(),
-                    lines::io_error(e)
-                )),
-                None => Err(format!("{} ended without answering", self.name())),
-            }
-        };
-        let answer = match self.timeout {
-            Some(t) => tokio::time::timeout(t, answer).await.unwrap_or_else(|_| {
-                Err(format!(
-                    "{} did not answer within {} (--timeout) and was restarted: {FILTER_ADVICE}",
-                    self.name(),
-                    humantime::format_duration(t)
-                ))
-            }),
-            None => {
-                tokio::pin!(answer);
-                match tokio::time::timeout(FILTER_STALL_WARNING, &mut answer).await {
-                    Ok(answer) => answer,
-                    Err(_) => {
-                        tracing::warn!(
-                            "{} has not answered a line for {}; {FILTER_ADVICE}; --timeout restarts a stuck filter",
-                            self.name(),
-                            humantime::format_duration(FILTER_STALL_WARNING)
-                        );
-                        answer.await
-                    }
-                }
-            }
-        };
-        if answer.is_ok() {
-            *slot = Some(filter);
-        }
-        answer
     }
 }
 
@@ -284,7 +240,8 @@ mod tests {
 
     fn sh(script: &str, lines: bool, timeout: Option<Duration>) -> Runner {
         let command = vec!["sh".to_string(), "-c".to_string(), script.to_string()];
-        Runner::new(command, lines, timeout, LIMIT).unwrap()
+        let mode = if lines { Mode::Lines } else { Mode::PerValue };
+        Runner::new(command, mode, 1, timeout, LIMIT).unwrap()
     }
 
     /// Whether process `pid` is gone (or a zombie).
@@ -322,13 +279,27 @@ mod tests {
 
     #[test]
     fn an_unknown_command_is_reported() {
-        let e = Runner::new(vec!["no-such-command-here".into()], false, None, LIMIT).unwrap_err();
+        let e = Runner::new(
+            vec!["no-such-command-here".into()],
+            Mode::PerValue,
+            1,
+            None,
+            LIMIT,
+        )
+        .unwrap_err();
         assert_eq!(e, "command not found: no-such-command-here");
     }
 
     #[tokio::test]
     async fn a_result_over_the_limit_fails_without_reading_it_all() {
-        let r = Runner::new(vec!["sh".into(), "-c".into(), "yes".into()], false, None, 1000).unwrap();
+        let r = Runner::new(
+            vec!["sh".into(), "-c".into(), "yes".into()],
+            Mode::PerValue,
+            1,
+            None,
+            1000,
+        )
+        .unwrap();
         let e = r.run(b"x".to_vec()).await.unwrap_err();
         assert!(e.contains("exceeds the limit of 1000 bytes"), "{e}");
     }
@@ -377,7 +348,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_line_filter_answers_each_line_and_keeps_bytes() {
-        let r = Runner::new(vec!["cat".into()], true, None, LIMIT).unwrap();
+        let r = Runner::new(vec!["cat".into()], Mode::Lines, 1, None, LIMIT).unwrap();
         assert_eq!(r.run(b"a\xff".to_vec()).await, Ok(b"a\xff".to_vec()));
         assert_eq!(r.run(b"b\r".to_vec()).await, Ok(b"b".to_vec()));
     }
@@ -399,20 +370,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_cancelled_line_filter_call_restarts_the_filter() {
-        // Counts the lines it has seen: a restarted filter starts again at 1.
-        let script = "n=0; while read x; do n=$((n+1)); [ \"$x\" = hang ] && sleep 1000; echo $n; done";
-        let r = sh(script, true, None);
-        assert_eq!(r.run(b"a".to_vec()).await, Ok(b"1".to_vec()));
-        assert_eq!(r.run(b"b".to_vec()).await, Ok(b"2".to_vec()));
-        let hung = Box::pin(r.run(b"hang".to_vec()));
-        // Cancel it: the filter left its slot at the first poll, so it is dropped either way.
-        assert!(
-            tokio::time::timeout(Duration::from_millis(200), hung)
-                .await
-                .is_err()
+    async fn a_cancelled_line_filter_call_drops_its_answer_and_the_filter_goes_on() {
+        // Holds the line "wait" until a file exists; counts the lines it has seen.
+        let dir = std::env::temp_dir().join(format!("pando-runner-cancel-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let go = dir.join("go");
+        let _ = std::fs::remove_file(&go);
+        let script = format!(
+            "n=0; while read x; do n=$((n+1)); if [ \"$x\" = wait ]; then while [ ! -e {} ]; do sleep 0.01; done; fi; echo \"$x$n\"; done",
+            go.display()
         );
-        assert_eq!(r.run(b"c".to_vec()).await, Ok(b"1".to_vec()));
+        let r = sh(&script, true, None);
+        assert_eq!(r.run(b"a".to_vec()).await, Ok(b"a1".to_vec()));
+        // Given to the filter at its first poll, then cancelled.
+        let mut waiting = Box::pin(r.run(b"wait".to_vec()));
+        assert!(futures::FutureExt::now_or_never(&mut waiting).is_none());
+        drop(waiting);
+        std::fs::write(&go, b"").unwrap();
+        // The same filter (it counts on), and "c" gets its own answer.
+        assert_eq!(r.run(b"c".to_vec()).await, Ok(b"c3".to_vec()));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

@@ -670,3 +670,426 @@ fn results_that_cannot_be_written_stop_the_run_with_an_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// ---- Issue 12: three modes, --jobs, pipelined filters, blocks; issue 13: the token off argv.
+
+/// A remote worker with extra arguments and environment.
+fn worker_with(url: &str, extra: &[&str], env: &[(&str, &str)]) -> Child {
+    Command::new(PANDO)
+        .args(["work", url, "--accept"])
+        .args(extra)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The three modes, each with a master flag set and a COMMAND that squares
+/// each line (slowly enough that a killed worker holds values).
+fn squaring_modes() -> Vec<(&'static str, Vec<&'static str>, Vec<&'static str>)> {
+    vec![
+        (
+            "per value",
+            vec!["--batch-size", "3"],
+            vec!["sh", "-c", "read x; sleep 0.01; echo $((x*x))"],
+        ),
+        (
+            "--lines",
+            vec!["--lines", "--batch-size", "16"],
+            vec!["sh", "-c", "while read x; do sleep 0.005; echo $((x*x)); done"],
+        ),
+        (
+            "--pipe",
+            vec!["--pipe", "--block-lines", "4", "--batch-size", "3"],
+            vec!["sh", "-c", "while read x; do echo $((x*x)); done; sleep 0.02"],
+        ),
+    ]
+}
+
+#[test]
+fn output_order_and_exactly_once_in_all_three_modes() {
+    for (mode, flags, command) in squaring_modes() {
+        let mut args = vec!["--local", "2", "--bind", "127.0.0.1"];
+        args.extend(&flags);
+        args.push("--");
+        args.extend(&command);
+        let (status, out, err) = run_within(&args, &[], seq(300).as_bytes(), DEADLINE);
+        assert!(status.success(), "{mode}: {err}");
+        assert_eq!(String::from_utf8(out).unwrap(), squares(300), "{mode}");
+    }
+}
+
+/// The SIGKILL test in every mode: a worker killed while it holds values
+/// loses nothing and duplicates nothing; the workers need no mode flag (the
+/// master's Welcome says it).
+#[test]
+fn a_worker_killed_mid_run_loses_nothing_in_all_three_modes() {
+    for (mode, flags, command) in squaring_modes() {
+        let (mut m, url, rx) = master(&flags, &command, seq(200));
+        let mut doomed = worker(&url);
+        let mut first = collect(&rx, 20);
+        let mut steady = worker(&url);
+        signal(&doomed, "-KILL");
+        doomed.wait().unwrap();
+        first.extend(collect(&rx, 180));
+        assert_eq!(first.join("\n") + "\n", squares(200), "{mode}");
+        assert!(
+            rx.recv_timeout(Duration::from_secs(10)).is_err(),
+            "{mode}: nothing after the last result"
+        );
+        assert!(m.wait().unwrap().success(), "{mode}");
+        assert!(steady.wait().unwrap().success(), "{mode}");
+    }
+}
+
+/// A line filter that dies with many lines inside it: the line it was
+/// answering fails (with --max-retries 0 and --skip-failed, it is skipped
+/// and named), the other lines in it are answered by a fresh filter and
+/// are not charged (or they would be skipped too), and nothing is lost.
+#[test]
+fn a_filter_that_dies_mid_batch_fails_its_line_and_loses_nothing() {
+    let dir = scratch("filter-dies");
+    let marker = dir.join("died");
+    let script = format!(
+        "while read x; do if [ \"$x\" = 50 ] && [ ! -e {0} ]; then touch {0}; exit 3; fi; echo $((x*x)); done",
+        marker.display()
+    );
+    let (status, out, err) = run_within(
+        &[
+            "--local",
+            "1",
+            "--bind",
+            "127.0.0.1",
+            "--lines",
+            "--batch-size",
+            "256",
+            "--max-retries",
+            "0",
+            "--skip-failed",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+        &[],
+        seq(1000).as_bytes(),
+        DEADLINE,
+    );
+    assert!(status.success(), "{err}");
+    let want: String = (1..=1000u64)
+        .filter(|&x| x != 50)
+        .map(|x| format!("{}\n", x * x))
+        .collect();
+    assert_eq!(String::from_utf8(out).unwrap(), want);
+    assert_eq!(
+        last_line(&err),
+        "pando: skipped 1 input line(s) that failed more than --max-retries times (--skip-failed); the first: line 50",
+        "{err}"
+    );
+    assert!(marker.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same filter, without --skip-failed and with the default retries:
+/// the line it died on is retried, and the output is complete.
+#[test]
+fn a_filter_that_dies_once_mid_batch_gives_complete_output() {
+    let dir = scratch("filter-dies-once");
+    let marker = dir.join("died");
+    let script = format!(
+        "while read x; do if [ \"$x\" = 500 ] && [ ! -e {0} ]; then touch {0}; exit 3; fi; echo $((x*x)); done",
+        marker.display()
+    );
+    let (status, out, err) = run_within(
+        &[
+            "--local",
+            "2",
+            "--bind",
+            "127.0.0.1",
+            "--lines",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+        &[],
+        seq(1000).as_bytes(),
+        DEADLINE,
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(String::from_utf8(out).unwrap(), squares(1000));
+    assert!(marker.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn pipe_blocks_by_lines_and_by_size_keep_every_byte_in_order() {
+    // `wc -l` per block shows the cut; `cat` gives the input back as it is.
+    let input = "1\n2\n3\n4\n5\n6\n7\n";
+    let (status, out, err) = run_within(
+        &[
+            "--local",
+            "2",
+            "--bind",
+            "127.0.0.1",
+            "--pipe",
+            "--block-lines",
+            "3",
+            "--",
+            "wc",
+            "-l",
+        ],
+        &[],
+        input.as_bytes(),
+        DEADLINE,
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(String::from_utf8(out).unwrap(), "3\n3\n1\n");
+    // 4 bytes hold two 2-byte lines.
+    let (status, out, err) = run_within(
+        &[
+            "--local",
+            "2",
+            "--bind",
+            "127.0.0.1",
+            "--pipe",
+            "--block",
+            "4",
+            "--",
+            "wc",
+            "-l",
+        ],
+        &[],
+        input.as_bytes(),
+        DEADLINE,
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(String::from_utf8(out).unwrap(), "2\n2\n2\n1\n");
+    // Bytes as they are: CRLF, no UTF-8, no final newline.
+    let mut input = Vec::new();
+    for i in 0..5000 {
+        input.extend_from_slice(format!("line {i}\r\n\u{ff}\n").as_bytes());
+        input.push(0xff);
+        input.push(b'\n');
+    }
+    input.extend_from_slice(b"last, without a newline");
+    let (status, out, err) = run_within(
+        &[
+            "--local",
+            "2",
+            "--bind",
+            "127.0.0.1",
+            "--pipe",
+            "--block",
+            "1k",
+            "--",
+            "cat",
+        ],
+        &[],
+        &input,
+        DEADLINE,
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(out, input);
+}
+
+/// A line longer than --block is never split: it is a block of its own.
+#[test]
+fn a_block_smaller_than_a_line_holds_that_one_whole_line() {
+    let (status, out, err) = run_within(
+        &[
+            "--local",
+            "1",
+            "--bind",
+            "127.0.0.1",
+            "--pipe",
+            "--block",
+            "4",
+            "--",
+            "wc",
+            "-c",
+        ],
+        &[],
+        b"a\nb\na line of 20 bytes..\nc\n",
+        DEADLINE,
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(String::from_utf8(out).unwrap(), "4\n21\n2\n");
+}
+
+/// A block whose command fails is retried, then ends the run with an
+/// error naming the block and its input lines; with --skip-failed, the
+/// block's lines are missing from the output and the last line says which.
+#[test]
+fn a_failing_block_is_named_by_its_lines_or_skipped_whole() {
+    let command = ["awk", "{ if ($1 == 13) exit 1; print $1 * $1 }"];
+    let mut args = vec![
+        "--local",
+        "2",
+        "--bind",
+        "127.0.0.1",
+        "--pipe",
+        "--block-lines",
+        "5",
+        "--max-retries",
+        "1",
+        "--",
+    ];
+    args.extend(command);
+    let (status, out, err) = run_within(&args, &[], seq(20).as_bytes(), DEADLINE);
+    assert!(!status.success(), "{err}");
+    assert_eq!(String::from_utf8(out).unwrap(), squares(10));
+    let last = last_line(&err);
+    assert!(
+        last.starts_with(
+            "pando: block 3 (input lines 11-15) failed 2 times (more than --max-retries); last failure: worker local-"
+        ) && last.ends_with("awk exited with exit status: 1"),
+        "{err}"
+    );
+
+    args.insert(0, "--skip-failed");
+    let (status, out, err) = run_within(&args, &[], seq(20).as_bytes(), DEADLINE);
+    assert!(status.success(), "{err}");
+    let want: String = (1..=20u64)
+        .filter(|x| !(11..=15).contains(x))
+        .map(|x| format!("{}\n", x * x))
+        .collect();
+    assert_eq!(String::from_utf8(out).unwrap(), want);
+    assert_eq!(
+        last_line(&err),
+        "pando: skipped 1 block(s) that failed more than --max-retries times (--skip-failed): \
+         none of their lines has output; the first: block 3 (input lines 11-15)",
+        "{err}"
+    );
+}
+
+#[test]
+fn impossible_mode_combinations_are_usage_errors() {
+    for (args, says) in [
+        (&["--pipe", "--lines", "--", "cat"][..], "cannot be used with"),
+        (
+            &["--pipe", "--block", "0", "--", "cat"],
+            "a block must be between 1 byte and",
+        ),
+        (
+            &["--pipe", "--block", "1T", "--", "cat"],
+            "a block must be between 1 byte and",
+        ),
+        (&["--pipe", "--block", "lots", "--", "cat"], "a size such as 64k"),
+        (
+            &["--pipe", "--block-lines", "0", "--", "cat"],
+            "invalid value '0'",
+        ),
+        (&["--block", "1M", "--", "cat"], "--pipe"),
+        (&["--block-lines", "10", "--", "cat"], "--pipe"),
+        (&["work", "ws://127.0.0.1:1/", "--jobs", "0"], "invalid value '0'"),
+    ] {
+        let (status, _, err) = run_within(args, &[], b"", DEADLINE);
+        assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+/// --jobs 3: three values run at once on one worker (each waits until
+/// three have started, so with fewer at once the run would not end).
+#[test]
+fn a_worker_runs_jobs_values_at_once() {
+    let dir = scratch("jobs");
+    let script = format!(
+        "read x; touch {0}/$x; n=0; while [ $(ls {0} | wc -l) -lt 3 ]; do sleep 0.01; n=$((n+1)); [ $n -gt 6000 ] && exit 1; done; echo $x",
+        dir.display()
+    );
+    let (mut m, url, rx) = master(&["--batch-size", "3"], &["sh", "-c", &script], seq(3));
+    let mut w = worker_with(&url, &["--jobs", "3"], &[]);
+    assert_eq!(collect(&rx, 3), ["1", "2", "3"]);
+    assert!(m.wait().unwrap().success());
+    assert!(w.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `pando work --lines` is not needed any more; given against a master
+/// that does not run --lines, it is an error saying so.
+#[test]
+fn work_lines_against_a_per_value_master_is_an_error() {
+    let (mut m, url, _rx) = master(&[], &["cat"], String::new());
+    let out = Command::new(PANDO)
+        .args(["work", &url, "--accept", "--lines"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("--lines: the master does not run its command as a line filter but once per value"),
+        "{err}"
+    );
+    signal(&m, "-KILL");
+    let _ = m.wait();
+}
+
+/// The parent pid of process `pid`.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Issue 13: the local workers get the token in their environment, not on
+/// their command line (which `ps` shows to everyone); a remote worker can
+/// do the same with PANDO_TOKEN.
+#[test]
+fn local_workers_have_no_token_on_their_command_line() {
+    let token = "s3cret-token-for-the-argv-test";
+    let dir = scratch("argv");
+    let pidfile = dir.join("value.pid");
+    let mut m = Command::new(PANDO)
+        .args([
+            "--local",
+            "2",
+            "--bind",
+            "127.0.0.1",
+            "--token",
+            token,
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg(sleeper(&pidfile))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    m.stdin.take().unwrap().write_all(b"1\n").unwrap();
+    // A local worker runs the value: it is the sleeper's grandparent.
+    let sleep = read_pid(&pidfile);
+    let worker = parent_of(parent_of(sleep).unwrap()).unwrap();
+    assert_eq!(parent_of(worker), Some(m.id()));
+    let argv = std::fs::read(format!("/proc/{worker}/cmdline")).unwrap();
+    let argv = String::from_utf8_lossy(&argv).replace('\0', " ");
+    assert!(argv.contains(" work ws://127.0.0.1:"), "{argv}");
+    assert!(!argv.contains(token) && !argv.contains("token="), "{argv}");
+    let environ = std::fs::read(format!("/proc/{worker}/environ")).unwrap();
+    assert!(
+        environ
+            .split(|&b| b == 0)
+            .any(|v| v == format!("PANDO_TOKEN={token}").as_bytes()),
+        "the token is in the worker's environment"
+    );
+    signal(&m, "-TERM");
+    let _ = m.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // A remote worker joins with the URL without its token, and PANDO_TOKEN.
+    let (mut m, url, rx) = master(
+        &["--token", token],
+        &["sh", "-c", "read x; echo $((x*x))"],
+        seq(10),
+    );
+    let bare = url.split('?').next().unwrap().to_string();
+    let mut w = worker_with(&bare, &[], &[("PANDO_TOKEN", token)]);
+    assert_eq!(collect(&rx, 10).join("\n") + "\n", squares(10));
+    assert!(m.wait().unwrap().success());
+    assert!(w.wait().unwrap().success());
+}

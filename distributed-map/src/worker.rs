@@ -296,6 +296,23 @@ impl Session {
         self.value_timeout
     }
 
+    /// How many values to process at once from now on (at least 1),
+    /// instead of what [`Worker::jobs`] said: for a worker that learns only
+    /// from the master's `Welcome` what its values are.
+    ///
+    /// ```no_run
+    /// # async fn f(session: pando_distributed_map::Session) {
+    /// // Lines for a long-running line filter: take all the master lends.
+    /// let session = session.jobs(usize::MAX);
+    /// # let _ = session;
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.core.set_jobs(now(), jobs);
+        self
+    }
+
     /// Applies `f` to each value the master sends (up to
     /// [`Worker::jobs`] at once), and sends back each result, or the
     /// failure, which counts towards that value's retries. A value whose

@@ -167,6 +167,39 @@ impl WorkerSession {
         }
     }
 
+    /// Changes how many values run at once (at least 1), for an adapter
+    /// that learns only from the `Welcome` what the values are (`pando
+    /// work`: one process per value, or lines for its line filters).
+    /// Queued values start at once if more may run now; running values
+    /// keep running if fewer may.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use pando_distributed_map::frame::{Frame, PROTOCOL_VERSION};
+    /// # use pando_distributed_map::session::{WorkerEvent, WorkerSession, WorkerSessionConfig};
+    /// let t0 = Instant::now();
+    /// let mut session = WorkerSession::new(WorkerSessionConfig::new("w", "t"), t0);
+    /// # session.poll_transmit(t0);
+    /// # session.handle_frame(t0, Frame::Welcome { version: PROTOCOL_VERSION, heartbeat_ms: 1000,
+    /// #     heartbeat_timeout_ms: 10_000, value_timeout_ms: None, max_frame: 1 << 20, command: vec![],
+    /// #     mode: pando_distributed_map::CommandMode::PerValue });
+    /// # session.poll_event();
+    /// for id in 0..3 {
+    ///     session.handle_frame(t0, Frame::Value { id, payload: vec![] });
+    /// }
+    /// assert!(matches!(session.poll_event(), Some(WorkerEvent::Run { id: 0, .. })));
+    /// assert_eq!(session.poll_event(), None); // one at a time by default
+    /// session.set_jobs(t0, 8);
+    /// assert!(matches!(session.poll_event(), Some(WorkerEvent::Run { id: 1, .. })));
+    /// assert!(matches!(session.poll_event(), Some(WorkerEvent::Run { id: 2, .. })));
+    /// ```
+    pub fn set_jobs(&mut self, now: Instant, jobs: usize) {
+        self.jobs = jobs.max(1);
+        if self.state == State::Running {
+            self.start(now);
+        }
+    }
+
     /// Whether the session is over; the adapter drops the transport.
     ///
     /// ```
@@ -856,6 +889,25 @@ mod tests {
             events(&mut s),
             [WorkerEvent::Closed(Err(SessionError::Malformed(error)))]
         );
+    }
+
+    #[test]
+    fn jobs_raised_after_the_welcome_start_the_queued_values_and_lowered_stop_starting_more() {
+        let t0 = Instant::now();
+        let mut s = running(t0, None, 1);
+        for id in 0..4 {
+            s.handle_frame(t0, Frame::Value { id, payload: vec![] });
+        }
+        assert_eq!(events(&mut s).len(), 1);
+        s.set_jobs(t0, 3);
+        assert_eq!(events(&mut s).len(), 2);
+        s.set_jobs(t0, 1);
+        s.handle_result(t0, 0, Ok(vec![]));
+        s.handle_result(t0, 1, Ok(vec![]));
+        // Two of three ran out: one still runs, so the last one waits.
+        assert!(events(&mut s).is_empty());
+        s.handle_result(t0, 2, Ok(vec![]));
+        assert_eq!(events(&mut s).len(), 1);
     }
 
     #[test]
