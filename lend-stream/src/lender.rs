@@ -6,8 +6,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use pando_pull_stream::{Answer, Connect, Duplex, Serializer, Source, SourceExt, Termination};
+use pando_pull_stream::{Answer, Connect, Duplex, Source, SourceExt, Termination};
 
+use crate::input::InputCell;
 use crate::machine::{Core, InputEnd, OutputStep};
 use crate::shared::{Input, Shared};
 use crate::sync::Arc;
@@ -184,20 +185,16 @@ where
     /// # });
     /// ```
     pub fn close(&self) -> CloseFuture<T, E> {
-        let (input, stale) = {
+        let input = {
             let mut state = self.shared.lock();
             // An input that panicked is not touched again.
-            let input = if state.input_panic.is_none() {
-                state.input.clone()
-            } else {
-                None
-            };
+            let input = self.shared.input_handle(&state);
             state.core.on_input_end(InputEnd::Closed);
             state.wake();
-            (input, state.take_stale_read())
+            // The read in progress, if parked, is given up.
+            state.drop_stale_read();
+            input
         };
-        // The read in progress, if parked, is cancelled (outside the lock).
-        drop(stale);
         CloseFuture {
             input,
             started: false,
@@ -304,14 +301,15 @@ where
 {
     type Output = LenderOutput<T, R, E>;
 
-    /// Connects the lender's input (through a [`Serializer`], which turns the
-    /// sub-streams' concurrent asks into one request at a time).
+    /// Connects the lender's input. The sub-streams' concurrent asks make one
+    /// request at a time of it (values get their ids in input order), and it
+    /// is never polled under the lender's lock.
     ///
     /// # Panics
     ///
     /// If the lender's input is already connected: a lender has one input.
     fn connect(self, input: S) -> LenderOutput<T, R, E> {
-        self.shared.lock().connect(Serializer::new(input.boxed()));
+        self.shared.connect(Arc::new(InputCell::new(input.boxed())));
         LenderOutput {
             shared: self.shared,
             termination: None,
@@ -359,7 +357,7 @@ where
     fn poll_ask(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer<R, LendError<E>>> {
         if let Some(input) = self.aborting.as_mut() {
             // The error that ends the output waits for the input's confirmation.
-            let _ = ready!(Pin::new(input).poll_terminated(cx));
+            let _ = ready!(input.poll_terminated(cx));
             self.aborting = None;
         }
         let mut state = self.shared.lock();
@@ -367,16 +365,11 @@ where
         state.wake();
         Poll::Ready(match step {
             OutputStep::AbortInput => {
-                let input = if state.input_panic.is_none() {
-                    state.input.clone()
-                } else {
-                    None
-                };
-                let stale = state.take_stale_read();
+                let input = self.shared.input_handle(&state);
+                state.drop_stale_read();
                 drop(state);
-                drop(stale);
-                if let Some(mut input) = input {
-                    Pin::new(&mut input).terminate(Termination::Abort);
+                if let Some(input) = input {
+                    input.terminate(Termination::Abort);
                     self.aborting = Some(input);
                 }
                 return self.poll_ask(cx);
@@ -409,21 +402,24 @@ where
             // termination is confirmed once the input has confirmed.
             self.input = Some(aborting);
         }
-        let (input, stale) = {
+        let input = {
             let mut state = self.shared.lock();
             let input_open = state.core.input_open();
             state.core.terminate_output();
             state.wake();
-            let input = if input_open { state.input.clone() } else { None };
-            (input, state.take_stale_read())
+            state.drop_stale_read();
+            if input_open {
+                self.shared.input.get().cloned()
+            } else {
+                None
+            }
         };
-        drop(stale);
-        if let Some(mut input) = input {
+        if let Some(input) = input {
             let upstream = match &request {
                 Termination::Fail(LendError::Input(e)) => Termination::Fail(e.clone()),
                 _ => Termination::Abort,
             };
-            Pin::new(&mut input).terminate(upstream);
+            input.terminate(upstream);
             self.input = Some(input);
         }
         self.termination = Some(request);
@@ -431,7 +427,7 @@ where
 
     fn poll_terminated(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), LendError<E>>> {
         let upstream = match self.input.as_mut() {
-            Some(input) => ready!(Pin::new(input).poll_terminated(cx)),
+            Some(input) => ready!(input.poll_terminated(cx)),
             None => Ok(()),
         };
         self.input = None;
@@ -465,9 +461,9 @@ impl<T, E: Clone> Future for CloseFuture<T, E> {
                 this.input = None;
                 return Poll::Ready(Ok(()));
             }
-            Pin::new(&mut *input).terminate(Termination::Abort);
+            input.terminate(Termination::Abort);
         }
-        let end = ready!(Pin::new(input).poll_terminated(cx));
+        let end = ready!(input.poll_terminated(cx));
         this.input = None;
         Poll::Ready(end)
     }

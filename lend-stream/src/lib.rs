@@ -5,10 +5,10 @@
 //! *sub-streams* and outputs their results in input order.
 //!
 //! ```text
-//!   input ──▶ Serializer ──▶ StreamLender ──▶ output (results, in input order)
-//!                               │   ▲
-//!             lend_stream() ────┤   │  one sub-stream per worker:
-//!                               ▼   │  source (lent values) ⇒ worker ⇒ sink (results)
+//!   input ──▶ StreamLender ──▶ output (results, in input order)
+//!                 │   ▲
+//!   lend_stream() ┤   │  one sub-stream per worker:
+//!                 ▼   │  source (lent values) ⇒ worker ⇒ sink (results)
 //! ```
 //!
 //! Every value lent carries its id (its position in the input, [`Lent`]),
@@ -72,8 +72,8 @@
 //!   and reclaims, `close`, `cut_off`, a sub-stream that stops polling its
 //!   ask, a panicking input, early ends of the output and `settled()`. A
 //!   fixed block of 17 600 executions runs in `cargo test`.
-//! * **Loom.** The lock behind the lender's shared state (and the
-//!   Serializer's) switches to loom's under `cfg(loom)`; the model in
+//! * **Loom.** The locks behind the lender's shared state and its input
+//!   switch to loom's under `cfg(loom)`; the model in
 //!   `tests/loom.rs` runs sub-streams on loom threads:
 //!   `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p pando-lend-stream --test loom --release`
 //!   (use a separate `CARGO_TARGET_DIR` to keep the normal build's cache).
@@ -114,6 +114,7 @@
 
 mod concurrent_ask;
 mod error;
+mod input;
 mod lender;
 mod lent;
 pub mod machine;

@@ -19,7 +19,7 @@
 //! assert_eq!(core.poll_output(), OutputStep::Done);
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use crate::{LenderState, Lent};
 
@@ -124,6 +124,63 @@ struct Sub {
     end_reason: Option<Box<str>>,
     source_open: bool,
     sink_open: bool,
+}
+
+/// The live sub-streams, by id: ids in increasing order (a new sub-stream
+/// has the largest), so a look-up is a binary search of a small, contiguous
+/// array of ids — several per value, cheaper than a `BTreeMap`'s. Memory is
+/// bounded by the sub-streams alive at once.
+#[derive(Debug, Default)]
+struct Subs {
+    ids: Vec<SubId>,
+    subs: Vec<Sub>,
+}
+
+impl Subs {
+    #[inline]
+    fn index(&self, k: SubId) -> Option<usize> {
+        // The most recent sub-stream first: with one, no search at all.
+        match self.ids.last() {
+            Some(&last) if last == k => Some(self.ids.len() - 1),
+            _ => self.ids.binary_search(&k).ok(),
+        }
+    }
+
+    #[inline]
+    fn get(&self, k: &SubId) -> Option<&Sub> {
+        self.index(*k).map(|i| &self.subs[i])
+    }
+
+    #[inline]
+    fn get_mut(&mut self, k: &SubId) -> Option<&mut Sub> {
+        self.index(*k).map(|i| &mut self.subs[i])
+    }
+
+    /// Adds sub-stream `k`, newer than every other.
+    fn insert(&mut self, k: SubId, sub: Sub) {
+        debug_assert!(self.ids.last().is_none_or(|&last| last < k));
+        self.ids.push(k);
+        self.subs.push(sub);
+    }
+
+    fn remove(&mut self, k: &SubId) {
+        if let Some(i) = self.index(*k) {
+            self.ids.remove(i);
+            self.subs.remove(i);
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Sub> {
+        self.subs.iter()
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Sub> {
+        self.subs.iter_mut()
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
 }
 
 /// The answer to a sub-stream's ask (`Sk O:ask⟨m⟩`).
@@ -277,7 +334,7 @@ pub struct Core<T, R> {
     ended_poisoned: Option<(u64, u32, Box<str>)>,
     /// Results in arrival order, unordered mode.
     arrived: VecDeque<R>,
-    subs: BTreeMap<SubId, Sub>,
+    subs: Subs,
     next_sub: SubId,
     wake: Wake,
     stats: Stats,
@@ -329,7 +386,7 @@ impl<T, R> Core<T, R> {
             poisoned: None,
             ended_poisoned: None,
             arrived: VecDeque::new(),
-            subs: BTreeMap::new(),
+            subs: Subs::default(),
             next_sub: 0,
             wake: Wake::default(),
             stats: Stats::default(),
@@ -489,26 +546,33 @@ impl<T, R> Core<T, R> {
         self.wake.waiting |= std::mem::take(&mut self.read_ahead_waiting);
     }
 
+    /// Whether `slot`, at the front, holds nothing any more: a skipped value
+    /// (ordered) or an output one (unordered).
+    #[inline(always)]
+    fn spent(&self, slot: &Slot<T, R>) -> bool {
+        if self.ordered {
+            matches!(slot, Slot::Skipped)
+        } else {
+            matches!(slot, Slot::Output)
+        }
+    }
+
     /// Pops the slots that hold nothing any more from the front: skipped
     /// values (ordered) and output ones (unordered).
+    #[inline(always)]
     fn advance(&mut self) {
-        let mut popped = false;
-        while let Some(front) = self.slots.front() {
-            let done = if self.ordered {
-                matches!(front, Slot::Skipped)
-            } else {
-                matches!(front, Slot::Output)
-            };
-            if !done {
-                break;
-            }
+        // The usual case, inlined: the front slot is still in use.
+        if self.slots.front().is_some_and(|front| self.spent(front)) {
+            self.pop_spent();
+        }
+    }
+
+    fn pop_spent(&mut self) {
+        while self.slots.front().is_some_and(|front| self.spent(front)) {
             self.slots.pop_front();
             self.base += 1;
-            popped = true;
         }
-        if popped {
-            self.made_room();
-        }
+        self.made_room();
     }
 
     /// An id left sub-stream `k`'s hands, which now holds `left` values:
@@ -542,8 +606,10 @@ impl<T, R> Core<T, R> {
 
     fn accept(&mut self, id: u64, result: R) {
         let index = (id - self.base) as usize;
-        if let Slot::Lent { solo: true, .. } = self.slots[index] {
-            self.solo_resolved();
+        if self.solo_active > 0 {
+            if let Slot::Lent { solo: true, .. } = self.slots[index] {
+                self.solo_resolved();
+            }
         }
         self.slots[index] = if self.ordered {
             if index == 0 {
@@ -588,8 +654,16 @@ impl<T, R> Core<T, R> {
         let Some(sub) = self.subs.get_mut(&k) else {
             return Err(Unexpected { sub: k, id });
         };
-        if let Some(i) = sub.lent.iter().position(|&l| l == id) {
-            sub.lent.remove(i);
+        // Results usually come back in lending order: the front, first.
+        let held = if sub.lent.front() == Some(&id) {
+            sub.lent.pop_front().is_some()
+        } else {
+            match sub.lent.iter().position(|&l| l == id) {
+                Some(i) => sub.lent.remove(i).is_some(),
+                None => false,
+            }
+        };
+        if held {
             let left = sub.lent.len();
             self.accept(id, result);
             self.left_holder(left);
@@ -737,6 +811,10 @@ impl<T, R> Core<T, R> {
             return Err(Unexpected { sub: k, id });
         };
         match sub.lent.iter().position(|&l| l == id) {
+            Some(0) => {
+                sub.lent.pop_front();
+                Ok(sub.lent.len())
+            }
             Some(i) => {
                 sub.lent.remove(i);
                 Ok(sub.lent.len())
@@ -1120,7 +1198,9 @@ impl<T: Clone, R> Core<T, R> {
         let lent = Lent::new(id, value.clone());
         let sub = self.subs.get_mut(&k).expect("a live sub-stream");
         sub.lent.push_back(id);
-        sub.recovered.remove(&id);
+        if !sub.recovered.is_empty() {
+            sub.recovered.remove(&id);
+        }
         self.stats.lent += 1;
         if relent {
             self.stats.relent += 1;
@@ -1174,8 +1254,10 @@ impl<T: Clone, R> Core<T, R> {
                 return SubAsk::Lend(self.lend(k, id, true));
             }
         }
-        if let Some(id) = self.failed.pop_first() {
-            return SubAsk::Lend(self.lend(k, id, true));
+        if !self.failed.is_empty() {
+            if let Some(id) = self.failed.pop_first() {
+                return SubAsk::Lend(self.lend(k, id, true));
+            }
         }
         if self.input.is_some() {
             // WaitOnOthers (Algorithm 12): done once every result is in.
@@ -1219,6 +1301,26 @@ impl<T: Clone, R> Core<T, R> {
             return SubAsk::Done;
         }
         let id = self.next_id();
+        self.pending += 1;
+        let blocked = self.cut || (self.solo_active > 0 && self.solo_blocks(k));
+        // The usual case, with one look-up of the sub-stream: `lend`, for a
+        // value that has just got its slot.
+        if let Some(sub) = self.subs.get_mut(&k).filter(|s| s.source_open && !blocked) {
+            sub.lent.push_back(id);
+            if !sub.recovered.is_empty() {
+                sub.recovered.remove(&id);
+            }
+            self.stats.lent += 1;
+            let lent = Lent::new(id, value.clone());
+            self.slots.push_back(Slot::Lent {
+                value,
+                holder: Some(k),
+                failures: 0,
+                solo: false,
+                reason: None,
+            });
+            return SubAsk::Lend(lent);
+        }
         self.slots.push_back(Slot::Lent {
             value,
             holder: None,
@@ -1226,15 +1328,10 @@ impl<T: Clone, R> Core<T, R> {
             solo: false,
             reason: None,
         });
-        self.pending += 1;
         let alive = self.source_alive(k);
-        if alive && !(self.solo_active > 0 && self.solo_blocks(k)) {
-            SubAsk::Lend(self.lend(k, id, false))
-        } else {
-            self.failed.insert(id);
-            self.wake.waiting = true;
-            if alive { SubAsk::Wait } else { SubAsk::Done }
-        }
+        self.failed.insert(id);
+        self.wake.waiting = true;
+        if alive { SubAsk::Wait } else { SubAsk::Done }
     }
 }
 

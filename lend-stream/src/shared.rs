@@ -5,28 +5,24 @@
 //! into each other.
 
 use std::any::Any;
-use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::{Context, Poll, Wake, Waker};
 
-use pando_pull_stream::{Answer, AskNow, BoxSource, OwnedAsk, Serializer};
+use pando_pull_stream::Answer;
 
 use crate::Lent;
+use crate::input::InputCell;
 use crate::machine::{Core, InputEnd, SubAsk, SubId};
-use crate::sync::{AtomicBool, Mutex, MutexGuard, Ordering};
+use crate::sync::{Arc, AtomicBool, Mutex, MutexGuard, Ordering};
 
-/// The lender's input, behind a [`Serializer`].
-pub(crate) type Input<T, E> = Serializer<BoxSource<'static, T, E>>;
-
-/// A read of the input in progress.
-type Read<T, E> = OwnedAsk<BoxSource<'static, T, E>>;
+/// The lender's input: a handle on its source (see `input.rs`).
+pub(crate) type Input<T, E> = Arc<InputCell<T, E>>;
 
 /// Everything the lender's parties share: the core, the input, and the
 /// wakers of whoever waits on the core.
 pub(crate) struct State<T, R, E> {
     pub(crate) core: Core<T, R>,
-    pub(crate) input: Option<Input<T, E>>,
     pub(crate) input_error: Option<E>,
     /// The message of the input's panic, if it panicked.
     pub(crate) input_panic: Option<String>,
@@ -37,14 +33,16 @@ pub(crate) struct State<T, R, E> {
     /// input one value at a time, so that values (and the input's end) reach
     /// the core in input order: the ids are input positions (bug found by the
     /// interleaving checker, seed 1899: two concurrent asks each holding a
-    /// Serializer ticket delivered the second value before the first, which
+    /// ticket of the Serializer then on the input delivered the second
+    /// value before the first, which
     /// then got id 1 — and `done` could overtake a value not yet delivered).
     reading: bool,
-    /// The read in progress, between polls. It belongs to the lender, not to
-    /// the ask that started it: any ask that needs a value may poll it, and
-    /// dropping an ask does not cancel it. `None` while `reading` means an
-    /// ask has checked it out to poll it (never under this lock).
-    read: Option<Read<T, E>>,
+    /// The read in progress is parked between polls (its source answered
+    /// `Pending`). It belongs to the lender, not to the ask that started it:
+    /// any ask that needs a value may poll it, and dropping an ask does not
+    /// cancel it. `false` while `reading` means an ask has checked it out to
+    /// poll it (never under this lock).
+    parked: bool,
     /// Sub-stream sinks waiting for results, to be woken if they must stop.
     sinks: Vec<(SubId, Waker)>,
     /// The asks waiting for the input (woken by it, through the fan-out waker).
@@ -94,6 +92,10 @@ impl Wake for FanOut {
 
 pub(crate) struct Shared<T, R, E> {
     state: Mutex<State<T, R, E>>,
+    /// The lender's input, once connected. It is set once and never taken
+    /// back, so a read uses it without cloning the handle (an `Arc` count
+    /// up and down per value) and without the state's lock.
+    pub(crate) input: OnceLock<Input<T, E>>,
     /// The fan-out waker the input is polled with, made once.
     fan_out_waker: Waker,
     fan_out: std::sync::Arc<FanOut>,
@@ -108,19 +110,46 @@ impl<T, R, E> Shared<T, R, E> {
         Shared {
             state: Mutex::new(State {
                 core,
-                input: None,
                 input_error: None,
                 input_panic: None,
                 output_waker: None,
                 waiting: Vec::new(),
                 reading: false,
-                read: None,
+                parked: false,
                 sinks: Vec::new(),
                 fan_out: fan_out.clone(),
                 fan_waiters: false,
             }),
+            input: OnceLock::new(),
             fan_out_waker: Waker::from(fan_out.clone()),
             fan_out,
+        }
+    }
+
+    /// The input was connected: the asks that came before it decide again.
+    ///
+    /// # Panics
+    ///
+    /// If the input is already connected: a lender has one input.
+    pub(crate) fn connect(&self, input: Input<T, E>) {
+        assert!(
+            self.input.set(input).is_ok(),
+            "a StreamLender's input is connected once"
+        );
+        // An ask that found no input registered under the lock, before this.
+        let mut state = self.lock();
+        for w in state.waiting.drain(..) {
+            w.wake();
+        }
+    }
+
+    /// A handle on the input, if it is connected and did not panic (an
+    /// input that panicked is not touched again); `state` is this lender's.
+    pub(crate) fn input_handle(&self, state: &State<T, R, E>) -> Option<Input<T, E>> {
+        if state.input_panic.is_none() {
+            self.input.get().cloned()
+        } else {
+            None
         }
     }
 
@@ -146,22 +175,20 @@ impl<T, R, E> Shared<T, R, E> {
                 .downcast_ref::<&str>()
                 .map_or_else(|| "unknown panic".to_owned(), |s| (*s).to_owned()),
         };
-        let read = {
-            let mut state = self.lock();
-            if state.core.input_open() && state.input_panic.is_none() {
-                state.input_panic = Some(message);
-            }
-            state.core.on_input_end(InputEnd::Panicked);
-            state.end_read();
-            state.wake();
-            state.read.take()
-        };
-        drop(read);
+        let mut state = self.lock();
+        if state.core.input_open() && state.input_panic.is_none() {
+            state.input_panic = Some(message);
+        }
+        state.core.on_input_end(InputEnd::Panicked);
+        state.end_read();
+        state.wake();
+        state.parked = false;
     }
 }
 
 impl<T, R, E> State<T, R, E> {
     /// Wakes the parties the last events concern.
+    #[inline]
     pub(crate) fn wake(&mut self) {
         let wake = self.core.take_wake();
         if wake.output {
@@ -170,15 +197,24 @@ impl<T, R, E> State<T, R, E> {
             }
         }
         if wake.waiting {
-            for w in self.waiting.drain(..) {
-                w.wake();
-            }
+            self.wake_waiting();
             // The asks waiting for the input decide again too (it may have
             // been closed, or the lender terminated).
             self.wake_fan_out();
         }
-        if wake.sinks {
+        if wake.sinks && !self.sinks.is_empty() {
             for (_, w) in self.sinks.drain(..) {
+                w.wake();
+            }
+        }
+    }
+
+    /// Wakes the sub-stream asks waiting on others.
+    #[inline]
+    fn wake_waiting(&mut self) {
+        // Most calls find none: not even a drain then.
+        if !self.waiting.is_empty() {
+            for w in self.waiting.drain(..) {
                 w.wake();
             }
         }
@@ -188,9 +224,7 @@ impl<T, R, E> State<T, R, E> {
     /// decide again.
     fn end_read(&mut self) {
         self.reading = false;
-        for w in self.waiting.drain(..) {
-            w.wake();
-        }
+        self.wake_waiting();
         self.wake_fan_out();
     }
 
@@ -200,23 +234,20 @@ impl<T, R, E> State<T, R, E> {
         self.fan_waiters = true;
     }
 
+    #[inline]
     fn wake_fan_out(&mut self) {
         if std::mem::take(&mut self.fan_waiters) {
             self.fan_out.wake_all();
         }
     }
 
-    /// Takes the parked read out once the input can no longer be read (it
-    /// was closed or the output terminated), to be dropped outside the lock.
-    pub(crate) fn take_stale_read(&mut self) -> Option<Read<T, E>> {
-        if self.core.input_open() {
-            return None;
-        }
-        let read = self.read.take();
-        if read.is_some() {
+    /// Gives up the parked read once the input can no longer be read (it
+    /// was closed or the output terminated): its answer, if any, is not
+    /// wanted (the input's termination answers it).
+    pub(crate) fn drop_stale_read(&mut self) {
+        if !self.core.input_open() && std::mem::take(&mut self.parked) {
             self.reading = false;
         }
-        read
     }
 
     pub(crate) fn wait(&mut self, cx: &Context<'_>) {
@@ -232,16 +263,25 @@ impl<T, R, E> State<T, R, E> {
         }
     }
 
-    /// The input was connected: the asks that came before it decide again.
-    pub(crate) fn connect(&mut self, input: Input<T, E>) {
-        assert!(self.input.is_none(), "a StreamLender's input is connected once");
-        self.input = Some(input);
-        for w in self.waiting.drain(..) {
-            w.wake();
+    /// Whether sub-stream `k`'s sink must stop; if not, its waker is
+    /// registered to be woken when it must, unless `registered` says it was
+    /// already, in this poll (with this `cx`): a registration lasts until
+    /// the sinks are woken, and they are woken only when they must stop
+    /// (the lender terminated or cut off: for good), or when the sink ends.
+    pub(crate) fn sink_must_stop_or_wait(
+        &mut self,
+        k: SubId,
+        cx: &Context<'_>,
+        registered: &mut bool,
+    ) -> bool {
+        let stop = self.core.sink_must_stop(k);
+        if !stop && !std::mem::replace(registered, true) {
+            self.wait_sink(k, cx);
         }
+        stop
     }
 
-    pub(crate) fn wait_sink(&mut self, k: SubId, cx: &Context<'_>) {
+    fn wait_sink(&mut self, k: SubId, cx: &Context<'_>) {
         match self.sinks.iter_mut().find(|(s, _)| *s == k) {
             Some((_, w)) if w.will_wake(cx.waker()) => {}
             Some((_, w)) => *w = cx.waker().clone(),
@@ -286,14 +326,6 @@ impl<T, R, E> State<T, R, E> {
     }
 }
 
-/// What an ask does with the input, decided under the lock.
-enum Step<T, E> {
-    /// Start a read.
-    Start(Input<T, E>),
-    /// Poll the read in progress, checked out of the state.
-    Poll(Read<T, E>),
-}
-
 /// Polls one ask of sub-stream `k` (Algorithm 11, lines 34-50).
 ///
 /// The input is polled without holding the lender's lock, so an input that
@@ -326,61 +358,46 @@ where
             }
             SubAsk::ReadInput => {}
         }
-        let step = if state.reading {
-            match state.read.take() {
-                Some(read) => Step::Poll(read),
-                None => {
-                    // Another ask is polling the read: its answer, or the
-                    // input's wake, wakes this one (registered under the
-                    // state's lock, so neither can be missed).
-                    state.wait_input(cx);
-                    return Poll::Pending;
-                }
+        let Some(input) = shared.input.get() else {
+            // The lender's input is not connected yet.
+            state.wait(cx);
+            return Poll::Pending;
+        };
+        if state.reading {
+            if !std::mem::take(&mut state.parked) {
+                // Another ask is polling the read: its answer, or the
+                // input's wake, wakes this one (registered under the
+                // state's lock, so neither can be missed).
+                state.wait_input(cx);
+                return Poll::Pending;
             }
+            // The parked read is checked out, to be polled.
         } else {
-            match state.input.clone() {
-                Some(input) => {
-                    state.reading = true;
-                    Step::Start(input)
-                }
-                // The lender's input is not connected yet.
-                None => {
-                    state.wait(cx);
-                    return Poll::Pending;
-                }
-            }
-        };
+            state.reading = true;
+        }
         drop(state);
-        shared.fan_out.woken.store(false, Ordering::SeqCst);
+        // Only a wake since the last poll of the input leaves `woken` set;
+        // clearing it when it is clear would cost an atomic swap per value.
+        // (A wake between this load and the poll is either seen by the
+        // poll, or leaves `woken` set: at worst one more poll.)
+        if shared.fan_out.woken.load(Ordering::Relaxed) {
+            shared.fan_out.woken.store(false, Ordering::SeqCst);
+        }
         let mut fan_cx = Context::from_waker(&shared.fan_out_waker);
-        let polled = match step {
-            // In the usual case the answer comes at once, with no allocation.
-            Step::Start(input) => catch_unwind(AssertUnwindSafe(|| match input.ask_now(&mut fan_cx) {
-                AskNow::Answered(answer) => Ok(answer),
-                AskNow::Pending(read) => Err(read),
-            })),
-            Step::Poll(mut read) => {
-                catch_unwind(AssertUnwindSafe(|| match Pin::new(&mut read).poll(&mut fan_cx) {
-                    Poll::Ready(answer) => Ok(answer),
-                    Poll::Pending => Err(read),
-                }))
-            }
-        };
-        match polled {
-            Ok(Ok(answer)) => {
+        match catch_unwind(AssertUnwindSafe(|| input.poll_read(&mut fan_cx))) {
+            Ok(Poll::Ready(answer)) => {
                 let mut state = shared.lock();
                 if let Some(lent) = state.deliver(k, answer) {
                     return Poll::Ready(lent);
                 }
             }
-            Ok(Err(read)) => {
-                let stale = {
+            Ok(Poll::Pending) => {
+                {
                     let mut state = shared.lock();
                     state.wait_input(cx);
-                    state.read = Some(read);
-                    state.take_stale_read()
-                };
-                drop(stale);
+                    state.parked = true;
+                    state.drop_stale_read();
+                }
                 if !shared.fan_out.woken.load(Ordering::SeqCst) {
                     return Poll::Pending;
                 }

@@ -105,15 +105,19 @@ where
         if *this.finished {
             return Poll::Ready(Ok(()));
         }
+        // Whether the sink must stop, decided (and, if not, its waker
+        // registered) under the lock taken for the last result: one lock per
+        // result instead of two.
+        let mut decided: Option<bool> = None;
+        let mut registered = false;
         loop {
             if !*this.stopping {
-                let must_stop = {
-                    let mut state = this.shared.lock();
-                    let stop = state.core.sink_must_stop(*this.k);
-                    if !stop {
-                        state.wait_sink(*this.k, cx);
-                    }
-                    stop
+                let must_stop = match decided.take() {
+                    Some(stop) => stop,
+                    None => this
+                        .shared
+                        .lock()
+                        .sink_must_stop_or_wait(*this.k, cx, &mut registered),
                 };
                 if must_stop {
                     *this.stopping = true;
@@ -131,7 +135,10 @@ where
                 Answer::Value(Lent { id, value }) => {
                     let mut state = this.shared.lock();
                     match state.core.on_sub_result(*this.k, id, value) {
-                        Ok(()) => state.wake(),
+                        Ok(()) => {
+                            state.wake();
+                            decided = Some(state.sink_must_stop_or_wait(*this.k, cx, &mut registered));
+                        }
                         Err(unexpected) => {
                             state.core.on_sub_sink_end(*this.k);
                             state.wake();

@@ -1,6 +1,5 @@
-//! Loom model of the lender's shared state (the lock in `lender.rs` and the
-//! Serializer's lock in `pando-pull-stream`, both switched to loom's by
-//! `--cfg loom`): sub-streams on loom threads, each driven by
+//! Loom model of the lender's shared state (the lock in `shared.rs` and the
+//! input's lock in `input.rs`, both switched to loom's by `--cfg loom`): sub-streams on loom threads, each driven by
 //! `loom::future::block_on`, with small configurations. Loom explores the
 //! interleavings of the threads at every lock; in each, the output must be
 //! the input mapped, in order, exactly once.
