@@ -6,54 +6,19 @@
 //! criterion's report, the benchmark prints a summary with ns/item and the
 //! ratio lender / buffered for each K (the best of several full runs).
 
-use std::hint::black_box;
 use std::time::Duration;
 
 #[path = "../../bench-support/ns_per_item.rs"]
 mod bench_support;
+#[path = "../../bench-support/lender.rs"]
+mod lender;
 
 use bench_support::ns_per_item;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
-use futures::StreamExt;
-use futures::executor::block_on;
-use pando_lend_stream::{Lent, StreamLender};
-use pando_pull_stream::{async_map, count, drain, pull};
+use lender::{buffered, lender};
 
 const N: u64 = 1_000_000;
 const KS: [usize; 4] = [1, 2, 8, 64];
-
-/// The trivial async work, the same for both.
-async fn work(x: u64) -> u64 {
-    black_box(x.wrapping_mul(3))
-}
-
-fn lender(k: usize) {
-    let lender = StreamLender::<u64, u64, ()>::new();
-    let output = pull!(count(N), lender.clone(), drain());
-    let workers = (0..k).map(|_| {
-        let sub = lender.lend_stream::<()>();
-        pull!(
-            sub.source,
-            async_map(|l: Lent<u64>| async move { Ok(Lent::new(l.id, work(l.value).await)) }),
-            sub.sink
-        )
-    });
-    let (out, done) = block_on(futures::future::join(output, futures::future::join_all(workers)));
-    out.unwrap();
-    assert!(done.iter().all(Result::is_ok));
-}
-
-fn buffered(k: usize) {
-    block_on(
-        futures::stream::iter(1..N + 1)
-            .map(work)
-            .buffered(k)
-            .for_each(|x| {
-                black_box(x);
-                futures::future::ready(())
-            }),
-    );
-}
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("lend-1e6");
@@ -61,10 +26,10 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10).measurement_time(Duration::from_secs(5));
     for k in KS {
         group.bench_with_input(BenchmarkId::new("StreamLender", k), &k, |b, &k| {
-            b.iter(|| lender(k))
+            b.iter(|| lender(k, N))
         });
         group.bench_with_input(BenchmarkId::new("buffered", k), &k, |b, &k| {
-            b.iter(|| buffered(k))
+            b.iter(|| buffered(k, N))
         });
     }
     group.finish();
@@ -78,8 +43,8 @@ fn summary() {
         "K", "StreamLender", "buffered(K)", "ratio"
     );
     for k in KS {
-        let l = ns_per_item(|| lender(k), N, 5);
-        let b = ns_per_item(|| buffered(k), N, 5);
+        let l = ns_per_item(|| lender(k, N), N, 5);
+        let b = ns_per_item(|| buffered(k, N), N, 5);
         println!("  {k:>3}  {l:>10.1} ns/item  {b:>10.1} ns/item  {:>7.2}x", l / b);
     }
 }
