@@ -13,7 +13,9 @@
 //! originals on node (installed with npm under `target/pando-bench/node`),
 //! GNU parallel, the in-process transport. A peer that is not there makes
 //! its row say `skipped: … not found`, never a guessed figure. `--quick`
-//! asserts nothing about speed: it is a smoke test of every row.
+//! asserts nothing about speed: it is a smoke test of every row, and like
+//! the full run it exits with an error when a row of this project failed
+//! (a wrong output, a crash), after printing the table.
 //!
 //! The workloads are shared with the criterion benchmarks of each crate
 //! (`bench-support/*.rs`, included by path). Rows come in groups
@@ -44,6 +46,7 @@ use std::time::{Instant, SystemTime};
 use clap::Parser;
 use clap::builder::PossibleValuesParser;
 
+use crate::measure::Outcome;
 use crate::rows::GROUPS;
 use crate::tools::{Ctx, workspace_root};
 
@@ -159,7 +162,21 @@ fn main() -> ExitCode {
     } else {
         eprintln!("pando-bench: nothing written (--quick, --no-write or --only)");
     }
-    ExitCode::SUCCESS
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| matches!(r.ours, Outcome::Failed(_)))
+        .map(|r| r.what.as_str())
+        .collect();
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "pando-bench: {} row(s) of this project failed (see the table): {}",
+            failed.len(),
+            failed.join("; ")
+        );
+        ExitCode::FAILURE
+    }
 }
 
 /// The command that made the table: `cargo run --release -p pando-bench`,
