@@ -84,9 +84,14 @@ impl Row {
     }
 }
 
-/// A ratio with two significant digits or two decimals, whichever is more.
+/// A ratio with two decimals, or two significant digits below 0.1, or fewer
+/// decimals above 10.
 fn ratio_number(r: f64) -> String {
-    if r >= 0.1 {
+    if r >= 100.0 {
+        format!("{r:.0}")
+    } else if r >= 10.0 {
+        format!("{r:.1}")
+    } else if r >= 0.1 {
         format!("{r:.2}")
     } else if r >= 0.01 {
         format!("{r:.3}")
@@ -187,5 +192,7 @@ mod tests {
         assert_eq!(row.ratio(), "0.25×, 4.0× slower");
         assert_eq!(ratio_number(0.0042), "0.0042");
         assert_eq!(ratio_number(0.042), "0.042");
+        assert_eq!(ratio_number(526.67), "527");
+        assert_eq!(ratio_number(12.345), "12.3");
     }
 }
