@@ -27,10 +27,10 @@ mod map_runs;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use map_runs::{peak_rss_kib, run_in_process, run_with_processes, worker_process};
 use pando_distributed_map::transport::{
     Connection, Connector, Incoming, Listener, TransportError, memory, ws,
 };
-use map_runs::{peak_rss_kib, run_in_process, run_with_processes, worker_process};
 use pando_distributed_map::{DistributedMap, MapConfig, Worker, join_url};
 use pando_pull_stream::{count, drain, pull};
 
