@@ -15,50 +15,16 @@
 //!   for `perf record` or `valgrind --tool=callgrind`; `--profile-buffered K`:
 //!   the same for `buffered(K)`.
 
-use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+#[path = "../../bench-support/lender.rs"]
+mod lender;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
-use futures::StreamExt;
-use futures::executor::block_on;
-use pando_lend_stream::{Lent, StreamLender};
-use pando_pull_stream::{async_map, count, drain, pull};
+use lender::{buffered, lender};
 
 const N: u64 = 1_000_000;
 const KS: [usize; 4] = [1, 2, 8, 64];
-
-/// The trivial async work, the same for both.
-async fn work(x: u64) -> u64 {
-    black_box(x.wrapping_mul(3))
-}
-
-fn lender(k: usize) {
-    let lender = StreamLender::<u64, u64, ()>::new();
-    let output = pull!(count(N), lender.clone(), drain());
-    let workers = (0..k).map(|_| {
-        let sub = lender.lend_stream::<()>();
-        pull!(
-            sub.source,
-            async_map(|l: Lent<u64>| async move { Ok(Lent::new(l.id, work(l.value).await)) }),
-            sub.sink
-        )
-    });
-    let (out, done) = block_on(futures::future::join(output, futures::future::join_all(workers)));
-    out.unwrap();
-    assert!(done.iter().all(Result::is_ok));
-}
-
-fn buffered(k: usize) {
-    block_on(
-        futures::stream::iter(1..N + 1)
-            .map(work)
-            .buffered(k)
-            .for_each(|x| {
-                black_box(x);
-                futures::future::ready(())
-            }),
-    );
-}
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("lend-1e6");
@@ -66,10 +32,10 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10).measurement_time(Duration::from_secs(5));
     for k in KS {
         group.bench_with_input(BenchmarkId::new("StreamLender", k), &k, |b, &k| {
-            b.iter(|| lender(k))
+            b.iter(|| lender(k, N))
         });
         group.bench_with_input(BenchmarkId::new("buffered", k), &k, |b, &k| {
-            b.iter(|| buffered(k))
+            b.iter(|| buffered(k, N))
         });
     }
     group.finish();
@@ -125,12 +91,12 @@ fn summary(runs: usize) {
     );
     for k in KS {
         // One warm-up run of each, not counted.
-        lender(k);
-        buffered(k);
+        lender(k, N);
+        buffered(k, N);
         let mut samples = [(); 6].map(|()| Vec::with_capacity(runs));
         for _ in 0..runs {
-            let (lw, lc) = ns_per_item_and_cpu(|| lender(k));
-            let (bw, bc) = ns_per_item_and_cpu(|| buffered(k));
+            let (lw, lc) = ns_per_item_and_cpu(|| lender(k, N));
+            let (bw, bc) = ns_per_item_and_cpu(|| buffered(k, N));
             for (i, x) in [lw, bw, lw / bw, lc, bc, lc / bc].into_iter().enumerate() {
                 samples[i].push(x);
             }
@@ -158,14 +124,14 @@ fn main() {
     };
     if let Some(k) = value_of("--profile-buffered") {
         for _ in 0..value_of("--profile-runs").unwrap_or(10) {
-            println!("buffered({k}): {:.1} ns/item", ns_per_item(|| buffered(k)));
+            println!("buffered({k}): {:.1} ns/item", ns_per_item(|| buffered(k, N)));
         }
         return;
     }
     if let Some(k) = value_of("--profile") {
         for _ in 0..value_of("--profile-runs").unwrap_or(10) {
             // Wall-clock time only: valgrind cannot run rustix's clock (vDSO).
-            println!("lender, K = {k}: {:.1} ns/item", ns_per_item(|| lender(k)));
+            println!("lender, K = {k}: {:.1} ns/item", ns_per_item(|| lender(k, N)));
         }
         return;
     }
