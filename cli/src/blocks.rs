@@ -11,7 +11,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use futures::Stream;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
 /// The read buffer.
 const READ_BUFFER: usize = 256 * 1024;
@@ -23,6 +23,10 @@ pub(crate) struct Limits {
     pub(crate) bytes: NonZeroUsize,
     /// The most lines in a block, if limited.
     pub(crate) lines: Option<NonZeroUsize>,
+    /// The most bytes of one line (the most one value can carry): a longer
+    /// line ends the blocks with an error naming it, instead of being read
+    /// whole into memory.
+    pub(crate) max_line: usize,
 }
 
 /// A block: the bytes of its lines, the number of its first line (from 1)
@@ -76,9 +80,24 @@ async fn next_block<R: AsyncRead + Unpin>(state: &mut State<R>) -> io::Result<Op
     let mut lines = u64::from(!bytes.is_empty());
     while lines < max_lines && bytes.len() < max_bytes && !state.ended {
         let before = bytes.len();
-        if state.reader.read_until(b'\n', &mut bytes).await? == 0 {
+        let limit = state.limits.max_line as u64 + 1;
+        let n = (&mut state.reader)
+            .take(limit)
+            .read_until(b'\n', &mut bytes)
+            .await?;
+        if n == 0 {
             state.ended = true;
             break;
+        }
+        if n > state.limits.max_line {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "input line {} is longer than {} bytes, the most one value can carry",
+                    state.next_line + lines,
+                    state.limits.max_line
+                ),
+            ));
         }
         if bytes.len() > max_bytes && lines > 0 {
             // This line does not fit: it starts the next block.
@@ -105,10 +124,30 @@ mod tests {
     use futures::StreamExt;
 
     fn limits(bytes: usize, lines: Option<usize>) -> Limits {
+        limits_with_max_line(bytes, lines, 1 << 20)
+    }
+
+    fn limits_with_max_line(bytes: usize, lines: Option<usize>, max_line: usize) -> Limits {
         Limits {
             bytes: NonZeroUsize::new(bytes).unwrap(),
             lines: lines.map(|n| NonZeroUsize::new(n).unwrap()),
+            max_line,
         }
+    }
+
+    #[tokio::test]
+    async fn a_line_longer_than_a_value_can_carry_ends_the_blocks_with_an_error_naming_it() {
+        let got: Vec<_> = blocks(&b"ab\ncd\nefghij\nnever\n"[..], limits_with_max_line(3, None, 4))
+            .collect()
+            .await;
+        assert_eq!(got[0].as_ref().unwrap().bytes, b"ab\n");
+        assert_eq!(got[1].as_ref().unwrap().bytes, b"cd\n");
+        let e = got[2].as_ref().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "input line 3 is longer than 4 bytes, the most one value can carry"
+        );
+        assert_eq!(got.len(), 3, "nothing is read after the error");
     }
 
     async fn cut(input: &'static [u8], limits: Limits) -> Vec<(String, u64, u64)> {

@@ -40,17 +40,48 @@ pub(crate) fn io_error(e: AnyDelimiterCodecError) -> io::Error {
     }
 }
 
-/// The lines of `reader`, as bytes; a read error (shareable, as the
-/// lender's input needs) is the stream's last item.
-pub(crate) fn byte_lines<R>(reader: R) -> impl Stream<Item = Result<Vec<u8>, Arc<io::Error>>> + Send + 'static
+/// The lines of `reader`, as bytes, each at most `max` bytes (without its
+/// line end); a read error (shareable, as the lender's input needs) is the
+/// stream's last item. A longer line is such an error, naming the line: it
+/// could never travel as a value, and reading it whole would let one line
+/// take any amount of memory.
+pub(crate) fn byte_lines<R>(
+    reader: R,
+    max: usize,
+) -> impl Stream<Item = Result<Vec<u8>, Arc<io::Error>>> + Send + 'static
 where
     R: AsyncRead + Send + 'static,
 {
-    FramedRead::new(reader, codec()).map(|chunk| {
-        let mut line: Vec<u8> = chunk.map_err(|e| Arc::new(io_error(e)))?.into();
-        strip_line_end(&mut line);
-        Ok(line)
-    })
+    // One more byte for a `\r` before the `\n`, checked after stripping.
+    let mut number = 0u64;
+    FramedRead::new(reader, codec_with_max_length(max.saturating_add(1)))
+        .map(move |chunk| {
+            number += 1;
+            let too_long = || {
+                Arc::new(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("input line {number} is longer than {max} bytes, the most one value can carry"),
+                ))
+            };
+            let mut line: Vec<u8> = match chunk {
+                Ok(chunk) => chunk.into(),
+                Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => return Err(too_long()),
+                Err(e) => return Err(Arc::new(io_error(e))),
+            };
+            strip_line_end(&mut line);
+            if line.len() > max {
+                return Err(too_long());
+            }
+            Ok(line)
+        })
+        // The error is the last item: the codec would go on after a long line.
+        .scan(false, |failed, item| {
+            let item = (!*failed).then(|| {
+                *failed = item.is_err();
+                item
+            });
+            futures::future::ready(item)
+        })
 }
 
 #[cfg(test)]
@@ -58,7 +89,7 @@ mod tests {
     use super::*;
 
     async fn lines_of(input: &'static [u8]) -> Vec<Vec<u8>> {
-        byte_lines(input)
+        byte_lines(input, 1 << 20)
             .map(|l| l.expect("no read error"))
             .collect()
             .await
@@ -77,6 +108,19 @@ mod tests {
     async fn a_final_newline_adds_no_empty_line_and_no_input_no_line() {
         assert_eq!(lines_of(b"x\n").await, vec![b"x".to_vec()]);
         assert!(lines_of(b"").await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_line_longer_than_the_limit_ends_the_lines_with_an_error_naming_it() {
+        let got: Vec<_> = byte_lines(&b"abc\r\nabcd\nabcde\nnever\n"[..], 4).collect().await;
+        assert_eq!(got[0].as_deref().unwrap(), b"abc");
+        assert_eq!(got[1].as_deref().unwrap(), b"abcd");
+        let e = got[2].as_ref().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "input line 3 is longer than 4 bytes, the most one value can carry"
+        );
+        assert_eq!(got.len(), 3, "nothing is read after the error");
     }
 
     #[test]

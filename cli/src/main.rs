@@ -447,6 +447,7 @@ async fn master(args: MasterArgs) -> ExitCode {
                 NonZeroUsize::new(DEFAULT_BLOCK).expect("nonzero")
             }),
             lines: args.block_lines,
+            max_line: MAX_BLOCK,
         };
         let index = index.clone();
         Box::pin(blocks::blocks(input, limits).map(move |block| {
@@ -456,7 +457,7 @@ async fn master(args: MasterArgs) -> ExitCode {
             })
         }))
     } else {
-        Box::pin(lines::byte_lines(input))
+        Box::pin(lines::byte_lines(input, MAX_BLOCK))
     };
 
     let exe = match std::env::current_exe() {
@@ -736,15 +737,16 @@ async fn work(args: WorkArgs) -> ExitCode {
     let name = args.name.clone().unwrap_or_else(join::hostname);
     let jobs = args.jobs.map_or_else(default_workers, NonZeroUsize::get);
     let worker = Worker::new(name);
-    // Error messages name the URL as given: without a token from the environment.
+    // Error messages name the URL without its token (nor one from the environment).
     let url = url_with_token(&args.url);
+    let shown = split_join_url(&args.url).0;
     let session = tokio::select! {
         session = worker.connect(&url) => session,
         code = shutdown_signal() => return code,
     };
     let session = match session {
         Ok(s) => s,
-        Err(e) => return fail(format!("cannot join {}: {e}", args.url)),
+        Err(e) => return fail(format!("cannot join {shown}: {e}")),
     };
     // The master says how to run COMMAND.
     let mode = match session.command_mode() {
