@@ -215,7 +215,7 @@ const DEFAULT_BLOCK: usize = 1 << 20;
 const LINES_BATCH: usize = 256;
 
 /// The environment variable that gives `pando work` its join token.
-const TOKEN_VARIABLE: &str = "PANDO_TOKEN";
+pub(crate) const TOKEN_VARIABLE: &str = "PANDO_TOKEN";
 
 /// `--block`: a size in bytes, with an optional binary unit (`64k`, `1M`, `1MiB`).
 fn parse_block(s: &str) -> Result<NonZeroUsize, String> {

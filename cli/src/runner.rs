@@ -157,6 +157,8 @@ impl Spec {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            // The join token is the worker's, not COMMAND's.
+            .env_remove(crate::TOKEN_VARIABLE)
             .kill_on_drop(true)
             .process_group(0)
             .spawn()

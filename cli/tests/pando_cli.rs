@@ -1093,3 +1093,37 @@ fn local_workers_have_no_token_on_their_command_line() {
     assert!(m.wait().unwrap().success());
     assert!(w.wait().unwrap().success());
 }
+
+#[test]
+fn command_does_not_inherit_the_join_token_in_any_mode() {
+    for mode in [&[][..], &["--lines"][..], &["--pipe"][..]] {
+        let mut args = vec!["--local", "1", "--token", "the-secret"];
+        args.extend_from_slice(mode);
+        let script = if mode == ["--lines"] {
+            "while read x; do echo \"$x:${PANDO_TOKEN:-none}\"; done"
+        } else {
+            "read x; echo \"$x:${PANDO_TOKEN:-none}\""
+        };
+        args.extend_from_slice(&["--", "sh", "-c", script]);
+        let (status, out, err) = run(&args, "a\n");
+        assert!(status.success(), "{mode:?}: {err}");
+        assert_eq!(out, "a:none\n", "{mode:?}: COMMAND saw the token");
+    }
+}
+
+#[test]
+fn an_input_line_longer_than_a_value_can_carry_is_an_error_naming_it() {
+    let long = "x".repeat(17 << 20);
+    for mode in [&[][..], &["--pipe"][..]] {
+        let mut args = vec!["--local", "1"];
+        args.extend_from_slice(mode);
+        args.extend_from_slice(&["--", "wc", "-c"]);
+        let (status, _out, err) = run(&args, &format!("y\n{long}\nz\n"));
+        assert!(!status.success(), "{mode:?}");
+        assert!(
+            last_line(&err).contains("input line 2 is longer than"),
+            "{mode:?}: {}",
+            last_line(&err)
+        );
+    }
+}
