@@ -316,6 +316,7 @@ async fn read_answers(stdout: ChildStdout, group: Group, queue: SharedQueue, spe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncBufReadExt;
 
     const LIMIT: usize = 1 << 20;
 
@@ -360,10 +361,8 @@ mod tests {
     #[tokio::test]
     async fn a_filter_that_dies_fails_the_line_it_was_answering_and_redoes_the_others() {
         // Dies on "die" the first time it sees it (a marker file remembers).
-        let dir = std::env::temp_dir().join(format!("pando-filter-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let marker = dir.join("died");
-        let _ = std::fs::remove_file(&marker);
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("died");
         let script = format!(
             "while read x; do if [ \"$x\" = die ] && [ ! -e {0} ]; then touch {0}; exit 3; fi; echo \"<$x>\"; done",
             marker.display()
@@ -383,16 +382,13 @@ mod tests {
         );
         // The value that failed is answered by a fresh filter when it comes back.
         assert_eq!(f.run(b"die".to_vec()).await, Ok(b"<die>".to_vec()));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
     async fn a_stuck_filter_times_out_on_its_oldest_line_only() {
         // Hangs on "hang" (the first time); answers the rest.
-        let dir = std::env::temp_dir().join(format!("pando-filter-hang-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let marker = dir.join("hung");
-        let _ = std::fs::remove_file(&marker);
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("hung");
         let script = format!(
             "while read x; do if [ \"$x\" = hang ] && [ ! -e {0} ]; then touch {0}; sleep 1000; fi; echo \"<$x>\"; done",
             marker.display()
@@ -408,7 +404,6 @@ mod tests {
             "{e}"
         );
         assert_eq!(got[2..], [Ok("<b>".into()), Ok("<c>".into())]);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
@@ -427,31 +422,59 @@ mod tests {
 
     #[tokio::test]
     async fn a_filter_that_closes_its_input_fails_its_oldest_line_with_the_write_error() {
-        // The first filter closes its stdin and lives on without answering;
-        // the next one is `cat`.
-        let dir = std::env::temp_dir().join(format!("pando-filter-closed-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let marker = dir.join("closed");
-        let _ = std::fs::remove_file(&marker);
+        // The first filter marks that it ran, closes its stdin, says so on a
+        // FIFO, and lives on without answering; the next one is `cat`. The
+        // marker is made before stdin is closed: a write can fail (and the
+        // filter be killed, with its group) only after the marker exists,
+        // so the second filter is always `cat`.
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("started");
+        let fifo = dir.path().join("closed");
+        mkfifo(&fifo);
+        // Read-write, so neither opening it nor a filter killed before it
+        // writes to it ever blocks the test or reads as an end.
+        let closed = tokio::net::unix::pipe::OpenOptions::new()
+            .read_write(true)
+            .open_receiver(&fifo)
+            .unwrap();
         let script = format!(
-            "if [ -e {0} ]; then exec cat; fi; exec 0<&-; touch {0}; sleep 1000",
-            marker.display()
+            "if [ -e {0} ]; then exec cat; fi; touch {0}; exec 0<&-; echo closed > {1}; sleep 1000",
+            marker.display(),
+            fifo.display()
         );
         let f = filters(&script, 1, None);
-        let first = tokio::spawn({
+        let mut first = tokio::spawn({
             let f = f.clone();
             async move { f.run(b"a".to_vec()).await }
         });
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !marker.exists() {
-            assert!(std::time::Instant::now() < deadline, "the filter did not start");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        // Writing "b" (if not "a") finds the pipe closed.
+        // Either the filter has closed its input (and said so), or writing
+        // "a" already found it closed and the filter was killed: "a" failed.
+        let mut closed = tokio::io::BufReader::new(closed);
+        let mut line = String::new();
+        let failed = tokio::time::timeout(Duration::from_secs(20), async {
+            tokio::select! {
+                first = &mut first => Some(first.unwrap()),
+                read = closed.read_line(&mut line) => {
+                    read.unwrap();
+                    None
+                }
+            }
+        })
+        .await
+        .expect("the filter neither closed its input nor failed within 20s");
+        // Writing "b" (if not "a") finds the pipe closed; "b" is answered by `cat`.
         assert_eq!(f.run(b"b".to_vec()).await, Ok(b"b".to_vec()));
-        let e = first.await.unwrap().unwrap_err();
+        let e = match failed {
+            Some(first) => first,
+            None => first.await.unwrap(),
+        }
+        .unwrap_err();
         assert!(e.starts_with("writing to sh: Broken pipe"), "{e}");
-        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn mkfifo(path: &std::path::Path) {
+        let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+        assert!(status.success(), "mkfifo {}: {status}", path.display());
     }
 
     #[tokio::test]

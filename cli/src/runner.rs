@@ -237,6 +237,7 @@ impl Spec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncBufReadExt, BufReader};
 
     const LIMIT: usize = 1 << 20;
 
@@ -255,6 +256,11 @@ mod tests {
                 .next()
                 .is_some_and(|rest| rest.trim_start().starts_with('Z')),
         }
+    }
+
+    fn mkfifo(path: &std::path::Path) {
+        let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+        assert!(status.success(), "mkfifo {}: {status}", path.display());
     }
 
     /// Waits (with a deadline) until `pid` is gone.
@@ -308,9 +314,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_timeout_kills_the_whole_process_group() {
-        let dir = std::env::temp_dir().join(format!("pando-runner-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let pidfile = dir.join("timeout.pid");
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("timeout.pid");
         let script = format!("sleep 1000 & echo $! > {}; wait", pidfile.display());
         let r = sh(&script, false, Some(Duration::from_millis(300)));
         let e = r.run(b"x".to_vec()).await.unwrap_err();
@@ -321,28 +326,31 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_value_kills_the_whole_process_group() {
-        let dir = std::env::temp_dir().join(format!("pando-runner-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let pidfile = dir.join("dropped.pid");
-        let _ = std::fs::remove_file(&pidfile);
-        let script = format!(
-            "sleep 1000 & echo $! > {}.tmp; mv {0}.tmp {0}; wait",
-            pidfile.display()
+        // The background sleep's pid comes on a FIFO (read-write: opening
+        // it never blocks, and it never reads as an end).
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("dropped.pid");
+        mkfifo(&fifo);
+        let mut pids = BufReader::new(
+            tokio::net::unix::pipe::OpenOptions::new()
+                .read_write(true)
+                .open_receiver(&fifo)
+                .unwrap(),
         );
+        let script = format!("sleep 1000 & echo $! > {}; wait", fifo.display());
         let r = sh(&script, false, None);
         let mut run = Box::pin(r.run(b"x".to_vec()));
-        // Poll the value until the background sleep exists, then drop it.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        let pid = loop {
+        // Run the value until the background sleep exists, then drop it.
+        let mut pid = String::new();
+        tokio::time::timeout(Duration::from_secs(20), async {
             tokio::select! {
                 out = &mut run => panic!("finished: {out:?}"),
-                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                read = pids.read_line(&mut pid) => read.unwrap(),
             }
-            if let Ok(pid) = std::fs::read_to_string(&pidfile) {
-                break pid.trim().parse::<i32>().unwrap();
-            }
-            assert!(tokio::time::Instant::now() < deadline, "no pid file");
-        };
+        })
+        .await
+        .expect("no pid within 20s");
+        let pid: i32 = pid.trim().parse().unwrap();
         assert!(!gone(pid));
         drop(run);
         wait_gone(pid).await;
@@ -373,13 +381,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_cancelled_line_filter_call_drops_its_answer_and_the_filter_goes_on() {
-        // Holds the line "wait" until a file exists; counts the lines it has seen.
-        let dir = std::env::temp_dir().join(format!("pando-runner-cancel-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let go = dir.join("go");
-        let _ = std::fs::remove_file(&go);
+        // Holds the line "wait" until it reads a line from a FIFO; counts
+        // the lines it has seen.
+        let dir = tempfile::tempdir().unwrap();
+        let go = dir.path().join("go");
+        mkfifo(&go);
+        // Read-write: opening it never blocks, and the line written stays
+        // in the FIFO until the filter reads it.
+        let mut go_on = tokio::net::unix::pipe::OpenOptions::new()
+            .read_write(true)
+            .open_sender(&go)
+            .unwrap();
         let script = format!(
-            "n=0; while read x; do n=$((n+1)); if [ \"$x\" = wait ]; then while [ ! -e {} ]; do sleep 0.01; done; fi; echo \"$x$n\"; done",
+            "n=0; while read x; do n=$((n+1)); if [ \"$x\" = wait ]; then read g < {}; fi; echo \"$x$n\"; done",
             go.display()
         );
         let r = sh(&script, true, None);
@@ -388,10 +402,9 @@ mod tests {
         let mut waiting = Box::pin(r.run(b"wait".to_vec()));
         assert!(futures::FutureExt::now_or_never(&mut waiting).is_none());
         drop(waiting);
-        std::fs::write(&go, b"").unwrap();
+        go_on.write_all(b"go\n").await.unwrap();
         // The same filter (it counts on), and "c" gets its own answer.
         assert_eq!(r.run(b"c".to_vec()).await, Ok(b"c3".to_vec()));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
