@@ -228,7 +228,7 @@ async fn write_lines(
 /// when the filter ends, breaks the contract or times out, kills it, fails
 /// the oldest line with the reason and sends the others to a fresh filter.
 async fn read_answers(stdout: ChildStdout, group: Group, queue: SharedQueue, spec: Arc<Spec>) {
-    let mut answers = FramedRead::new(stdout, lines::codec_with_max_length(spec.limit));
+    let mut answers = FramedRead::new(stdout, lines::WholeLines::new(spec.limit));
     // Checks the oldest line's deadline (or the stall warning) now and then:
     // the timer is reset when it fires, not for every line.
     let period = spec.timeout.unwrap_or(STALL_WARNING);
@@ -241,7 +241,16 @@ async fn read_answers(stdout: ChildStdout, group: Group, queue: SharedQueue, spe
                 Some(Ok(answer)) => {
                     let mut answer: Vec<u8> = answer.into();
                     lines::strip_line_end(&mut answer);
-                    let oldest = lock(&queue).waiting.pop_front();
+                    let oldest = {
+                        let mut q = lock(&queue);
+                        let oldest = q.waiting.pop_front();
+                        // The next line's clock starts now: the filter
+                        // starts on it once it has answered this one.
+                        if let Some(next) = q.waiting.front_mut() {
+                            next.since = next.since.max(Instant::now());
+                        }
+                        oldest
+                    };
                     match oldest {
                         // A line whose caller gave up (its value was
                         // cancelled): the answer is dropped.

@@ -8,9 +8,10 @@
 use std::io;
 use std::sync::Arc;
 
+use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use tokio::io::AsyncRead;
-use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder, FramedRead};
 
 /// The codec that splits a byte stream at each `\n` (and drops the `\n`).
 pub(crate) fn codec() -> AnyDelimiterCodec {
@@ -20,6 +21,41 @@ pub(crate) fn codec() -> AnyDelimiterCodec {
 /// Like [`codec`], with chunks of at most `max` bytes (a longer one is an error).
 pub(crate) fn codec_with_max_length(max: usize) -> AnyDelimiterCodec {
     AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), max)
+}
+
+/// Like [`codec_with_max_length`], but the output must end with a whole
+/// line: a last line without its `\n` (a filter that died in the middle of
+/// an answer) is an error, not an answer.
+pub(crate) struct WholeLines(AnyDelimiterCodec);
+
+impl WholeLines {
+    /// Lines of at most `max` bytes.
+    pub(crate) fn new(max: usize) -> Self {
+        WholeLines(codec_with_max_length(max))
+    }
+}
+
+impl Decoder for WholeLines {
+    type Item = Bytes;
+    type Error = AnyDelimiterCodecError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, Self::Error> {
+        self.0.decode(buf)
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, Self::Error> {
+        match self.0.decode(buf)? {
+            Some(line) => Ok(Some(line)),
+            None if buf.is_empty() => Ok(None),
+            None => {
+                buf.clear();
+                Err(AnyDelimiterCodecError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "it ended in the middle of a line (an answer without its newline)",
+                )))
+            }
+        }
+    }
 }
 
 /// Removes a trailing `\n`, then a trailing `\r`.
@@ -121,6 +157,18 @@ mod tests {
             "input line 3 is longer than 4 bytes, the most one value can carry"
         );
         assert_eq!(got.len(), 3, "nothing is read after the error");
+    }
+
+    #[tokio::test]
+    async fn whole_lines_refuse_a_last_line_without_its_newline() {
+        let got: Vec<_> = FramedRead::new(&b"a\nb\npart"[..], WholeLines::new(100))
+            .collect()
+            .await;
+        assert_eq!(got[0].as_deref().unwrap(), b"a");
+        assert_eq!(got[1].as_deref().unwrap(), b"b");
+        assert!(got[2].is_err(), "{:?}", got[2]);
+        let fine: Vec<_> = FramedRead::new(&b"a\n"[..], WholeLines::new(100)).collect().await;
+        assert_eq!(fine.len(), 1);
     }
 
     #[test]

@@ -117,7 +117,7 @@ struct MasterArgs {
     /// Heartbeat interval: milliseconds, or a duration such as 2s (a worker silent for 10 intervals is dropped; at most 1 day).
     #[arg(long, default_value = "1000", value_name = "MS|DURATION", value_parser = parse_heartbeat)]
     heartbeat: Duration,
-    /// Fail a value whose COMMAND runs longer than DURATION (30s, 500ms, 2m; a bare number is seconds); off by default. With --lines, a line not answered within DURATION of reaching its worker (its wait behind earlier lines included) fails, and its filter is restarted; with --pipe, DURATION is per block.
+    /// Fail a value whose COMMAND runs longer than DURATION (30s, 500ms, 2m; a bare number is seconds); off by default. With --lines, a filter that takes longer than DURATION to answer a line (counted from its answer to the line before, or from the line's arrival if later) fails that line and is restarted; with --pipe, DURATION is per block.
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     timeout: Option<Duration>,
     /// Warn about a value held longer than DURATION without --timeout (default 60s).
@@ -141,7 +141,7 @@ struct MasterArgs {
     /// Print worker statistics to stderr every second.
     #[arg(long)]
     monitor: bool,
-    /// Run COMMAND as line filters (--jobs per worker) instead of once per input: each must answer each line with one line, in order, without waiting for more input; many lines are in flight in each. A filter that dies or times out fails the line it was answering; the other lines in it go to a fresh filter, uncharged.
+    /// Run COMMAND as line filters (--jobs per worker) instead of once per input: each must answer each line with one line, in order, without waiting for more input; many lines are in flight in each. A filter that dies or times out fails the line it was answering; the other lines in it go to a fresh filter, uncharged. Answers are matched to lines by order alone: a filter that writes two lines for one, or none, shifts the later answers.
     #[arg(long, conflicts_with = "pipe")]
     lines: bool,
     /// Run COMMAND once per block of input lines (see --block, --block-lines), with the block, as it is, on its stdin; its whole stdout, as it is, is the block's output.
@@ -794,7 +794,14 @@ async fn work(args: WorkArgs) -> ExitCode {
     // Line filters take every line the master lends (its --batch-size
     // bounds them), spread over `jobs` filters; otherwise `jobs` values
     // run at once.
-    let session = session.jobs(if mode == Mode::Lines { usize::MAX } else { jobs });
+    // A line filter takes every line lent and keeps each line's deadline
+    // itself, from when the filter starts on it (when it is the oldest line
+    // in its filter), not from when it arrived.
+    let session = if mode == Mode::Lines {
+        session.jobs(usize::MAX).own_deadlines()
+    } else {
+        session.jobs(jobs)
+    };
     // On a signal the session's future is dropped, and with it every
     // COMMAND's process group.
     let result = tokio::select! {

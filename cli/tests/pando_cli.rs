@@ -69,12 +69,14 @@ fn errors_are_one_clear_line() {
     assert!(!status.success());
     assert_eq!(err, "pando: command not found: no-such-command-here\n");
 
-    let (status, _, err) = run(&["work", "ws://127.0.0.1:1/?token=x"], "");
+    let (status, _, err) = run(&["work", "ws://127.0.0.1:1/?token=the-secret"], "");
     assert!(!status.success());
+    // The URL is named without its token.
     assert!(
-        err.starts_with("pando: cannot join ws://127.0.0.1:1/?token=x: cannot reach"),
+        err.starts_with("pando: cannot join ws://127.0.0.1:1/: cannot reach"),
         "{err}"
     );
+    assert!(!err.contains("the-secret"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 
     let (status, _, err) = run(
@@ -1126,4 +1128,31 @@ fn an_input_line_longer_than_a_value_can_carry_is_an_error_naming_it() {
             last_line(&err)
         );
     }
+}
+
+#[test]
+fn with_lines_the_timeout_counts_from_when_the_filter_starts_on_a_line_not_from_its_arrival() {
+    // 40 lines in flight at once in one filter that takes 0.1 s a line: the
+    // last waits about 4 s behind the others, twice the timeout, and still
+    // must not fail (--max-retries 0 would end the run on any failure).
+    let (status, out, err) = run(
+        &[
+            "--local",
+            "1",
+            "--lines",
+            "--batch-size",
+            "40",
+            "--timeout",
+            "2s",
+            "--max-retries",
+            "0",
+            "--",
+            "sh",
+            "-c",
+            "while read x; do sleep 0.1; echo $x; done",
+        ],
+        &seq(40),
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(out, seq(40));
 }

@@ -313,6 +313,25 @@ impl Session {
         self
     }
 
+    /// The function keeps each value's deadline itself (see
+    /// [`Session::value_timeout`]): the session no longer drops a value that
+    /// runs past it. For a function whose values wait inside it before it
+    /// starts on them, such as a line filter with many lines in flight, where
+    /// the deadline must count from the start of the work. The master's
+    /// backstop still applies.
+    ///
+    /// ```no_run
+    /// # async fn f(session: pando_distributed_map::Session) {
+    /// let session = session.jobs(usize::MAX).own_deadlines();
+    /// # let _ = session;
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn own_deadlines(mut self) -> Self {
+        self.core.set_value_timeout(None);
+        self
+    }
+
     /// Applies `f` to each value the master sends (up to
     /// [`Worker::jobs`] at once), and sends back each result, or the
     /// failure, which counts towards that value's retries. A value whose

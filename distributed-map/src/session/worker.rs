@@ -200,6 +200,32 @@ impl WorkerSession {
         }
     }
 
+    /// Replaces the per-value deadline the `Welcome` gave (`None`: no
+    /// deadline), for the values running and those to come: for a worker
+    /// whose function keeps each value's deadline itself, counted from when
+    /// it really starts on it (a line filter with many lines in flight). The
+    /// master's own backstop still applies.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # use pando_distributed_map::frame::Frame;
+    /// # use pando_distributed_map::session::{WorkerSession, WorkerSessionConfig, WorkerEvent};
+    /// # let t0 = Instant::now();
+    /// # let mut session = WorkerSession::new(WorkerSessionConfig::new("laptop", "t0k"), t0);
+    /// # session.handle_frame(t0, Frame::Welcome { version: pando_distributed_map::frame::PROTOCOL_VERSION,
+    /// #     heartbeat_ms: 1_000_000, heartbeat_timeout_ms: 10_000_000, value_timeout_ms: Some(1000),
+    /// #     max_frame: 1 << 20, command: vec![], mode: pando_distributed_map::CommandMode::Lines });
+    /// # session.poll_event();
+    /// session.handle_frame(t0, Frame::Value { id: 0, payload: vec![] });
+    /// session.set_value_timeout(None);
+    /// session.handle_timeout(t0 + Duration::from_secs(60));
+    /// assert!(matches!(session.poll_event(), Some(WorkerEvent::Run { id: 0, .. })));
+    /// assert_eq!(session.poll_event(), None); // not cancelled: the function keeps its deadline
+    /// ```
+    pub fn set_value_timeout(&mut self, timeout: Option<Duration>) {
+        self.value_timeout = timeout;
+    }
+
     /// Whether the session is over; the adapter drops the transport.
     ///
     /// ```
