@@ -2,6 +2,7 @@
 //! frames into the core, writes the core's frames, and arms its timer. It
 //! takes no protocol decision; the master's and the worker's adapters share it.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -88,6 +89,10 @@ pub(crate) struct FrameIo {
     registered: Option<std::task::Waker>,
     sink_state: SinkState,
     read_closed: bool,
+    /// Frames were given to the sink since its last flush.
+    unflushed: bool,
+    /// The yield that lets the other tasks add frames before a flush.
+    pending_yield: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 impl FrameIo {
@@ -104,6 +109,8 @@ impl FrameIo {
             registered: None,
             sink_state: SinkState::Open,
             read_closed: false,
+            unflushed: false,
+            pending_yield: None,
         }
     }
 
@@ -226,6 +233,7 @@ impl FrameIo {
             match self.sink.as_mut().poll_ready(cx) {
                 Poll::Ready(Ok(())) => match core.poll_transmit(now) {
                     Some(frame) => {
+                        self.unflushed = true;
                         if let Err(e) = self.sink.as_mut().start_send(self.codec.encode(&frame)) {
                             break Some(e);
                         }
@@ -236,13 +244,38 @@ impl FrameIo {
                 Poll::Pending => break None,
             }
         };
-        let broken = broken.or_else(|| match self.sink.as_mut().poll_flush(cx) {
-            Poll::Ready(Err(e)) => Some(e),
-            _ => None,
+        let broken = broken.or_else(|| {
+            if !self.unflushed || !self.yielded(cx) {
+                return None;
+            }
+            match self.sink.as_mut().poll_flush(cx) {
+                Poll::Ready(Err(e)) => Some(e),
+                Poll::Ready(Ok(())) => {
+                    self.unflushed = false;
+                    None
+                }
+                Poll::Pending => None,
+            }
         });
         if let Some(e) = broken {
             self.sink_state = SinkState::Gone;
             core.handle_closed(now, Some(e.to_string()));
+        }
+    }
+}
+
+impl FrameIo {
+    /// Whether the task has yielded once since frames were queued, so that
+    /// the other tasks had their turn to queue more before one flush.
+    fn yielded(&mut self, cx: &mut Context<'_>) -> bool {
+        let y = self
+            .pending_yield
+            .get_or_insert_with(|| Box::pin(tokio::task::yield_now()));
+        if y.as_mut().poll(cx).is_ready() {
+            self.pending_yield = None;
+            true
+        } else {
+            false
         }
     }
 }
