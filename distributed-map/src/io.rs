@@ -2,7 +2,6 @@
 //! frames into the core, writes the core's frames, and arms its timer. It
 //! takes no protocol decision; the master's and the worker's adapters share it.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -91,8 +90,8 @@ pub(crate) struct FrameIo {
     read_closed: bool,
     /// Frames were given to the sink since its last flush.
     unflushed: bool,
-    /// The yield that lets the other tasks add frames before a flush.
-    pending_yield: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The task woke itself to let the other tasks add frames before a flush.
+    pending_yield: bool,
 }
 
 impl FrameIo {
@@ -110,7 +109,7 @@ impl FrameIo {
             sink_state: SinkState::Open,
             read_closed: false,
             unflushed: false,
-            pending_yield: None,
+            pending_yield: false,
         }
     }
 
@@ -268,13 +267,12 @@ impl FrameIo {
     /// Whether the task has yielded once since frames were queued, so that
     /// the other tasks had their turn to queue more before one flush.
     fn yielded(&mut self, cx: &mut Context<'_>) -> bool {
-        let y = self
-            .pending_yield
-            .get_or_insert_with(|| Box::pin(tokio::task::yield_now()));
-        if y.as_mut().poll(cx).is_ready() {
-            self.pending_yield = None;
+        if self.pending_yield {
+            self.pending_yield = false;
             true
         } else {
+            self.pending_yield = true;
+            cx.waker().wake_by_ref();
             false
         }
     }
