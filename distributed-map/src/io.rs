@@ -88,6 +88,10 @@ pub(crate) struct FrameIo {
     registered: Option<std::task::Waker>,
     sink_state: SinkState,
     read_closed: bool,
+    /// Frames were given to the sink since its last flush.
+    unflushed: bool,
+    /// The task woke itself to let the other tasks add frames before a flush.
+    pending_yield: bool,
 }
 
 impl FrameIo {
@@ -104,6 +108,8 @@ impl FrameIo {
             registered: None,
             sink_state: SinkState::Open,
             read_closed: false,
+            unflushed: false,
+            pending_yield: false,
         }
     }
 
@@ -226,6 +232,7 @@ impl FrameIo {
             match self.sink.as_mut().poll_ready(cx) {
                 Poll::Ready(Ok(())) => match core.poll_transmit(now) {
                     Some(frame) => {
+                        self.unflushed = true;
                         if let Err(e) = self.sink.as_mut().start_send(self.codec.encode(&frame)) {
                             break Some(e);
                         }
@@ -236,13 +243,37 @@ impl FrameIo {
                 Poll::Pending => break None,
             }
         };
-        let broken = broken.or_else(|| match self.sink.as_mut().poll_flush(cx) {
-            Poll::Ready(Err(e)) => Some(e),
-            _ => None,
+        let broken = broken.or_else(|| {
+            if !self.unflushed || !self.yielded(cx) {
+                return None;
+            }
+            match self.sink.as_mut().poll_flush(cx) {
+                Poll::Ready(Err(e)) => Some(e),
+                Poll::Ready(Ok(())) => {
+                    self.unflushed = false;
+                    None
+                }
+                Poll::Pending => None,
+            }
         });
         if let Some(e) = broken {
             self.sink_state = SinkState::Gone;
             core.handle_closed(now, Some(e.to_string()));
+        }
+    }
+}
+
+impl FrameIo {
+    /// Whether the task has yielded once since frames were queued, so that
+    /// the other tasks had their turn to queue more before one flush.
+    fn yielded(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.pending_yield {
+            self.pending_yield = false;
+            true
+        } else {
+            self.pending_yield = true;
+            cx.waker().wake_by_ref();
+            false
         }
     }
 }
