@@ -71,6 +71,9 @@ enum Step {
     Stop(String),
     /// The transport takes up to `max` frames.
     Transmit { max: u8 },
+    /// The function keeps the deadlines itself (`None`), or another
+    /// per-value deadline applies (`Session::own_deadlines`).
+    SetValueTimeout { ms: Option<u16> },
 }
 
 /// What the test knows of the session's past.
@@ -220,6 +223,9 @@ pub fn check(data: &[u8]) {
             }
             Step::StrayResult { id } => answer(&mut session, &mut m, now, id | 1 << 63, true, 0),
             Step::Stop(reason) => session.stop(now, reason),
+            Step::SetValueTimeout { ms } => {
+                session.set_value_timeout(ms.map(|ms| Duration::from_millis(u64::from(ms) + 1)));
+            }
             Step::Transmit { max } => {
                 for _ in 0..max {
                     let Some(frame) = session.poll_transmit(now) else {
