@@ -945,12 +945,7 @@ impl Node {
                 }) = &self.slots[i]
                 {
                     let to = To::Child(*id);
-                    let message = Message::JoinRequest {
-                        origin,
-                        signal,
-                        can_parent,
-                    };
-                    self.actions.push_back(Action::Send { to, message });
+                    self.forward_join(to, origin, signal, can_parent);
                     return;
                 }
             }
@@ -969,16 +964,21 @@ impl Node {
                 id, deadline: None, ..
             }) => {
                 let to = To::Child(*id);
-                let message = Message::JoinRequest {
-                    origin,
-                    signal,
-                    can_parent,
-                };
-                self.actions.push_back(Action::Send { to, message });
+                self.forward_join(to, origin, signal, can_parent);
                 self.remember_delegation(origin, i, now);
             }
             _ => self.store(i, origin, signal, can_parent, now),
         }
+    }
+
+    /// Hands a joiner's request on to a connected child.
+    fn forward_join(&mut self, to: To, origin: NodeId, signal: Signal, can_parent: bool) {
+        let message = Message::JoinRequest {
+            origin,
+            signal,
+            can_parent,
+        };
+        self.actions.push_back(Action::Send { to, message });
     }
 
     fn remember_delegation(&mut self, origin: NodeId, slot: usize, now: Instant) {
