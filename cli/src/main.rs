@@ -635,21 +635,21 @@ async fn master(args: MasterArgs) -> ExitCode {
 
 /// The one-line message for a run's error.
 fn describe<E: std::fmt::Display>(e: &LendError<E>) -> String {
-    match e {
-        LendError::Poisoned { id, failures, reason } => format!(
-            "input line {} failed {failures} times (more than --max-retries); last failure: {reason}",
-            id + 1
-        ),
-        other => other.to_string(),
-    }
+    describe_poisoned(e, |id| format!("input line {}", id + 1))
 }
 
 /// The one-line message for a `--pipe` run's error.
 fn describe_block<E: std::fmt::Display>(e: &LendError<E>, index: &BlockIndex) -> String {
+    describe_poisoned(e, |id| index.describe(id))
+}
+
+/// A run's error, the poisoned value named by `name`.
+fn describe_poisoned<E: std::fmt::Display>(e: &LendError<E>, name: impl Fn(u64) -> String) -> String {
     match e {
         LendError::Poisoned { id, failures, reason } => format!(
-            "{} failed {failures} times (more than --max-retries); last failure: {reason}",
-            index.describe(*id)
+            "{} failed {failures} time{} (more than --max-retries); last failure: {reason}",
+            name(*id),
+            if *failures == 1 { "" } else { "s" }
         ),
         other => other.to_string(),
     }

@@ -651,6 +651,9 @@ impl<T, R> Core<T, R> {
     /// assert!(core.on_sub_result(k, 0, 9).is_err()); // a second result
     /// ```
     pub fn on_sub_result(&mut self, k: SubId, id: u64, result: R) -> Result<(), Unexpected> {
+        if self.dropped_at_termination(k, id) {
+            return Ok(());
+        }
         let Some(sub) = self.subs.get_mut(&k) else {
             return Err(Unexpected { sub: k, id });
         };
@@ -804,6 +807,19 @@ impl<T, R> Core<T, R> {
         false
     }
 
+    /// Whether an answer of sub-stream `k` about value `id` comes after the
+    /// output ended (aborted, failed or poisoned) dropped every value read:
+    /// the sub-stream may have held `id` then, so the answer is dropped
+    /// (counted in `late_results_dropped`), not blamed on it. Ids never read are
+    /// still unexpected.
+    fn dropped_at_termination(&mut self, k: SubId, id: u64) -> bool {
+        let dropped = self.terminated && id < self.base && self.subs.get(&k).is_some();
+        if dropped {
+            self.stats.late_dropped += 1;
+        }
+        dropped
+    }
+
     /// Takes value `id` out of sub-stream `k`'s hands, if it holds it;
     /// returns how many values it still holds.
     fn take_back(&mut self, k: SubId, id: u64) -> Result<usize, Unexpected> {
@@ -843,6 +859,9 @@ impl<T, R> Core<T, R> {
     /// assert_eq!(core.sub_ask(k), SubAsk::Lend(Lent::new(0, 3))); // lent again
     /// ```
     pub fn on_sub_reject(&mut self, k: SubId, id: u64, reason: String) -> Result<(), Unexpected> {
+        if self.dropped_at_termination(k, id) {
+            return Ok(());
+        }
         match self.take_back(k, id) {
             Ok(left) => {
                 self.stats.rejected += 1;
@@ -884,6 +903,9 @@ impl<T, R> Core<T, R> {
     /// assert_eq!(core.poll_output(), OutputStep::Value(9));
     /// ```
     pub fn on_sub_reclaim(&mut self, k: SubId, id: u64, reason: String) -> Result<(), Unexpected> {
+        if self.dropped_at_termination(k, id) {
+            return Ok(());
+        }
         match self.take_back(k, id) {
             Ok(left) => {
                 if let Some(sub) = self.subs.get_mut(&k) {
@@ -1496,6 +1518,24 @@ mod tests {
         assert_eq!(c.poll_output(), OutputStep::Value(20));
         assert_eq!(c.poll_output(), OutputStep::Done);
         assert_eq!(c.state().skipped, 1);
+    }
+
+    #[test]
+    fn answers_after_the_output_ended_are_dropped_not_blamed() {
+        let mut c = Core::<u32, u32>::new(true);
+        let (a, b) = (c.lend_stream(), c.lend_stream());
+        c.on_input_value(a, 10);
+        c.on_input_value(b, 20);
+        c.on_input_value(a, 30);
+        c.terminate_output();
+        // Each held a value when the output ended: their answers are late, not wrong.
+        assert_eq!(c.on_sub_result(a, 0, 11), Ok(()));
+        assert_eq!(c.on_sub_reject(b, 1, "boom".into()), Ok(()));
+        assert_eq!(c.on_sub_reclaim(a, 2, "timed out".into()), Ok(()));
+        assert_eq!(c.state().late_results_dropped, 3);
+        // A value never read is still a broken contract.
+        assert_eq!(c.on_sub_result(a, 3, 0), Err(Unexpected { sub: a, id: 3 }));
+        assert_eq!(c.poll_output(), OutputStep::Done);
     }
 
     #[test]
