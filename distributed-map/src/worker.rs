@@ -39,6 +39,208 @@ pub struct Worker {
     max_frame: usize,
     handshake_timeout: Duration,
     jobs: usize,
+    reconnect: Option<Reconnect>,
+}
+
+/// How a [`Worker`] reconnects when its master cannot be reached or goes
+/// away ([`Worker::reconnect`]): an option of its own, off by default.
+///
+/// Waits grow exponentially from [`initial_delay`](Reconnect::initial_delay)
+/// to [`max_delay`](Reconnect::max_delay), each with a random part ("equal
+/// jitter": half the delay, plus up to as much again) drawn from a seeded
+/// generator, so that the workers of a master that restarts do not all come
+/// back at the same instant, and a test replays by its seed. The worker gives
+/// up, with the last error, after [`max_attempts`](Reconnect::max_attempts)
+/// failed attempts in a row or [`max_duration`](Reconnect::max_duration)
+/// without a master, whichever comes first.
+///
+/// Only the loss of the master is retried: a connection refused, reset or
+/// closed, a handshake or heartbeat timeout. A refusal (wrong token, another
+/// protocol version, a full master), a protocol error or a master that stops
+/// with an error of its own end the worker as without the option.
+///
+/// ```
+/// use std::time::Duration;
+/// use pando_distributed_map::{Reconnect, Worker};
+/// let policy = Reconnect::default()
+///     .max_attempts(Some(20))
+///     .max_duration(Some(Duration::from_secs(600)))
+///     .delays(Duration::from_millis(100), Duration::from_secs(10))
+///     .seed(7);
+/// assert_eq!(policy.max_attempts, Some(20));
+/// let _worker = Worker::new("laptop").reconnect(policy);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reconnect {
+    /// Give up after this many failed attempts in a row (`None`: no limit).
+    /// Default 10.
+    pub max_attempts: Option<u32>,
+    /// Give up after this long without a master, counted from the loss or
+    /// the first attempt (`None`: no limit). Default 10 minutes.
+    pub max_duration: Option<Duration>,
+    /// The first wait's base (the wait is between half of it and all of
+    /// it). Default 250 ms.
+    pub initial_delay: Duration,
+    /// The largest base: the waits stop doubling there. Default 30 s.
+    pub max_delay: Duration,
+    /// The seed of the jitter's generator. Default: drawn from the operating
+    /// system.
+    pub seed: u64,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Reconnect {
+            max_attempts: Some(10),
+            max_duration: Some(Duration::from_secs(600)),
+            initial_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(30),
+            seed: getrandom::u64().unwrap_or(0x5eed),
+        }
+    }
+}
+
+impl Reconnect {
+    /// Gives up after `max` failed attempts in a row (`None`: no limit).
+    ///
+    /// See [`Reconnect`] for an example.
+    #[must_use]
+    pub fn max_attempts(mut self, max: Option<u32>) -> Self {
+        self.max_attempts = max;
+        self
+    }
+
+    /// Gives up after `max` without a master (`None`: no limit).
+    ///
+    /// See [`Reconnect`] for an example.
+    #[must_use]
+    pub fn max_duration(mut self, max: Option<Duration>) -> Self {
+        self.max_duration = max;
+        self
+    }
+
+    /// The first wait's base and the largest one (at least the first).
+    ///
+    /// See [`Reconnect`] for an example.
+    #[must_use]
+    pub fn delays(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_delay = initial;
+        self.max_delay = max.max(initial);
+        self
+    }
+
+    /// The seed of the jitter, to replay a run.
+    ///
+    /// See [`Reconnect`] for an example.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The base of the wait after `failures` failed attempts (1 for the
+    /// first): `initial_delay` doubled `failures - 1` times, at most
+    /// `max_delay`.
+    fn base(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(32);
+        self.initial_delay
+            .saturating_mul(1 << doublings)
+            .min(self.max_delay)
+    }
+}
+
+/// The state of one outage: attempts so far, since when, and the jitter.
+struct Backoff<'a> {
+    policy: &'a Reconnect,
+    rng: fastrand::Rng,
+    failures: u32,
+    since: tokio::time::Instant,
+}
+
+impl<'a> Backoff<'a> {
+    /// A new outage, from now.
+    fn new(policy: &'a Reconnect) -> Self {
+        Backoff {
+            policy,
+            rng: fastrand::Rng::with_seed(policy.seed),
+            failures: 0,
+            since: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Goes on with `previous`'s generator (a new outage of the same run
+    /// draws new jitter).
+    fn seeded_from(mut self, previous: Backoff<'a>) -> Self {
+        self.rng = previous.rng;
+        self
+    }
+
+    /// Waits before the next attempt, after `error`; `false` (at once) if
+    /// the policy says to give up.
+    async fn wait(&mut self, url: &str, error: &JoinError) -> bool {
+        self.failures += 1;
+        let policy = self.policy;
+        if policy.max_attempts.is_some_and(|max| self.failures >= max) {
+            tracing::warn!(
+                "giving up on the master at {url} after {} failed attempt(s): {error}",
+                self.failures
+            );
+            return false;
+        }
+        let base = policy.base(self.failures);
+        let half = base / 2;
+        let jitter = Duration::from_nanos(
+            self.rng
+                .u64(0..=u64::try_from(half.as_nanos()).unwrap_or(u64::MAX)),
+        );
+        let delay = half + jitter;
+        let waited = self.since.elapsed();
+        if let Some(max) = policy.max_duration {
+            if waited + delay > max {
+                tracing::warn!(
+                    "giving up on the master at {url} after {waited:?} without it ({} failed attempt(s)): {error}",
+                    self.failures
+                );
+                return false;
+            }
+        }
+        let of = policy
+            .max_attempts
+            .map_or_else(String::new, |max| format!(" of {max}"));
+        tracing::warn!(
+            "lost the master at {url} ({error}); waiting {delay:?} for it before attempt {}{of} to reconnect",
+            self.failures + 1
+        );
+        tokio::time::sleep(delay).await;
+        true
+    }
+}
+
+impl JoinError {
+    /// Whether this error is the loss of the master (it could not be
+    /// reached, the connection was refused, reset or closed, or the master
+    /// went silent), which [`Reconnect`] retries, rather than a refusal or a
+    /// broken protocol, which it does not.
+    ///
+    /// ```
+    /// use pando_distributed_map::{JoinError, session::SessionError};
+    /// assert!(JoinError::Master(SessionError::Disconnected).is_lost_master());
+    /// assert!(!JoinError::Rejected("wrong token".into()).is_lost_master());
+    /// ```
+    pub fn is_lost_master(&self) -> bool {
+        match self {
+            JoinError::Transport(TransportError::Io { .. } | TransportError::Closed { .. }) => true,
+            JoinError::Master(
+                SessionError::Disconnected
+                | SessionError::Transport(_)
+                | SessionError::Silent(_)
+                | SessionError::NotReading(_)
+                | SessionError::HandshakeTimeout(_),
+            ) => true,
+            _ => false,
+        }
+    }
 }
 
 /// What a worker did, once the master said it was done.
@@ -84,7 +286,40 @@ impl Worker {
             max_frame: DEFAULT_MAX_FRAME,
             handshake_timeout: Duration::from_secs(30),
             jobs: 1,
+            reconnect: None,
         }
+    }
+
+    /// Reconnects with backoff when the master cannot be reached or goes
+    /// away, as `policy` says (default: off, the first failure ends the
+    /// worker). With it, [`connect`](Worker::connect) and
+    /// [`connect_with`](Worker::connect_with) retry until a master answers,
+    /// and [`run`](Worker::run) and [`run_with`](Worker::run_with) also
+    /// reconnect when a session loses its master, and go on with the
+    /// master that answers (a master restarted without a journal starts its
+    /// input over, so values may be computed again; the master's output
+    /// still has each exactly once). The master's join token must not have
+    /// changed.
+    ///
+    /// Off by default: a worker that waits for a master that is gone for
+    /// good would hang its caller, and a master that stops does not say
+    /// whether it will be back.
+    ///
+    /// See [`Reconnect`] for an example.
+    pub fn reconnect(mut self, policy: Reconnect) -> Self {
+        self.reconnect = Some(policy);
+        self
+    }
+
+    /// The reconnection policy, if any ([`Worker::reconnect`]).
+    ///
+    /// ```
+    /// use pando_distributed_map::{Reconnect, Worker};
+    /// assert!(Worker::new("w").reconnect_policy().is_none());
+    /// assert!(Worker::new("w").reconnect(Reconnect::default()).reconnect_policy().is_some());
+    /// ```
+    pub fn reconnect_policy(&self) -> Option<&Reconnect> {
+        self.reconnect.as_ref()
     }
 
     /// Refuses frames larger than `max_frame` bytes (default 16 MiB).
@@ -156,10 +391,36 @@ impl Worker {
         }))
     }
 
-    /// Connects with a given transport and performs the handshake.
+    /// Connects with a given transport and performs the handshake; with
+    /// [`Worker::reconnect`], retries while the master cannot be reached.
     ///
     /// See the [crate documentation](crate) for an example.
     pub async fn connect_with<C: Connector>(&self, connector: &C, url: &str) -> Result<Session, JoinError> {
+        let Some(policy) = &self.reconnect else {
+            return self.connect_once(connector, url).await;
+        };
+        let mut backoff = Backoff::new(policy);
+        self.connect_retrying(connector, url, &mut backoff).await
+    }
+
+    /// Attempts to connect until a master answers or `backoff` gives up.
+    async fn connect_retrying<C: Connector>(
+        &self,
+        connector: &C,
+        url: &str,
+        backoff: &mut Backoff<'_>,
+    ) -> Result<Session, JoinError> {
+        let shown = split_join_url(url).0;
+        loop {
+            match self.connect_once(connector, url).await {
+                Err(e) if e.is_lost_master() && backoff.wait(&shown, &e).await => {}
+                done => return done,
+            }
+        }
+    }
+
+    /// One attempt: connects and performs the handshake.
+    async fn connect_once<C: Connector>(&self, connector: &C, url: &str) -> Result<Session, JoinError> {
         let (base, token) = split_join_url(url);
         // One deadline for the connection and the handshake together.
         let started = now();
@@ -206,14 +467,17 @@ impl Worker {
         })
     }
 
-    /// Connects with `connector` and runs `f` until the master is done.
+    /// Connects with `connector` and runs `f` until the master is done;
+    /// with [`Worker::reconnect`], reconnects when the master goes away and
+    /// goes on with the master that answers. The summary is the last
+    /// session's: the one the master ended.
     ///
     /// See the [crate documentation](crate) for an example.
     pub async fn run_with<C, In, Out, F, Fut, Err>(
         &self,
         connector: &C,
         url: &str,
-        f: F,
+        mut f: F,
     ) -> Result<WorkerSummary, JoinError>
     where
         C: Connector,
@@ -223,7 +487,68 @@ impl Worker {
         Fut: Future<Output = Result<Out, Err>>,
         Err: Display,
     {
-        self.connect_with(connector, url).await?.run(f).await
+        let Some(policy) = &self.reconnect else {
+            return self.connect_once(connector, url).await?.run(f).await;
+        };
+        let shown = split_join_url(url).0;
+        // One backoff for the whole run: a master that drops its workers
+        // soon after taking them is retried with growing waits too, not in
+        // a tight loop; a session that lasted starts the count over.
+        let mut backoff = Backoff::new(policy);
+        loop {
+            let session = self.connect_retrying(connector, url, &mut backoff).await?;
+            let started = tokio::time::Instant::now();
+            match session.run(&mut f).await {
+                Err(e) if e.is_lost_master() => {
+                    if started.elapsed() >= policy.max_delay {
+                        backoff = Backoff::new(policy).seeded_from(backoff);
+                        tracing::warn!("lost the master at {shown} ({e}); reconnecting");
+                    } else if !backoff.wait(&shown, &e).await {
+                        return Err(e);
+                    }
+                }
+                ended => return ended,
+            }
+        }
+    }
+
+    /// Connects to the master at a join URL (`ws://…/?token=…` or
+    /// `tcp://…?token=…`) and runs `f` until the master is done, as
+    /// [`run_with`](Worker::run_with) does.
+    ///
+    /// ```no_run
+    /// use pando_distributed_map::{Reconnect, Worker};
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let summary = Worker::new("laptop")
+    ///     .reconnect(Reconnect::default())
+    ///     .run("ws://192.0.2.1:9000/?token=…", |x: u64| async move { Ok::<_, String>(x * x) })
+    ///     .await?;
+    /// println!("{} values processed in the last session", summary.done);
+    /// # Ok(()) }
+    /// ```
+    pub async fn run<In, Out, F, Fut, Err>(&self, url: &str, f: F) -> Result<WorkerSummary, JoinError>
+    where
+        In: DeserializeOwned,
+        Out: Serialize,
+        F: FnMut(In) -> Fut,
+        Fut: Future<Output = Result<Out, Err>>,
+        Err: Display,
+    {
+        #[cfg(feature = "ws")]
+        if url.starts_with("ws://") {
+            let connector = crate::transport::ws::WsConnector::new(self.max_frame);
+            return self.run_with(&connector, url, f).await;
+        }
+        #[cfg(feature = "tcp")]
+        if url.starts_with("tcp://") {
+            let connector = crate::transport::tcp::TcpConnector::new(self.max_frame);
+            return self.run_with(&connector, url, f).await;
+        }
+        let _ = f;
+        Err(JoinError::Transport(TransportError::BadUrl {
+            url: url.to_string(),
+            reason: "expected ws://HOST:PORT/?token=… or tcp://HOST:PORT?token=…".to_string(),
+        }))
     }
 }
 
