@@ -143,44 +143,71 @@ impl Reconnect {
     /// first): `initial_delay` doubled `failures - 1` times, at most
     /// `max_delay`.
     fn base(&self, failures: u32) -> Duration {
-        let doublings = failures.saturating_sub(1).min(32);
+        let doublings = failures.saturating_sub(1).min(31);
         self.initial_delay
             .saturating_mul(1 << doublings)
             .min(self.max_delay)
     }
 }
 
-/// The state of one outage: attempts so far, since when, and the jitter.
-struct Backoff<'a> {
-    policy: &'a Reconnect,
+/// The waits of a [`Reconnect`] policy: attempts failed so far, since
+/// when, and the jitter's generator. [`Worker::run_with`] keeps one for a
+/// whole run; a caller that runs its own loop of sessions (as `pando work`
+/// does, to check each master's command) keeps one too.
+///
+/// ```
+/// use std::time::Duration;
+/// use pando_distributed_map::{Backoff, JoinError, Reconnect, session::SessionError};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let policy = Reconnect::default().max_attempts(Some(3)).seed(1);
+/// let mut backoff = Backoff::new(&policy);
+/// let lost = JoinError::Master(SessionError::Disconnected);
+/// assert!(backoff.wait("ws://master/", &lost).await); // after the 1st failure
+/// assert!(backoff.wait("ws://master/", &lost).await); // after the 2nd
+/// assert!(!backoff.wait("ws://master/", &lost).await); // the 3rd: give up
+/// backoff.reset(); // a master answered and the session lasted
+/// assert!(backoff.wait("ws://master/", &lost).await);
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Backoff {
+    policy: Reconnect,
     rng: fastrand::Rng,
     failures: u32,
     since: tokio::time::Instant,
 }
 
-impl<'a> Backoff<'a> {
-    /// A new outage, from now.
-    fn new(policy: &'a Reconnect) -> Self {
+impl Backoff {
+    /// The waits of `policy`, for an outage from now.
+    ///
+    /// See [`Backoff`] for an example.
+    pub fn new(policy: &Reconnect) -> Self {
         Backoff {
-            policy,
+            policy: policy.clone(),
             rng: fastrand::Rng::with_seed(policy.seed),
             failures: 0,
             since: tokio::time::Instant::now(),
         }
     }
 
-    /// Goes on with `previous`'s generator (a new outage of the same run
-    /// draws new jitter).
-    fn seeded_from(mut self, previous: Backoff<'a>) -> Self {
-        self.rng = previous.rng;
-        self
+    /// A new outage from now (a master answered, and the session lasted):
+    /// the attempts count from zero again, the jitter goes on.
+    ///
+    /// See [`Backoff`] for an example.
+    pub fn reset(&mut self) {
+        self.failures = 0;
+        self.since = tokio::time::Instant::now();
     }
 
-    /// Waits before the next attempt, after `error`; `false` (at once) if
-    /// the policy says to give up.
-    async fn wait(&mut self, url: &str, error: &JoinError) -> bool {
+    /// Counts a failed attempt to reach the master at `url` (or the loss of
+    /// a session that did not last), logs it, and waits before the next
+    /// attempt; `false`, at once and with a log line, if the policy says to
+    /// give up.
+    ///
+    /// See [`Backoff`] for an example.
+    pub async fn wait(&mut self, url: &str, error: &JoinError) -> bool {
         self.failures += 1;
-        let policy = self.policy;
+        let policy = &self.policy;
         if policy.max_attempts.is_some_and(|max| self.failures >= max) {
             tracing::warn!(
                 "giving up on the master at {url} after {} failed attempt(s): {error}",
@@ -209,7 +236,7 @@ impl<'a> Backoff<'a> {
             .max_attempts
             .map_or_else(String::new, |max| format!(" of {max}"));
         tracing::warn!(
-            "lost the master at {url} ({error}); waiting {delay:?} for it before attempt {}{of} to reconnect",
+            "no master at {url} ({error}); waiting {delay:?} before attempt {}{of} to reconnect",
             self.failures + 1
         );
         tokio::time::sleep(delay).await;
@@ -408,7 +435,7 @@ impl Worker {
         &self,
         connector: &C,
         url: &str,
-        backoff: &mut Backoff<'_>,
+        backoff: &mut Backoff,
     ) -> Result<Session, JoinError> {
         let shown = split_join_url(url).0;
         loop {
@@ -500,9 +527,9 @@ impl Worker {
             let started = tokio::time::Instant::now();
             match session.run(&mut f).await {
                 Err(e) if e.is_lost_master() => {
+                    tracing::warn!("lost the master at {shown} ({e}); reconnecting");
                     if started.elapsed() >= policy.max_delay {
-                        backoff = Backoff::new(policy).seeded_from(backoff);
-                        tracing::warn!("lost the master at {shown} ({e}); reconnecting");
+                        backoff.reset();
                     } else if !backoff.wait(&shown, &e).await {
                         return Err(e);
                     }
