@@ -80,7 +80,7 @@ pub struct Reconnect {
     /// the first attempt (`None`: no limit). Default 10 minutes.
     pub max_duration: Option<Duration>,
     /// The first wait's base (the wait is between half of it and all of
-    /// it). Default 250 ms.
+    /// it; at least 1 ms). Default 250 ms.
     pub initial_delay: Duration,
     /// The largest base: the waits stop doubling there. Default 30 s.
     pub max_delay: Duration,
@@ -144,9 +144,9 @@ impl Reconnect {
     /// `max_delay`.
     fn base(&self, failures: u32) -> Duration {
         let doublings = failures.saturating_sub(1).min(31);
-        self.initial_delay
-            .saturating_mul(1 << doublings)
-            .min(self.max_delay)
+        // At least a millisecond: a zero delay would retry in a tight loop.
+        let first = self.initial_delay.max(Duration::from_millis(1));
+        first.saturating_mul(1 << doublings).min(self.max_delay.max(first))
     }
 }
 
@@ -256,17 +256,17 @@ impl JoinError {
     /// assert!(!JoinError::Rejected("wrong token".into()).is_lost_master());
     /// ```
     pub fn is_lost_master(&self) -> bool {
-        match self {
-            JoinError::Transport(TransportError::Io { .. } | TransportError::Closed { .. }) => true,
-            JoinError::Master(
-                SessionError::Disconnected
-                | SessionError::Transport(_)
-                | SessionError::Silent(_)
-                | SessionError::NotReading(_)
-                | SessionError::HandshakeTimeout(_),
-            ) => true,
-            _ => false,
-        }
+        matches!(
+            self,
+            JoinError::Transport(TransportError::Io { .. } | TransportError::Closed { .. })
+                | JoinError::Master(
+                    SessionError::Disconnected
+                        | SessionError::Transport(_)
+                        | SessionError::Silent(_)
+                        | SessionError::NotReading(_)
+                        | SessionError::HandshakeTimeout(_),
+                )
+        )
     }
 }
 
@@ -768,5 +768,120 @@ impl Session {
             .map(|end| end.unwrap_or(Err(JoinError::Master(SessionError::Disconnected))))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The waits of a backoff until it gives up (at most 64), measured on
+    /// tokio's paused clock.
+    fn waits(policy: &Reconnect) -> Vec<Duration> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let mut backoff = Backoff::new(policy);
+            let lost = JoinError::Master(SessionError::Disconnected);
+            let mut waits = Vec::new();
+            loop {
+                let before = tokio::time::Instant::now();
+                if waits.len() == 64 || !backoff.wait("ws://master/", &lost).await {
+                    return waits;
+                }
+                waits.push(before.elapsed());
+            }
+        })
+    }
+
+    fn policies() -> impl Strategy<Value = Reconnect> {
+        (
+            any::<u64>(),
+            1..2_000u64,
+            0..60_000u64,
+            proptest::option::of(1..30u32),
+            proptest::option::of(1..600_000u64),
+        )
+            .prop_map(|(seed, initial, more, attempts, within)| {
+                Reconnect::default()
+                    .seed(seed)
+                    .delays(
+                        Duration::from_millis(initial),
+                        Duration::from_millis(initial + more),
+                    )
+                    .max_attempts(attempts)
+                    .max_duration(within.map(Duration::from_millis))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Each wait is between half its base and its base (the base doubles
+        /// from the first delay up to the largest); the worker gives up at the
+        /// attempt limit and before the duration limit; a seed replays.
+        #[test]
+        fn waits_grow_with_jitter_within_the_policy_and_replay_by_seed(policy in policies()) {
+            let waits = waits(&policy);
+            for (i, wait) in waits.iter().enumerate() {
+                let base = policy.base(i as u32 + 1);
+                prop_assert!(*wait >= base / 2, "wait {i}: {wait:?} < half of {base:?}");
+                // tokio's timer rounds up to the millisecond.
+                prop_assert!(*wait <= base + Duration::from_millis(1), "wait {i}: {wait:?} > {base:?}");
+            }
+            if let Some(max) = policy.max_attempts {
+                prop_assert!(waits.len() < max as usize);
+            }
+            if let Some(max) = policy.max_duration {
+                let total: Duration = waits.iter().sum();
+                prop_assert!(total <= max + Duration::from_millis(waits.len() as u64));
+            }
+            prop_assert_eq!(&waits, &super::tests::waits(&policy));
+        }
+    }
+
+    #[test]
+    fn the_base_doubles_up_to_the_largest_delay_without_overflowing() {
+        let policy = Reconnect::default().delays(Duration::from_millis(100), Duration::from_secs(1));
+        let bases: Vec<u64> = (1..=6).map(|n| policy.base(n).as_millis() as u64).collect();
+        assert_eq!(bases, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(policy.base(u32::MAX), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn only_the_loss_of_the_master_is_retried() {
+        let io = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let lost = [
+            JoinError::Transport(TransportError::Io {
+                context: "cannot reach ws://m/".into(),
+                source: io(),
+            }),
+            JoinError::Transport(TransportError::Closed { peer: "m".into() }),
+            JoinError::Master(SessionError::Disconnected),
+            JoinError::Master(SessionError::Silent(Duration::from_secs(10))),
+            JoinError::Master(SessionError::HandshakeTimeout(Duration::from_secs(30))),
+            JoinError::Master(SessionError::Transport("reset".into())),
+            JoinError::Master(SessionError::NotReading(Duration::from_secs(10))),
+        ];
+        for e in &lost {
+            assert!(e.is_lost_master(), "{e}");
+        }
+        let final_ = [
+            JoinError::Rejected("wrong token".into()),
+            JoinError::Master(SessionError::Remote("its input failed".into())),
+            JoinError::Master(SessionError::Unexpected("Hello")),
+            JoinError::Transport(TransportError::BadUrl {
+                url: "http://m".into(),
+                reason: "expected ws://".into(),
+            }),
+        ];
+        for e in &final_ {
+            assert!(!e.is_lost_master(), "{e}");
+        }
     }
 }
