@@ -396,7 +396,8 @@ impl Worker {
     }
 
     /// Connects to the master at a join URL (`ws://…/?token=…` or
-    /// `tcp://…?token=…`) and performs the handshake.
+    /// `tcp://…?token=…`) and performs the handshake; with
+    /// [`Worker::reconnect`], retries while the master cannot be reached.
     ///
     /// See [`Worker`] for an example.
     pub async fn connect(&self, url: &str) -> Result<Session, JoinError> {

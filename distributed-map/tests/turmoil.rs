@@ -29,7 +29,7 @@ use turmoil::Sim;
 /// The frame limit.
 const MAX: usize = 1 << 20;
 /// turmoil's step, in milliseconds: each host runs this long per step.
-const TICK_MS: u64 = 5;
+const TICK_MS: u64 = 10;
 /// The master's port.
 const PORT: u16 = 9000;
 /// The master's join token: the same after a restart, so that workers
@@ -543,6 +543,8 @@ fn a_connection_that_hangs_half_open_is_found_by_heartbeat() {
         seed: plan.seed,
     };
     plan.n = 1500;
+    // Over the TCP transport (the other fault tests run over WebSocket).
+    plan.net = Net::Tcp;
     // The link to w1 stalls: nothing is delivered either way, and nothing
     // says so (no reset, no close), until it is released.
     let start = Duration::from_millis(pick(plan.seed, 3, 500, 1500));
