@@ -52,7 +52,11 @@ pub struct Worker {
 /// back at the same instant, and a test replays by its seed. The worker gives
 /// up, with the last error, after [`max_attempts`](Reconnect::max_attempts)
 /// failed attempts in a row or [`max_duration`](Reconnect::max_duration)
-/// without a master, whichever comes first.
+/// without a master, whichever comes first. A session that loses its master
+/// after lasting at least `max_delay` starts the count over (the first
+/// attempt is then at once); one that lasted less counts as a failed attempt,
+/// so that a master that drops its workers as soon as they join is not
+/// hammered.
 ///
 /// Only the loss of the master is retried: a connection refused, reset or
 /// closed, a handshake or heartbeat timeout. A refusal (wrong token, another
@@ -146,7 +150,9 @@ impl Reconnect {
         let doublings = failures.saturating_sub(1).min(31);
         // At least a millisecond: a zero delay would retry in a tight loop.
         let first = self.initial_delay.max(Duration::from_millis(1));
-        first.saturating_mul(1 << doublings).min(self.max_delay.max(first))
+        first
+            .saturating_mul(1 << doublings)
+            .min(self.max_delay.max(first))
     }
 }
 
