@@ -90,4 +90,4 @@ pub use join::{generate_token, join_url, split_join_url};
 pub use master::DistributedMap;
 pub use pando_lend_stream::PoisonPolicy;
 pub use stats::{MapStats, WorkerReport};
-pub use worker::{Session, Worker, WorkerSummary};
+pub use worker::{Backoff, Reconnect, Session, Worker, WorkerSummary};
