@@ -23,6 +23,10 @@ use std::collections::{BTreeSet, VecDeque};
 
 use crate::{LenderState, Lent};
 
+mod replicas;
+
+use replicas::Votes;
+
 /// A sub-stream's number.
 ///
 /// ```
@@ -53,6 +57,9 @@ enum Slot<T, R> {
         solo: bool,
         /// The reason of the last failure (`None`: [`HOLDER_ENDED`], or no failure yet).
         reason: Option<Box<str>>,
+        /// With replicas (k > 1): the copies lent and the answers so far
+        /// (`holder` is then unused); `None` with one replica.
+        votes: Option<Box<Votes<R>>>,
     },
     /// Failed more than the retry cap allows, with the `Fail` policy (ordered mode).
     Poisoned { failures: u32, reason: Option<Box<str>> },
@@ -124,6 +131,10 @@ struct Sub {
     end_reason: Option<Box<str>>,
     source_open: bool,
     sink_open: bool,
+    /// With replicas: its answers that lost a vote.
+    disagreements: u64,
+    /// Where to count them too (the caller's per-worker statistics).
+    disagreement_counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// The live sub-streams, by id: ids in increasing order (a new sub-stream
@@ -345,6 +356,11 @@ pub struct Core<T, R> {
     /// A sub-stream ask is waiting because of the read-ahead bound: the next
     /// time room is made, the waiting asks are woken (and only then).
     read_ahead_waiting: bool,
+    /// Each value is computed by this many different sub-streams (1: the
+    /// seeds' lender, and none of the replica code runs).
+    replicas: u32,
+    /// How two results are compared for a vote (with replicas).
+    same: Option<fn(&R, &R) -> bool>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -360,6 +376,7 @@ struct Stats {
     reclaimed: u64,
     skipped: u64,
     first_skipped: Option<u64>,
+    disagreements: u64,
 }
 
 impl<T, R> Core<T, R> {
@@ -392,6 +409,8 @@ impl<T, R> Core<T, R> {
             stats: Stats::default(),
             read_ahead: None,
             read_ahead_waiting: false,
+            replicas: 1,
+            same: None,
         }
     }
 
@@ -484,6 +503,10 @@ impl<T, R> Core<T, R> {
                 ..Sub::default()
             },
         );
+        if self.replicas > 1 {
+            // Replicas may be waiting for one more sub-stream.
+            self.wake.waiting = true;
+        }
         k
     }
 
@@ -651,6 +674,9 @@ impl<T, R> Core<T, R> {
     /// assert!(core.on_sub_result(k, 0, 9).is_err()); // a second result
     /// ```
     pub fn on_sub_result(&mut self, k: SubId, id: u64, result: R) -> Result<(), Unexpected> {
+        if self.replicas > 1 {
+            return self.replica_result(k, id, result);
+        }
         let Some(sub) = self.subs.get_mut(&k) else {
             return Err(Unexpected { sub: k, id });
         };
@@ -719,6 +745,9 @@ impl<T, R> Core<T, R> {
     /// RecoverFailedValues (Algorithm 12): the values `k` holds go back to be
     /// lent again, each charged a failure (its own if it was the only one).
     fn recover(&mut self, k: SubId) {
+        if self.replicas > 1 {
+            return self.replica_recover(k);
+        }
         let Some(sub) = self.subs.get_mut(&k) else { return };
         let lent = std::mem::take(&mut sub.lent);
         if lent.is_empty() {
@@ -843,6 +872,9 @@ impl<T, R> Core<T, R> {
     /// assert_eq!(core.sub_ask(k), SubAsk::Lend(Lent::new(0, 3))); // lent again
     /// ```
     pub fn on_sub_reject(&mut self, k: SubId, id: u64, reason: String) -> Result<(), Unexpected> {
+        if self.replicas > 1 {
+            return self.replica_take_back(k, id, reason, false);
+        }
         match self.take_back(k, id) {
             Ok(left) => {
                 self.stats.rejected += 1;
@@ -884,6 +916,9 @@ impl<T, R> Core<T, R> {
     /// assert_eq!(core.poll_output(), OutputStep::Value(9));
     /// ```
     pub fn on_sub_reclaim(&mut self, k: SubId, id: u64, reason: String) -> Result<(), Unexpected> {
+        if self.replicas > 1 {
+            return self.replica_take_back(k, id, reason, true);
+        }
         match self.take_back(k, id) {
             Ok(left) => {
                 if let Some(sub) = self.subs.get_mut(&k) {
@@ -1151,11 +1186,14 @@ impl<T, R> Core<T, R> {
         LenderState {
             read: self.next_id(),
             lent: self.stats.lent,
-            in_flight: self
-                .slots
-                .iter()
-                .filter(|s| matches!(s, Slot::Lent { holder: Some(_), .. }))
-                .count() as u64,
+            in_flight: if self.replicas > 1 {
+                self.replica_in_flight()
+            } else {
+                self.slots
+                    .iter()
+                    .filter(|s| matches!(s, Slot::Lent { holder: Some(_), .. }))
+                    .count() as u64
+            },
             waiting_to_be_relent: (self.failed.len() + self.solo.len()) as u64,
             relent: self.stats.relent,
             output: self.stats.output,
@@ -1169,6 +1207,13 @@ impl<T, R> Core<T, R> {
             skipped: self.stats.skipped,
             first_skipped: self.stats.first_skipped,
             input_ended: self.input.is_some(),
+            replicas: self.replicas,
+            replicas_waiting: if self.replicas > 1 {
+                self.replicas_waiting()
+            } else {
+                0
+            },
+            disagreements: self.stats.disagreements,
         }
     }
 
@@ -1245,6 +1290,9 @@ impl<T: Clone, R> Core<T, R> {
         if !self.source_alive(k) {
             return SubAsk::Done;
         }
+        if self.replicas > 1 {
+            return self.replica_ask(k);
+        }
         if self.solo_active > 0 {
             if self.solo_blocks(k) {
                 return SubAsk::Wait;
@@ -1300,6 +1348,9 @@ impl<T: Clone, R> Core<T, R> {
         if self.terminated {
             return SubAsk::Done;
         }
+        if self.replicas > 1 {
+            return self.replica_input_value(k, value);
+        }
         let id = self.next_id();
         self.pending += 1;
         let blocked = self.cut || (self.solo_active > 0 && self.solo_blocks(k));
@@ -1318,6 +1369,7 @@ impl<T: Clone, R> Core<T, R> {
                 failures: 0,
                 solo: false,
                 reason: None,
+                votes: None,
             });
             return SubAsk::Lend(lent);
         }
@@ -1327,6 +1379,7 @@ impl<T: Clone, R> Core<T, R> {
             failures: 0,
             solo: false,
             reason: None,
+            votes: None,
         });
         let alive = self.source_alive(k);
         self.failed.insert(id);
