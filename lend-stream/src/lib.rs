@@ -76,8 +76,9 @@
 //!   also drives what was added on top of the seeds: read-ahead bounds,
 //!   retry caps with both poison policies and the blame rule, rejections
 //!   and reclaims, `close`, `cut_off`, a sub-stream that stops polling its
-//!   ask, a panicking input, early ends of the output and `settled()`. A
-//!   fixed block of 17 600 executions runs in `cargo test`.
+//!   ask, a panicking input, early ends of the output, `settled()`, and
+//!   replicas with lying sub-streams (`--replicas K --faults lie`; the model
+//!   counts the votes). A fixed block of 19 400 executions runs in `cargo test`.
 //! * **Loom.** The locks behind the lender's shared state and its input
 //!   switch to loom's under `cfg(loom)`; the model in
 //!   `tests/loom.rs` runs sub-streams on loom threads:
