@@ -136,21 +136,26 @@ impl std::fmt::Display for MapStats {
             l.skipped
         )?;
         if l.replicas > 1 {
-            writeln!(
+            write!(
                 f,
-                "  replicas {}: {} disagreement(s){}",
-                l.replicas,
-                l.disagreements,
-                if l.replicas_waiting > 0 {
-                    format!(
-                        ", {} replica(s) waiting for more workers ({} connected)",
-                        l.replicas_waiting,
-                        self.connected()
-                    )
-                } else {
-                    String::new()
-                }
+                "  replicas {}: {} result(s) outvoted",
+                l.replicas, l.disagreements
             )?;
+            if l.sub_streams_open < u64::from(l.replicas) {
+                write!(
+                    f,
+                    "; waiting for workers: {} connected, {} needed",
+                    l.sub_streams_open, l.replicas
+                )?;
+            }
+            if l.replicas_waiting > 0 {
+                write!(
+                    f,
+                    "; {} replica(s) wait for a worker that has not computed their value",
+                    l.replicas_waiting
+                )?;
+            }
+            writeln!(f)?;
         }
         for w in self.workers.iter().filter(|w| w.connected) {
             writeln!(
