@@ -886,6 +886,10 @@ impl<T, R> Core<T, R> {
             }
             Err(e) => {
                 if self.subs.get_mut(&k).is_some_and(|s| s.recovered.remove(&id)) {
+                    if self.failed.contains(&id) || self.solo.contains(&id) {
+                        // `k` may take it again: its asks decide again.
+                        self.wake.waiting = true;
+                    }
                     Ok(())
                 } else {
                     self.stats.unexpected += 1;
@@ -1272,6 +1276,21 @@ impl<T: Clone, R> Core<T, R> {
         }
     }
 
+    /// The oldest value waiting to be re-lent (solo or not) that sub-stream
+    /// `k` may take: not one taken back from `k` without an answer, which
+    /// `k` may still answer (a value reclaimed after a timeout is never lent
+    /// back to the worker that still holds it: its session would see the
+    /// same value twice).
+    fn first_not_owed(&self, k: SubId, solo: bool) -> Option<u64> {
+        let queue = if solo { &self.solo } else { &self.failed };
+        match self.subs.get(&k) {
+            Some(sub) if !sub.recovered.is_empty() => {
+                queue.iter().copied().find(|id| !sub.recovered.contains(id))
+            }
+            _ => queue.first().copied(),
+        }
+    }
+
     /// `upon Sk O:ask⟨m⟩` (Algorithm 11, lines 34-50).
     ///
     /// ```
@@ -1297,13 +1316,14 @@ impl<T: Clone, R> Core<T, R> {
             if self.solo_blocks(k) {
                 return SubAsk::Wait;
             }
-            if let Some(&id) = self.solo.first() {
+            if let Some(id) = self.first_not_owed(k, true) {
                 self.unqueue_solo(id);
                 return SubAsk::Lend(self.lend(k, id, true));
             }
         }
         if !self.failed.is_empty() {
-            if let Some(id) = self.failed.pop_first() {
+            if let Some(id) = self.first_not_owed(k, false) {
+                self.failed.remove(&id);
                 return SubAsk::Lend(self.lend(k, id, true));
             }
         }
@@ -1708,6 +1728,43 @@ mod tests {
         assert_eq!(c.remembered(), 0);
     }
 
+    /// Hostile review: a value reclaimed by the map's backstop and lent back
+    /// to the worker that still held it made that worker's session see the
+    /// same value twice (`DuplicateValue`), and the worker was dropped. A
+    /// reclaimed value now goes to another sub-stream; its holder gets it
+    /// again only once it answered it (or rejected it).
+    #[test]
+    fn a_reclaimed_value_is_never_lent_back_to_the_sub_stream_that_may_still_answer_it() {
+        let mut c = Core::<u32, u32>::new(true);
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        c.on_sub_reclaim(a, 0, "timed out".into()).unwrap();
+        assert_eq!(
+            c.sub_ask(a),
+            SubAsk::ReadInput,
+            "not value #0 again: a may still answer it"
+        );
+        lent(c.on_input_value(a, 2));
+        c.on_input_end(InputEnd::Done);
+        assert_eq!(c.sub_ask(a), SubAsk::Wait);
+        c.take_wake();
+        // a rejects it late: it holds it no more, and may take it again.
+        c.on_sub_reject(a, 0, "failed late".into()).unwrap();
+        assert!(c.take_wake().waiting, "a's waiting ask decides again");
+        assert_eq!(c.sub_ask(a), SubAsk::Lend(Lent::new(0, 1)));
+        c.on_sub_result(a, 0, 10).unwrap();
+        c.on_sub_result(a, 1, 20).unwrap();
+        assert_eq!(drain(&mut c).0, vec![10, 20]);
+        // Another sub-stream takes it at once; a's late answer still counts.
+        let mut c = Core::<u32, u32>::new(true);
+        let (a, b) = (c.lend_stream(), c.lend_stream());
+        lent(c.on_input_value(a, 1));
+        c.on_sub_reclaim(a, 0, "timed out".into()).unwrap();
+        assert_eq!(c.sub_ask(b), SubAsk::Lend(Lent::new(0, 1)));
+        c.on_sub_result(a, 0, 10).unwrap();
+        assert_eq!(c.poll_output(), OutputStep::Value(10));
+    }
+
     #[test]
     fn a_late_rejection_of_a_reclaimed_value_forgets_it() {
         let mut c = Core::<u32, u32>::new(true);
@@ -1732,11 +1789,11 @@ mod tests {
     fn a_reclaim_is_a_failure_of_the_value_with_its_reason() {
         let mut c = Core::<u32, u32>::new(true);
         c.set_max_retries(Some((1, PoisonPolicy::Fail)));
-        let a = c.lend_stream();
+        let (a, b) = (c.lend_stream(), c.lend_stream());
         lent(c.on_input_value(a, 1));
         c.on_sub_reclaim(a, 0, "timed out after 1s".into()).unwrap();
-        assert_eq!(c.sub_ask(a), SubAsk::Lend(Lent::new(0, 1)));
-        c.on_sub_reclaim(a, 0, "timed out after 2s".into()).unwrap();
+        assert_eq!(c.sub_ask(b), SubAsk::Lend(Lent::new(0, 1)));
+        c.on_sub_reclaim(b, 0, "timed out after 2s".into()).unwrap();
         assert_eq!(c.poll_output(), OutputStep::AbortInput);
         assert_eq!(
             c.poll_output(),

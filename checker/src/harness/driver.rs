@@ -1619,6 +1619,13 @@ impl<M: SubStreamModule> Exec<M> {
                 }
                 if self.voting() {
                     self.check_copy(i, id)?;
+                } else if self.subs[i].works_on(id) && !self.subs[i].holds.contains(&id) {
+                    return fail(
+                        Property::Conservative,
+                        format!(
+                            "value #{id} was lent back to S{n}, which was taken it back unanswered and may still answer it"
+                        ),
+                    );
                 } else if let Some(other) = self.subs.iter().find(|s| s.holds.contains(&id)) {
                     return fail(
                         Property::Conservative,

@@ -751,7 +751,8 @@ pub enum Property {
     /// The input is asked only for a sub-stream's ask: input asks never
     /// outnumber sub-stream asks.
     Lazy,
-    /// A value is lent to at most one live sub-stream at a time; with `k`
+    /// A value is lent to at most one live sub-stream at a time, and never back to one
+    /// that was taken it back unanswered and may still answer it; with `k`
     /// replicas, to at most `k` at a time, never twice to one sub-stream
     /// (one that holds it, answered it, or may still answer it), and no
     /// more copies than its replicas, failures and votes call for.
