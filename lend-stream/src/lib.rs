@@ -55,7 +55,7 @@
 //! * **Majority voting.** [`StreamLender::with_replicas`] lends each value
 //!   to `k` different sub-streams and accepts a result at `⌊k/2⌋+1` equal
 //!   answers (the seeds' future work, and BOINC's answer to wrong results);
-//!   see [`machine`]'s `replicas` module for the rules.
+//!   see [`machine::replicas`] for the rules.
 //! * **Monitoring.** [`StreamLender::state`] gives a [`LenderState`] snapshot.
 //! * **Send.** Sub-streams can be driven by any task on any thread.
 //!

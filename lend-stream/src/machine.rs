@@ -23,7 +23,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use crate::{LenderState, Lent};
 
-mod replicas;
+pub mod replicas;
 
 use replicas::Votes;
 

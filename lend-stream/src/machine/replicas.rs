@@ -78,7 +78,7 @@ impl<T, R> Core<T, R> {
     /// result is accepted once `⌊k/2⌋+1` answers are equal by `same` (for
     /// example `PartialEq::eq`: byte-equal results for the distributed map).
     /// `k = 1` is the default: one sub-stream per value, and none of the
-    /// replica handlers run. See the [module](self) for the rules.
+    /// replica handlers run. See the [module](crate::machine::replicas) for the rules.
     ///
     /// # Panics
     ///
@@ -99,7 +99,7 @@ impl<T, R> Core<T, R> {
 
     /// The answers of sub-stream `k` that lost a vote, while it is open.
     ///
-    /// See the [module](self) for an example.
+    /// See the [module](crate::machine::replicas) for an example.
     pub fn disagreements(&self, k: SubId) -> Option<u64> {
         self.subs.get(&k).map(|s| s.disagreements)
     }
