@@ -131,6 +131,10 @@ where
     /// Replicas defend against independent faulty or lying sub-streams, not
     /// against one party holding several of them (see `docs/SECURITY.md`).
     ///
+    /// # Panics
+    ///
+    /// If the lender has read a value already: replicas are chosen before.
+    ///
     /// ```
     /// use std::num::NonZeroU32;
     /// use pando_lend_stream::{Lent, StreamLender};
@@ -162,6 +166,10 @@ where
 
     /// [`with_replicas`](Self::with_replicas) with answers compared by
     /// `same` (for example results equal up to a rounding error, or by a key).
+    ///
+    /// # Panics
+    ///
+    /// If the lender has read a value already: replicas are chosen before.
     ///
     /// ```
     /// use std::num::NonZeroU32;
