@@ -297,6 +297,8 @@ impl<T, R> Core<T, R> {
         self.accept(id, result);
     }
 
+    #[cold]
+    #[inline(never)]
     pub(super) fn replica_result(&mut self, k: SubId, id: u64, result: R) -> Result<(), Unexpected> {
         let Some(sub) = self.subs.get_mut(&k) else {
             return Err(Unexpected { sub: k, id });
@@ -324,6 +326,8 @@ impl<T, R> Core<T, R> {
     }
 
     /// A rejection (`reclaim: false`) or a reclaim of value `id` by `k`.
+    #[cold]
+    #[inline(never)]
     pub(super) fn replica_take_back(
         &mut self,
         k: SubId,
@@ -366,6 +370,8 @@ impl<T, R> Core<T, R> {
 
     /// RecoverFailedValues with replicas: the copies `k` holds are charged
     /// as with one replica, and each value wants one more copy.
+    #[cold]
+    #[inline(never)]
     pub(super) fn replica_recover(&mut self, k: SubId) {
         let Some(sub) = self.subs.get_mut(&k) else { return };
         let lent = std::mem::take(&mut sub.lent);
@@ -426,6 +432,8 @@ impl<T: Clone, R> Core<T, R> {
         queue.iter().copied().find(|&id| self.eligible(k, id))
     }
 
+    #[cold]
+    #[inline(never)]
     pub(super) fn replica_ask(&mut self, k: SubId) -> SubAsk<T> {
         if self.solo_active > 0 {
             if self.solo_blocks(k) {
@@ -460,6 +468,8 @@ impl<T: Clone, R> Core<T, R> {
         SubAsk::ReadInput
     }
 
+    #[cold]
+    #[inline(never)]
     pub(super) fn replica_input_value(&mut self, k: SubId, value: T) -> SubAsk<T> {
         let id = self.next_id();
         self.pending += 1;
