@@ -39,7 +39,7 @@ use pando_distributed_map::frame::DEFAULT_MAX_FRAME;
 use pando_distributed_map::session::RESULT_OVERHEAD;
 use pando_distributed_map::transport::{Listener, tcp, ws};
 use pando_distributed_map::{
-    Backoff, CommandMode, DistributedMap, MapConfig, PoisonPolicy, Reconnect, Session, Worker,
+    Backoff, CommandMode, ConfigError, DistributedMap, MapConfig, PoisonPolicy, Reconnect, Session, Worker,
     default_workers, join, split_join_url,
 };
 use pando_lend_stream::LendError;
@@ -136,6 +136,9 @@ struct MasterArgs {
     /// The most connected workers; more are turned away (the master is full).
     #[arg(long, default_value_t = NonZeroUsize::new(4096).unwrap(), value_name = "N")]
     max_workers: NonZeroUsize,
+    /// Majority voting: compute each value on K different workers and accept a result once more than half of them are byte-equal (a value without a majority goes to workers that have not computed it, up to --max-retries). Values wait while fewer than K workers are connected. Defends against independent faulty or lying volunteers, not one person with K connections (docs/SECURITY.md).
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    replicas: u32,
     /// Output results as they arrive instead of in input order.
     #[arg(long)]
     unordered: bool,
@@ -401,13 +404,18 @@ async fn master(args: MasterArgs) -> ExitCode {
     }
     config.max_pending = args.max_pending.get();
     config.max_workers = args.max_workers.get();
+    config.replicas = args.replicas;
     if args.token.as_deref() == Some("") {
         return fail("the join token must not be empty (--token)");
     }
     if let Some(token) = &args.token {
         config.token = token.clone();
     }
-    let map = DistributedMap::<Vec<u8>, Vec<u8>, Arc<std::io::Error>>::new(config);
+    let map = match DistributedMap::<Vec<u8>, Vec<u8>, Arc<std::io::Error>>::try_new(config) {
+        Ok(map) => map,
+        Err(e @ ConfigError::Replicas(_)) => return fail(format!("--replicas: {e}")),
+        Err(e) => return fail(e),
+    };
     let addr = format!("{}:{}", args.bind, args.port);
     let listener_url = if args.tcp {
         tcp::TcpListener::bind(&addr, map.config().max_frame)

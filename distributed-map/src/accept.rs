@@ -160,6 +160,9 @@ where
         self.registry.add(stats.clone());
 
         let sub = self.lender.lend_stream::<crate::WorkerError>();
+        sub.source
+            .rejecter()
+            .count_disagreements(stats.disagreements.clone());
         let reclaimer = sub.source.rejecter();
         let ender = sub.source.rejecter();
         lock(&conn).attach(

@@ -83,7 +83,7 @@ mod stats;
 pub mod transport;
 mod worker;
 
-pub use config::{ConfigError, MapConfig, default_workers};
+pub use config::{ConfigError, MAX_REPLICAS, MapConfig, default_workers};
 pub use error::{JoinError, WorkerError};
 pub use frame::CommandMode;
 pub use join::{generate_token, join_url, split_join_url};
