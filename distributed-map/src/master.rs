@@ -222,6 +222,7 @@ where
         MapStats {
             workers: self.registry.reports(),
             lender: self.lender.state(),
+            replicas: None,
         }
     }
 
