@@ -16,7 +16,8 @@
   const token = new URLSearchParams(location.search).get('token') || '';
   const byId = (id) => document.getElementById(id);
 
-  const perf = { updates: 0, times: [], devices: 0, last: 0 };
+  // `parts`: the last update's time per part (parse, summary, table, plot).
+  const perf = { updates: 0, times: [], parts: [], devices: 0, rows: 0, last: 0 };
   window.pandoMonitor = perf;
 
   // Writes text only when it changed (no DOM work for unchanged cells).
@@ -29,7 +30,12 @@
 
   const colour = (id) => `hsl(${(id * 137.508) % 360}, 65%, 42%)`;
   const rate = (r) => (r >= 100 ? r.toFixed(0) : r.toFixed(1));
-  const clock = (ms) => new Date(ms).toLocaleTimeString();
+  const two = (n) => (n < 10 ? '0' : '') + n;
+  // Local time, HH:MM:SS (toLocaleTimeString is slow for hundreds of rows).
+  const clock = (ms) => {
+    const d = new Date(ms);
+    return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+  };
 
   // ---- summary ----
   const summary = {};
@@ -59,9 +65,37 @@
   }
 
   // ---- devices' table ----
+  // Rows are created once, within a time budget per update (the rest on the
+  // next updates: hundreds of devices joining at once never make one slow
+  // update), and only the rows on screen are rewritten: the others keep
+  // their latest values until they scroll into view.
+  const ROWS_BUDGET_MS = 8;
   const tbody = byId('devices-body');
   const count = byId('devices-count');
-  const rows = new Map(); // id -> { tr, cells, seen }
+  const rows = new Map(); // id -> { tr, cells, seen, gone, visible, latest }
+  const rowOf = new WeakMap(); // tr -> row
+
+  function fill(row) {
+    const w = row.latest;
+    const c = row.cells;
+    put(c[3], String(w.done));
+    put(c[4], rate(w.rate));
+    put(c[5], String(w.in_flight));
+    put(c[6], String(w.failed));
+    if (row.gone !== !w.connected) {
+      row.gone = !w.connected;
+      row.tr.classList.toggle('gone', row.gone);
+    }
+  }
+
+  const onScreen = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      const row = rowOf.get(entry.target);
+      if (!row) continue;
+      row.visible = entry.isIntersecting;
+      if (row.visible) fill(row);
+    }
+  });
 
   function makeRow(w) {
     const tr = document.createElement('tr');
@@ -83,78 +117,147 @@
     cells[1].textContent = '#' + w.id;
     cells[2].textContent = w.peer;
     cells[7].textContent = clock(w.since);
-    cells[7].title = new Date(w.since).toString();
     tr.dataset.id = String(w.id);
-    return { tr, cells, seen: 0, gone: false };
+    const row = { tr, cells, seen: 0, gone: false, visible: false, latest: w };
+    rowOf.set(tr, row);
+    fill(row);
+    onScreen.observe(tr);
+    return row;
   }
 
   function renderTable(u, stamp) {
     let fragment = null;
+    const deadline = performance.now() + ROWS_BUDGET_MS;
+    let late = false;
     for (const w of u.workers) {
       let row = rows.get(w.id);
       if (!row) {
+        if (late || (fragment && performance.now() > deadline)) {
+          late = true;
+          continue;
+        }
         row = makeRow(w);
         rows.set(w.id, row);
         // Ids grow with each connection and arrive in that order: new rows go last.
         (fragment ||= document.createDocumentFragment()).appendChild(row.tr);
       }
       row.seen = stamp;
-      const c = row.cells;
-      put(c[3], String(w.done));
-      put(c[4], rate(w.rate));
-      put(c[5], String(w.in_flight));
-      put(c[6], String(w.failed));
-      if (row.gone !== !w.connected) {
-        row.gone = !w.connected;
-        row.tr.classList.toggle('gone', row.gone);
-      }
+      row.latest = w;
+      if (row.visible) fill(row);
     }
     if (fragment) tbody.appendChild(fragment);
     for (const [id, row] of rows) {
       if (row.seen !== stamp) {
+        onScreen.unobserve(row.tr);
         row.tr.remove();
         rows.delete(id);
       }
     }
-    put(count, `${u.connected} connected, ${u.workers.length - u.connected} left recently`);
+    put(count, `${u.connected} connected, ${u.workers.length - u.connected} left recently` +
+      (selectable() ? ' · click a row to draw its line' : ''));
   }
 
   // ---- throughput plot ----
+  // The total, and one line per device while there are at most MAX_LINES of
+  // them. With more, a line per device would be a blur (and slow): the plot
+  // draws the slowest, median and fastest device instead, plus the devices
+  // picked in the table (a click on a row), at most MAX_LINES.
+  const MAX_LINES = 16;
   const plotEl = byId('plot');
+  const plotKey = byId('plot-key');
   const xs = [];
   const total = [];
-  let devices = []; // [{ id, name, values, missing }] in series order
+  const spread = { min: [], median: [], max: [] };
+  let devices = []; // [{ id, name, values, missing }]: every device's recent rates
+  const picked = new Set();
+  let drawn = []; // the devices drawn, in series order
+  let many = false;
   let plot = null;
 
+  const selectable = () => many;
+
+  tbody.addEventListener('click', (event) => {
+    const tr = event.target.closest('tr');
+    if (!tr || !many) return;
+    const id = Number(tr.dataset.id);
+    if (picked.has(id)) {
+      picked.delete(id);
+      tr.classList.remove('picked');
+    } else if (picked.size < MAX_LINES) {
+      picked.add(id);
+      tr.classList.add('picked');
+    }
+    chooseLines(true);
+  });
+
+  const line = (label, stroke, width, dash) => ({ label, stroke, width, dash, points: { show: false } });
+
   function plotOptions() {
+    const series = [{}, line('total', '#1d232b', 2)];
+    if (many) {
+      series.push(line('slowest device', '#8a94a0', 1, [4, 4]));
+      series.push(line('median device', '#4a6fa5', 1.5));
+      series.push(line('fastest device', '#8a94a0', 1, [4, 4]));
+    }
+    for (const d of drawn) series.push(line(d.name, colour(d.id), 1));
     return {
       width: Math.max(300, plotEl.clientWidth || 800),
       height: 320,
       legend: { show: false },
       cursor: { drag: { x: false, y: false }, points: { show: false } },
       scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
-      axes: [{}, { label: 'items/s', size: 60 }],
-      series: [
-        {},
-        { label: 'total', stroke: '#1d232b', width: 2, points: { show: false } },
-        ...devices.map((d) => ({ label: d.name, stroke: colour(d.id), width: 1, points: { show: false } })),
+      axes: [
+        // Whole seconds at least, as a local clock.
+        { incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600], values: (_u, ticks) => ticks.map((t) => clock(t * 1000)) },
+        { label: 'items/s', size: 60 },
       ],
+      series,
     };
   }
 
-  const plotData = () => [xs, total, ...devices.map((d) => d.values)];
+  function plotData() {
+    const data = [xs, total];
+    if (many) data.push(spread.min, spread.median, spread.max);
+    for (const d of drawn) data.push(d.values);
+    return data;
+  }
 
-  function rebuildPlot() {
-    if (plot) plot.destroy();
-    plot = new uPlot(plotOptions(), plotData(), plotEl);
+  // Picks the lines to draw; rebuilds the plot when they change.
+  function chooseLines(force) {
+    const wasMany = many;
+    const live = devices.filter((d) => d.missing === 0).length;
+    many = live > MAX_LINES;
+    const next = many ? devices.filter((d) => picked.has(d.id)) : devices.slice();
+    const same = !force && wasMany === many && next.length === drawn.length &&
+      next.every((d, i) => d === drawn[i]);
+    drawn = next;
+    if (!plot || !same) {
+      put(plotKey, many
+        ? 'total in black; the slowest and fastest device in grey, the median one in blue; ' +
+          'click rows of the table to draw those devices'
+        : 'total in black, one line per device in its colour in the table');
+      if (plot) plot.destroy();
+      plot = new uPlot(plotOptions(), plotData(), plotEl);
+      return true;
+    }
+    return false;
   }
 
   function renderPlot(u) {
+    const rates = [];
     const present = new Map();
-    for (const w of u.workers) if (w.connected) present.set(w.id, w);
+    for (const w of u.workers) {
+      if (w.connected) {
+        present.set(w.id, w);
+        rates.push(w.rate);
+      }
+    }
+    rates.sort((a, b) => a - b);
     xs.push(u.t / 1000);
     total.push(u.rate);
-    let changed = false;
+    spread.min.push(rates.length ? rates[0] : null);
+    spread.median.push(rates.length ? rates[rates.length >> 1] : null);
+    spread.max.push(rates.length ? rates[rates.length - 1] : null);
     const known = new Set();
     for (const d of devices) {
       known.add(d.id);
@@ -167,26 +270,27 @@
         const values = new Array(xs.length - 1).fill(null);
         values.push(w.rate);
         devices.push({ id: w.id, name: w.name, values, missing: 0 });
-        changed = true;
       }
     }
     if (xs.length > WINDOW) {
       xs.shift();
       total.shift();
+      spread.min.shift();
+      spread.median.shift();
+      spread.max.shift();
       for (const d of devices) d.values.shift();
     }
     // A device gone for the whole window has nothing left to draw.
     if (devices.some((d) => d.missing >= WINDOW)) {
       devices = devices.filter((d) => d.missing < WINDOW);
-      changed = true;
     }
-    if (!plot || changed) {
-      rebuildPlot();
-    } else {
+    if (!chooseLines(false)) {
       // Immediate mode: drawn now, inside this update's measured time.
       plot.batch(() => plot.setData(plotData()));
     }
   }
+
+  chooseLines(true); // an empty plot until the first update
 
   window.addEventListener('resize', () => {
     if (plot) plot.setSize({ width: Math.max(300, plotEl.clientWidth), height: 320 });
@@ -200,13 +304,24 @@
   function onUpdate(event) {
     const t0 = performance.now();
     const u = JSON.parse(event.data);
+    const t1 = performance.now();
     stamp += 1;
-    renderSummary(u);
-    renderTable(u, stamp);
+    // The plot first: it reads the layout, which is still clean before the
+    // summary and the table change the page (no forced layout).
     renderPlot(u);
-    const dt = performance.now() - t0;
+    const t2 = performance.now();
+    renderSummary(u);
+    const t3 = performance.now();
+    renderTable(u, stamp);
+    const t4 = performance.now();
+    const dt = t4 - t0;
     perf.times.push(dt);
-    if (perf.times.length > TIMES_KEPT) perf.times.shift();
+    perf.parts.push([t1 - t0, t3 - t2, t4 - t3, t2 - t1]);
+    perf.rows = rows.size;
+    if (perf.times.length > TIMES_KEPT) {
+      perf.times.shift();
+      perf.parts.shift();
+    }
     perf.updates += 1;
     perf.devices = u.connected;
     perf.last = dt;
