@@ -69,7 +69,7 @@
   // next updates: hundreds of devices joining at once never make one slow
   // update), and only the rows on screen are rewritten: the others keep
   // their latest values until they scroll into view.
-  const ROWS_BUDGET_MS = 8;
+  const ROWS_BUDGET_MS = 4;
   const tbody = byId('devices-body');
   const count = byId('devices-count');
   const rows = new Map(); // id -> { tr, cells, seen, gone, visible, latest }
@@ -170,9 +170,8 @@
   const spread = { min: [], median: [], max: [] };
   let devices = []; // [{ id, name, values, missing }]: every device's recent rates
   const picked = new Set();
-  let drawn = []; // the devices drawn, in series order
+  const drawn = []; // the devices drawn, in series order (from FIXED on)
   let many = false;
-  let plot = null;
 
   const selectable = () => many;
 
@@ -187,60 +186,80 @@
       picked.add(id);
       tr.classList.add('picked');
     }
-    chooseLines(true);
+    chooseLines();
   });
 
-  const line = (label, stroke, width, dash) => ({ label, stroke, width, dash, points: { show: false } });
+  // The total on the left axis, the devices on the right one (their own scale:
+  // one device is a small part of the total).
+  const line = (label, stroke, width, dash, scale) =>
+    ({ label, stroke, width, dash, scale: scale || 'dev', points: { show: false } });
+  const fromZero = (_u, _min, max) => [0, Math.max(1, max * 1.1)];
+
+  // Series: x, total, the slowest, median and fastest device (shown with
+  // many devices), then one per device drawn. Lines come and go with
+  // addSeries and delSeries: the plot is built once.
+  const FIXED = 5;
+  const deviceLine = (d) => line(d.name, colour(d.id), 1);
 
   function plotOptions() {
-    const series = [{}, line('total', '#1d232b', 2)];
-    if (many) {
-      series.push(line('slowest device', '#8a94a0', 1, [4, 4]));
-      series.push(line('median device', '#4a6fa5', 1.5));
-      series.push(line('fastest device', '#8a94a0', 1, [4, 4]));
-    }
-    for (const d of drawn) series.push(line(d.name, colour(d.id), 1));
     return {
       width: Math.max(300, plotEl.clientWidth || 800),
       height: 320,
       legend: { show: false },
       cursor: { drag: { x: false, y: false }, points: { show: false } },
-      scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
+      scales: { x: { time: true }, total: { range: fromZero }, dev: { range: fromZero } },
       axes: [
         // Whole seconds at least, as a local clock.
         { incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600], values: (_u, ticks) => ticks.map((t) => clock(t * 1000)) },
-        { label: 'items/s', size: 60 },
+        { scale: 'total', label: 'items/s in total', size: 60 },
+        { scale: 'dev', label: 'items/s per device', size: 60, side: 1, grid: { show: false } },
       ],
-      series,
+      series: [
+        {},
+        line('total', '#1d232b', 2, undefined, 'total'),
+        { ...line('slowest device', '#8a94a0', 1, [4, 4]), show: false },
+        { ...line('median device', '#4a6fa5', 1.5), show: false },
+        { ...line('fastest device', '#8a94a0', 1, [4, 4]), show: false },
+      ],
     };
   }
 
-  function plotData() {
-    const data = [xs, total];
-    if (many) data.push(spread.min, spread.median, spread.max);
-    for (const d of drawn) data.push(d.values);
-    return data;
+  const plotData = () => [xs, total, spread.min, spread.median, spread.max, ...drawn.map((d) => d.values)];
+
+  function setKey() {
+    put(plotKey, many
+      ? 'total in black (left axis); the slowest and fastest device in grey, the median one in blue ' +
+        '(right axis); click rows of the table to draw those devices'
+      : 'total in black (left axis), one line per device in its colour in the table (right axis)');
   }
 
-  // Picks the lines to draw; rebuilds the plot when they change.
-  function chooseLines(force) {
+  // Picks the lines to draw, changes the plot's series to match, and draws.
+  function chooseLines() {
     const wasMany = many;
     const live = devices.filter((d) => d.missing === 0).length;
     many = live > MAX_LINES;
-    const next = many ? devices.filter((d) => picked.has(d.id)) : devices.slice();
-    const same = !force && wasMany === many && next.length === drawn.length &&
-      next.every((d, i) => d === drawn[i]);
-    drawn = next;
-    if (!plot || !same) {
-      put(plotKey, many
-        ? 'total in black; the slowest and fastest device in grey, the median one in blue; ' +
-          'click rows of the table to draw those devices'
-        : 'total in black, one line per device in its colour in the table');
-      if (plot) plot.destroy();
-      plot = new uPlot(plotOptions(), plotData(), plotEl);
-      return true;
-    }
-    return false;
+    const wanted = new Set(many ? devices.filter((d) => picked.has(d.id)) : devices);
+    plot.batch(() => {
+      for (let i = drawn.length - 1; i >= 0; i -= 1) {
+        if (!wanted.has(drawn[i])) {
+          plot.delSeries(FIXED + i);
+          drawn.splice(i, 1);
+        }
+      }
+      const kept = new Set(drawn);
+      for (const d of wanted) {
+        if (!kept.has(d)) {
+          plot.addSeries(deviceLine(d));
+          drawn.push(d);
+        }
+      }
+      if (wasMany !== many) {
+        for (let i = 2; i < FIXED; i += 1) plot.setSeries(i, { show: many });
+        setKey();
+      }
+      // Immediate mode: drawn now, inside this update's measured time.
+      plot.setData(plotData());
+    });
   }
 
   function renderPlot(u) {
@@ -284,16 +303,15 @@
     if (devices.some((d) => d.missing >= WINDOW)) {
       devices = devices.filter((d) => d.missing < WINDOW);
     }
-    if (!chooseLines(false)) {
-      // Immediate mode: drawn now, inside this update's measured time.
-      plot.batch(() => plot.setData(plotData()));
-    }
+    chooseLines();
   }
 
-  chooseLines(true); // an empty plot until the first update
+  // An empty plot until the first update.
+  const plot = new uPlot(plotOptions(), plotData(), plotEl);
+  setKey();
 
   window.addEventListener('resize', () => {
-    if (plot) plot.setSize({ width: Math.max(300, plotEl.clientWidth), height: 320 });
+    plot.setSize({ width: Math.max(300, plotEl.clientWidth), height: 320 });
   });
 
   // ---- updates ----

@@ -19,6 +19,11 @@
 //! device. When replicas wait for workers ([`MapStats::replicas`]) it says so.
 //! It keeps a section for the Genet tree, hidden until the updates carry one.
 //!
+//! A device's items/s is the monitor's own measure: its items done over the
+//! last five seconds of snapshots (seed 000, §6.1.2, the second option),
+//! falling back on the Limiter's one-second rate for a device just joined;
+//! the total is their sum, so it counts devices that left within the window.
+//!
 //! ## A snapshot
 //!
 //! ```json
@@ -31,6 +36,8 @@
 //!
 //! `t` and `since` are milliseconds since the Unix epoch; `replicas`
 //! (`{"wanted":3,"connected":1}`) is there only when replicas wait.
+
+mod rates;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -50,6 +57,9 @@ use subtle::ConstantTimeEq;
 
 /// How often the page is updated.
 pub const UPDATE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The window of the devices' rates (items done in it, per second).
+const RATE_WINDOW: Duration = Duration::from_secs(5);
 
 const PAGE: &str = include_str!("../assets/monitor.html");
 const SCRIPT: &str = include_str!("../assets/monitor.js");
@@ -83,6 +93,7 @@ where
         token: token.into(),
         interval: UPDATE_INTERVAL,
         last: Mutex::new(None),
+        rates: Mutex::new(rates::Rates::new(RATE_WINDOW)),
     });
     Router::new()
         .route("/monitor", get(page))
@@ -118,6 +129,7 @@ struct Shared {
     interval: Duration,
     /// The last snapshot, shared by the pages open at once.
     last: Mutex<Option<(Instant, Arc<str>)>>,
+    rates: Mutex<rates::Rates>,
 }
 
 impl Shared {
@@ -130,7 +142,18 @@ impl Shared {
                 return json.clone();
             }
         }
-        let json: Arc<str> = Update::from(&(self.stats)()).to_json().into();
+        let stats = (self.stats)();
+        let devices: Vec<(u64, u64, f64)> = stats
+            .workers
+            .iter()
+            .map(|w| (w.id, w.done, w.items_per_sec))
+            .collect();
+        let rates = self
+            .rates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .update(Instant::now(), &devices);
+        let json: Arc<str> = Update::new(&stats, &rates).to_json().into();
         *last = Some((Instant::now(), json.clone()));
         json
     }
@@ -288,13 +311,15 @@ fn round(rate: f64) -> f64 {
     }
 }
 
-impl<'a> From<&'a MapStats> for Update<'a> {
-    fn from(stats: &'a MapStats) -> Self {
+impl<'a> Update<'a> {
+    /// `rates`: each worker's, in order (see [`rates::Rates`]); the total is
+    /// their sum, those of workers that left within the window included.
+    fn new(stats: &'a MapStats, rates: &[f64]) -> Self {
         let l = &stats.lender;
         Update {
             t: unix_ms(SystemTime::now()),
             connected: stats.connected(),
-            rate: round(stats.items_per_sec()),
+            rate: round(rates.iter().sum()),
             lender: Lender {
                 read: l.read,
                 lent: l.lent,
@@ -312,7 +337,8 @@ impl<'a> From<&'a MapStats> for Update<'a> {
             workers: stats
                 .workers
                 .iter()
-                .map(|w| Device {
+                .zip(rates)
+                .map(|(w, &rate)| Device {
                     id: w.id,
                     name: &w.name,
                     peer: &w.peer,
@@ -322,14 +348,12 @@ impl<'a> From<&'a MapStats> for Update<'a> {
                     sent: w.sent,
                     failed: w.failed,
                     in_flight: w.in_flight,
-                    rate: round(w.items_per_sec),
+                    rate: round(rate),
                 })
                 .collect(),
         }
     }
-}
 
-impl Update<'_> {
     fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a snapshot is plain data")
     }

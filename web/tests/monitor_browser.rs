@@ -152,10 +152,13 @@ impl Browser {
     }
 }
 
+/// A worker's name that would run a script if the page took it for HTML.
+const HOSTILE_NAME: &str = "<img src=x onerror=\"window.pwned=1\">";
+
 /// A master on a loopback WebSocket with an endless input, and `n` workers
-/// in this process, each with a speed of its own; the monitoring page on a
-/// loopback HTTP port. Returns the page's URL.
-async fn run(n: usize) -> (DistributedMap<u64, u64, ()>, String) {
+/// in this process, each with a speed of its own and the name `name(i)`; the
+/// monitoring page on a loopback HTTP port. Returns the page's URL.
+async fn run(n: usize, name: fn(usize) -> String) -> (DistributedMap<u64, u64, ()>, String) {
     let map = DistributedMap::<u64, u64, ()>::new(MapConfig {
         token: TOKEN.to_string(),
         max_pending: 2 * n,
@@ -173,13 +176,13 @@ async fn run(n: usize) -> (DistributedMap<u64, u64, ()>, String) {
         let url = url.clone();
         let joined = joined.clone();
         tokio::spawn(async move {
-            let session = Worker::new(format!("sim-{i:03}"))
+            let session = Worker::new(name(i))
                 .connect(&url)
                 .await
                 .unwrap_or_else(|e| panic!("worker {i} could not join: {e}"));
             joined.send(()).await.unwrap();
             // The simulated computation: each worker has its own speed.
-            let work = Duration::from_millis(200 + (i as u64 % 8) * 50);
+            let work = Duration::from_millis(1000 + (i as u64 % 8) * 250);
             let _ = session
                 .run(move |x: u64| async move {
                     tokio::time::sleep(work).await;
@@ -220,7 +223,14 @@ async fn five_hundred_devices_update_in_under_50_ms_each() {
         return;
     };
     const DEVICES: usize = 500;
-    let (map, page) = run(DEVICES).await;
+    let (map, page) = run(DEVICES, |i| {
+        if i == DEVICES - 1 {
+            HOSTILE_NAME.to_string()
+        } else {
+            format!("sim-{i:03}")
+        }
+    })
+    .await;
     browser.client.goto(&page).await.unwrap();
     // Twenty updates (ten seconds) with all 500 devices in the table.
     let measured = browser.updates_with(DEVICES as u64, 20).await;
@@ -251,6 +261,29 @@ async fn five_hundred_devices_update_in_under_50_ms_each() {
     println!(
         "per part (parse, summary, table, plot), ms: {}",
         measured["parts"]
+    );
+    if let Some(path) = std::env::var_os("PANDO_MONITOR_SCREENSHOT_500") {
+        std::fs::write(&path, browser.client.screenshot().await.unwrap()).unwrap();
+    }
+    // A worker's name is text, never HTML.
+    let hostile: Value = browser
+        .client
+        .execute(
+            "return { pwned: window.pwned === 1, images: document.querySelectorAll('#devices-body img').length, \
+                      names: [...document.querySelectorAll('#devices-body tr td:first-child')].map((td) => td.textContent) }",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(hostile["pwned"], false, "a worker's name ran a script");
+    assert_eq!(hostile["images"], 0, "a worker's name became an element");
+    assert!(
+        hostile["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == HOSTILE_NAME),
+        "the name is shown as it is"
     );
     assert_eq!(rows, DEVICES as u64, "one row per device");
     // Every update, the first ones (which create the rows and the plot's series) included.
@@ -293,7 +326,7 @@ async fn a_screenshot_during_a_run_is_not_blank() {
         return;
     };
     const DEVICES: usize = 12;
-    let (_map, page) = run(DEVICES).await;
+    let (_map, page) = run(DEVICES, |i| format!("sim-{i:03}")).await;
     browser.client.goto(&page).await.unwrap();
     // Enough updates for the plot to have lines.
     browser.updates_with(DEVICES as u64, 16).await;
