@@ -65,11 +65,11 @@
   }
 
   // ---- devices' table ----
-  // Rows are created once, within a time budget per update (the rest on the
-  // next updates: hundreds of devices joining at once never make one slow
-  // update), and only the rows on screen are rewritten: the others keep
-  // their latest values until they scroll into view.
-  const ROWS_BUDGET_MS = 4;
+  // Rows are created once, while the update is within its time budget (the
+  // rest on the next updates: hundreds of devices joining at once never make
+  // one slow update), and only the rows on screen are rewritten: the others
+  // keep their latest values until they scroll into view.
+  const UPDATE_BUDGET_MS = 10;
   const tbody = byId('devices-body');
   const count = byId('devices-count');
   const rows = new Map(); // id -> { tr, cells, seen, gone, visible, latest }
@@ -125,14 +125,14 @@
     return row;
   }
 
-  function renderTable(u, stamp) {
+  function renderTable(u, stamp, started) {
     let fragment = null;
-    const deadline = performance.now() + ROWS_BUDGET_MS;
+    const deadline = started + UPDATE_BUDGET_MS;
     let late = false;
     for (const w of u.workers) {
       let row = rows.get(w.id);
       if (!row) {
-        if (late || (fragment && performance.now() > deadline)) {
+        if (late || performance.now() > deadline) {
           late = true;
           continue;
         }
@@ -330,7 +330,7 @@
     const t2 = performance.now();
     renderSummary(u);
     const t3 = performance.now();
-    renderTable(u, stamp);
+    renderTable(u, stamp, t0);
     const t4 = performance.now();
     const dt = t4 - t0;
     perf.times.push(dt);

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use fantoccini::wd::TimeoutConfiguration;
 use fantoccini::{Client, ClientBuilder};
+use futures::FutureExt;
 use pando_distributed_map::transport::{Listener, ws::WsListener};
 use pando_distributed_map::{DistributedMap, MapConfig, Worker, join_url};
 use pando_pull_stream::{count, drain, pull};
@@ -123,6 +124,17 @@ impl Browser {
         })
     }
 
+    /// Runs `checks`, then ends the browser session whatever they did (a
+    /// failed assertion included): no chromium is left running.
+    async fn checks(self, checks: impl AsyncFnOnce(&Browser)) {
+        let outcome = std::panic::AssertUnwindSafe(checks(&self)).catch_unwind().await;
+        let closed = self.client.clone().close().await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+        closed.expect("the browser session ends");
+    }
+
     /// Waits in the page (on its `pando-update` events, up to the script
     /// deadline) until `updates` more updates have come with at least
     /// `devices` devices connected and as many rows in the table; returns the
@@ -222,76 +234,81 @@ async fn five_hundred_devices_update_in_under_50_ms_each() {
     let Some(browser) = Browser::start().await else {
         return;
     };
-    const DEVICES: usize = 500;
-    let (map, page) = run(DEVICES, |i| {
-        if i == DEVICES - 1 {
-            HOSTILE_NAME.to_string()
-        } else {
-            format!("sim-{i:03}")
+    browser
+        .checks(async |browser: &Browser| {
+        const DEVICES: usize = 500;
+        let (map, page) = run(DEVICES, |i| {
+            if i == DEVICES - 1 {
+                HOSTILE_NAME.to_string()
+            } else {
+                format!("sim-{i:03}")
+            }
+        })
+        .await;
+        browser.client.goto(&page).await.unwrap();
+        // Twenty updates (ten seconds) with all 500 devices in the table.
+        let measured = browser.updates_with(DEVICES as u64, 20).await;
+        let rows: u64 = serde_json::from_value(
+            browser
+                .client
+                .execute(
+                    "return document.querySelectorAll('#devices-body tr').length",
+                    vec![],
+                )
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let times = times(&measured);
+        let mut sorted = times.clone();
+        sorted.sort_by(f64::total_cmp);
+        let max = sorted.last().copied().unwrap_or(0.0);
+        println!(
+            "{} updates measured ({} devices): script time median {:.1} ms, max {:.1} ms; map: {} workers, {:.0} items/s",
+            times.len(),
+            measured["devices"],
+            sorted[sorted.len() / 2],
+            max,
+            map.stats().connected(),
+            map.stats().items_per_sec()
+        );
+        let parts = measured["parts"].as_array().unwrap();
+        let mut slowest: Vec<usize> = (0..times.len()).collect();
+        slowest.sort_by(|&a, &b| times[b].total_cmp(&times[a]));
+        for &i in slowest.iter().take(3) {
+            println!("update {i}: {:.1} ms (parse, summary, table, plot: {})", times[i], parts[i]);
         }
-    })
-    .await;
-    browser.client.goto(&page).await.unwrap();
-    // Twenty updates (ten seconds) with all 500 devices in the table.
-    let measured = browser.updates_with(DEVICES as u64, 20).await;
-    let rows: u64 = serde_json::from_value(
-        browser
+        if let Some(path) = std::env::var_os("PANDO_MONITOR_SCREENSHOT_500") {
+            std::fs::write(&path, browser.client.screenshot().await.unwrap()).unwrap();
+        }
+        // A worker's name is text, never HTML.
+        let hostile: Value = browser
             .client
             .execute(
-                "return document.querySelectorAll('#devices-body tr').length",
+                "return { pwned: window.pwned === 1, images: document.querySelectorAll('#devices-body img').length, \
+                          names: [...document.querySelectorAll('#devices-body tr td:first-child')].map((td) => td.textContent) }",
                 vec![],
             )
             .await
-            .unwrap(),
-    )
-    .unwrap();
-    let times = times(&measured);
-    let mut sorted = times.clone();
-    sorted.sort_by(f64::total_cmp);
-    let max = sorted.last().copied().unwrap_or(0.0);
-    println!(
-        "{} updates measured ({} devices): script time median {:.1} ms, max {:.1} ms; map: {} workers, {:.0} items/s",
-        times.len(),
-        measured["devices"],
-        sorted[sorted.len() / 2],
-        max,
-        map.stats().connected(),
-        map.stats().items_per_sec()
-    );
-    println!(
-        "per part (parse, summary, table, plot), ms: {}",
-        measured["parts"]
-    );
-    if let Some(path) = std::env::var_os("PANDO_MONITOR_SCREENSHOT_500") {
-        std::fs::write(&path, browser.client.screenshot().await.unwrap()).unwrap();
-    }
-    // A worker's name is text, never HTML.
-    let hostile: Value = browser
-        .client
-        .execute(
-            "return { pwned: window.pwned === 1, images: document.querySelectorAll('#devices-body img').length, \
-                      names: [...document.querySelectorAll('#devices-body tr td:first-child')].map((td) => td.textContent) }",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(hostile["pwned"], false, "a worker's name ran a script");
-    assert_eq!(hostile["images"], 0, "a worker's name became an element");
-    assert!(
-        hostile["names"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n == HOSTILE_NAME),
-        "the name is shown as it is"
-    );
-    assert_eq!(rows, DEVICES as u64, "one row per device");
-    // Every update, the first ones (which create the rows and the plot's series) included.
-    assert!(
-        times.iter().all(|&t| t < UPDATE_BUDGET_MS),
-        "an update took over {UPDATE_BUDGET_MS} ms of script time: {times:?}"
-    );
-    browser.client.close().await.unwrap();
+            .unwrap();
+        assert_eq!(hostile["pwned"], false, "a worker's name ran a script");
+        assert_eq!(hostile["images"], 0, "a worker's name became an element");
+        assert!(
+            hostile["names"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n == HOSTILE_NAME),
+            "the name is shown as it is"
+        );
+        assert_eq!(rows, DEVICES as u64, "one row per device");
+        // Every update, the first ones (which create the rows and the plot's series) included.
+        assert!(
+            times.iter().all(|&t| t < UPDATE_BUDGET_MS),
+            "an update took over {UPDATE_BUDGET_MS} ms of script time: {times:?}"
+        );
+        })
+        .await;
 }
 
 /// Pixels of the screenshot: (distinct colours, non-white pixels, saturated pixels, all pixels).
@@ -325,31 +342,34 @@ async fn a_screenshot_during_a_run_is_not_blank() {
     let Some(browser) = Browser::start().await else {
         return;
     };
-    const DEVICES: usize = 12;
-    let (_map, page) = run(DEVICES, |i| format!("sim-{i:03}")).await;
-    browser.client.goto(&page).await.unwrap();
-    // Enough updates for the plot to have lines.
-    browser.updates_with(DEVICES as u64, 16).await;
-    let png_bytes = browser.client.screenshot().await.unwrap();
-    if let Some(path) = std::env::var_os("PANDO_MONITOR_SCREENSHOT") {
-        std::fs::write(&path, &png_bytes).unwrap();
-        println!("screenshot saved to {}", PathBuf::from(path).display());
-    }
-    let (colours, ink, saturated, all) = pixels(&png_bytes);
-    println!("screenshot: {all} pixels, {colours} colours, {ink} not white, {saturated} saturated");
-    assert!(all >= 800 * 600, "a screenshot of the window, not {all} pixels");
-    assert!(
-        colours >= 64,
-        "a page with text, a plot and colours: only {colours} colours"
-    );
-    assert!(
-        ink * 20 >= all,
-        "at least 5% of the page is not white: {ink} of {all}"
-    );
-    // The devices' colours (plot lines and the table's swatches) and the header.
-    assert!(
-        saturated >= 5000,
-        "the plot's coloured lines: only {saturated} saturated pixels"
-    );
-    browser.client.close().await.unwrap();
+    browser
+        .checks(async |browser: &Browser| {
+            const DEVICES: usize = 12;
+            let (_map, page) = run(DEVICES, |i| format!("sim-{i:03}")).await;
+            browser.client.goto(&page).await.unwrap();
+            // Enough updates for the plot to have lines.
+            browser.updates_with(DEVICES as u64, 16).await;
+            let png_bytes = browser.client.screenshot().await.unwrap();
+            if let Some(path) = std::env::var_os("PANDO_MONITOR_SCREENSHOT") {
+                std::fs::write(&path, &png_bytes).unwrap();
+                println!("screenshot saved to {}", PathBuf::from(path).display());
+            }
+            let (colours, ink, saturated, all) = pixels(&png_bytes);
+            println!("screenshot: {all} pixels, {colours} colours, {ink} not white, {saturated} saturated");
+            assert!(all >= 800 * 600, "a screenshot of the window, not {all} pixels");
+            assert!(
+                colours >= 64,
+                "a page with text, a plot and colours: only {colours} colours"
+            );
+            assert!(
+                ink * 20 >= all,
+                "at least 5% of the page is not white: {ink} of {all}"
+            );
+            // The devices' colours (plot lines and the table's swatches) and the header.
+            assert!(
+                saturated >= 5000,
+                "the plot's coloured lines: only {saturated} saturated pixels"
+            );
+        })
+        .await;
 }
