@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use pando_distributed_map::{DistributedMap, MapConfig};
+use pando_distributed_map::{DistributedMap, MapConfig, ReplicaWait};
 use pando_pull_stream::{collect, count, pull};
 use tower::ServiceExt;
 
@@ -43,6 +43,44 @@ async fn get(app: &axum::Router, uri: &str) -> (StatusCode, String, String) {
         .unwrap()
         .to_bytes();
     (status, content_type, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// The first update of `/monitor/events`, which comes at once.
+async fn first_event(app: &axum::Router) -> serde_json::Value {
+    let response = app
+        .clone()
+        .oneshot(
+            Request::get(format!("/monitor/events?token={TOKEN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers().get(header::CONTENT_TYPE).unwrap(),
+        "text/event-stream"
+    );
+    let mut body = response.into_body();
+    let mut text = String::new();
+    let event = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let frame = body.frame().await.expect("the stream ended").unwrap();
+            if let Ok(data) = frame.into_data() {
+                text.push_str(std::str::from_utf8(&data).unwrap());
+            }
+            if let Some(end) = text.find("\n\n") {
+                return text[..end].to_string();
+            }
+        }
+    })
+    .await
+    .expect("no event within the deadline");
+    let json = event
+        .lines()
+        .find_map(|l| l.strip_prefix("data:"))
+        .unwrap_or_else(|| panic!("no data line in {event:?}"));
+    serde_json::from_str(json.trim()).unwrap()
 }
 
 #[tokio::test]
@@ -117,40 +155,7 @@ async fn the_events_carry_the_devices_and_the_lenders_state() {
         .unwrap();
     assert_eq!(out.len(), 100);
 
-    let response = app(&map)
-        .oneshot(
-            Request::get(format!("/monitor/events?token={TOKEN}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        response.headers().get(header::CONTENT_TYPE).unwrap(),
-        "text/event-stream"
-    );
-    let mut body = response.into_body();
-    // The first event comes at once: read frames until it is whole.
-    let mut text = String::new();
-    let event = tokio::time::timeout(DEADLINE, async {
-        loop {
-            let frame = body.frame().await.expect("the stream ended").unwrap();
-            if let Ok(data) = frame.into_data() {
-                text.push_str(std::str::from_utf8(&data).unwrap());
-            }
-            if let Some(end) = text.find("\n\n") {
-                return text[..end].to_string();
-            }
-        }
-    })
-    .await
-    .expect("no event within the deadline");
-    let json = event
-        .lines()
-        .find_map(|l| l.strip_prefix("data:"))
-        .unwrap_or_else(|| panic!("no data line in {event:?}"));
-    let update: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let update = first_event(&app(&map)).await;
 
     let lender = &update["lender"];
     assert_eq!(lender["read"], 100, "{update}");
@@ -180,4 +185,22 @@ async fn the_events_carry_the_devices_and_the_lenders_state() {
         assert!(w["connected"].is_boolean(), "connected in {w}");
         assert_eq!(w["failed"], 0);
     }
+}
+
+#[tokio::test]
+async fn replicas_waiting_for_workers_are_in_the_updates() {
+    let map = map();
+    let stats = map.clone();
+    let app = pando_web::monitor::router(
+        move || {
+            let mut stats = stats.stats();
+            stats.replicas = Some(ReplicaWait::new(3, 1));
+            stats
+        },
+        TOKEN,
+    );
+    let update = first_event(&app).await;
+    assert_eq!(update["replicas"]["wanted"], 3, "{update}");
+    assert_eq!(update["replicas"]["connected"], 1, "{update}");
+    assert_eq!(update["connected"], 0, "{update}");
 }

@@ -168,9 +168,14 @@ impl Browser {
 const HOSTILE_NAME: &str = "<img src=x onerror=\"window.pwned=1\">";
 
 /// A master on a loopback WebSocket with an endless input, and `n` workers
-/// in this process, each with a speed of its own and the name `name(i)`; the
-/// monitoring page on a loopback HTTP port. Returns the page's URL.
-async fn run(n: usize, name: fn(usize) -> String) -> (DistributedMap<u64, u64, ()>, String) {
+/// in this process, each with the name `name(i)` and a speed of its own (a
+/// value takes it `work(i)`, a simulated computation); the monitoring page on
+/// a loopback HTTP port. Returns the page's URL.
+async fn run(
+    n: usize,
+    name: fn(usize) -> String,
+    work: fn(usize) -> Duration,
+) -> (DistributedMap<u64, u64, ()>, String) {
     let map = DistributedMap::<u64, u64, ()>::new(MapConfig {
         token: TOKEN.to_string(),
         max_pending: 2 * n,
@@ -193,8 +198,7 @@ async fn run(n: usize, name: fn(usize) -> String) -> (DistributedMap<u64, u64, (
                 .await
                 .unwrap_or_else(|e| panic!("worker {i} could not join: {e}"));
             joined.send(()).await.unwrap();
-            // The simulated computation: each worker has its own speed.
-            let work = Duration::from_millis(1000 + (i as u64 % 8) * 250);
+            let work = work(i);
             let _ = session
                 .run(move |x: u64| async move {
                     tokio::time::sleep(work).await;
@@ -243,7 +247,10 @@ async fn five_hundred_devices_update_in_under_50_ms_each() {
             } else {
                 format!("sim-{i:03}")
             }
-        })
+        },
+        // 1 to 2.75 s a value: about 270 items/s in all, which leaves the
+        // two cores to the browser.
+        |i| Duration::from_millis(1000 + (i as u64 % 8) * 250))
         .await;
         browser.client.goto(&page).await.unwrap();
         // Twenty updates (ten seconds) with all 500 devices in the table.
@@ -345,10 +352,15 @@ async fn a_screenshot_during_a_run_is_not_blank() {
     browser
         .checks(async |browser: &Browser| {
             const DEVICES: usize = 12;
-            let (_map, page) = run(DEVICES, |i| format!("sim-{i:03}")).await;
+            let (_map, page) = run(
+                DEVICES,
+                |i| format!("sim-{i:03}"),
+                |i| Duration::from_millis(100 + (i as u64 % 6) * 60),
+            )
+            .await;
             browser.client.goto(&page).await.unwrap();
             // Enough updates for the plot to have lines.
-            browser.updates_with(DEVICES as u64, 16).await;
+            browser.updates_with(DEVICES as u64, 24).await;
             let png_bytes = browser.client.screenshot().await.unwrap();
             if let Some(path) = std::env::var_os("PANDO_MONITOR_SCREENSHOT") {
                 std::fs::write(&path, &png_bytes).unwrap();
