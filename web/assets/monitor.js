@@ -17,7 +17,7 @@
   const byId = (id) => document.getElementById(id);
 
   // `parts`: the last update's time per part (parse, summary, table, plot).
-  const perf = { updates: 0, times: [], parts: [], devices: 0, rows: 0, last: 0 };
+  const perf = { updates: 0, times: [], parts: [], devices: 0, rows: 0, bytes: 0, last: 0 };
   window.pandoMonitor = perf;
 
   // Writes text only when it changed (no DOM work for unchanged cells).
@@ -342,6 +342,7 @@
     }
     perf.updates += 1;
     perf.devices = u.connected;
+    perf.bytes = event.data.length;
     perf.last = dt;
     put(updateTime, `last update ${dt.toFixed(1)} ms of script`);
     document.dispatchEvent(new CustomEvent('pando-update', { detail: perf }));

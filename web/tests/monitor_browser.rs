@@ -7,6 +7,7 @@
 //! `PANDO_CHROMIUM` and `PANDO_CHROMEDRIVER` name other binaries;
 //! `PANDO_MONITOR_SCREENSHOT=FILE` keeps the screenshot (docs/monitor.png).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -35,7 +36,8 @@ static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 fn browser_binaries() -> Result<(PathBuf, PathBuf), String> {
     let find = |var: &str, name: &str| -> Result<PathBuf, String> {
         match std::env::var_os(var) {
-            Some(path) => Ok(PathBuf::from(path)),
+            Some(path) if std::path::Path::new(&path).is_file() => Ok(PathBuf::from(path)),
+            Some(path) => Err(format!("{var}={} is not a file", PathBuf::from(path).display())),
             None => {
                 which::which(name).map_err(|e| format!("{name} not found ({e}); set {var} or install it"))
             }
@@ -58,7 +60,11 @@ impl Browser {
         let (chromium, chromedriver) = match browser_binaries() {
             Ok(found) => found,
             Err(reason) => {
-                println!("SKIPPED: the browser test needs chromium and chromedriver: {reason}");
+                // Straight to stderr: the test harness would hide a println.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: the browser test needs chromium and chromedriver: {reason}"
+                );
                 return None;
             }
         };
@@ -150,7 +156,7 @@ impl Browser {
                 if (p.devices >= devices && p.rows >= devices) seen += 1;
                 if (seen >= updates) {
                     document.removeEventListener('pando-update', check);
-                    done({ updates: p.updates, devices: p.devices, times: p.times.slice(), parts: p.parts.slice() });
+                    done({ updates: p.updates, devices: p.devices, bytes: p.bytes, times: p.times.slice(), parts: p.parts.slice() });
                 }
             };
             document.addEventListener('pando-update', check);
@@ -271,9 +277,10 @@ async fn five_hundred_devices_update_in_under_50_ms_each() {
         sorted.sort_by(f64::total_cmp);
         let max = sorted.last().copied().unwrap_or(0.0);
         println!(
-            "{} updates measured ({} devices): script time median {:.1} ms, max {:.1} ms; map: {} workers, {:.0} items/s",
+            "{} updates measured ({} devices, {} bytes of JSON each): script time median {:.1} ms, max {:.1} ms; map: {} workers, {:.0} items/s",
             times.len(),
             measured["devices"],
+            measured["bytes"],
             sorted[sorted.len() / 2],
             max,
             map.stats().connected(),
