@@ -6,9 +6,10 @@
 //! * `GET /monitor?token=TOKEN`: the page. Without the token, or with a wrong
 //!   one, a short page that says so (status 401 or 403), and no data.
 //! * `GET /monitor/events?token=TOKEN`: Server-Sent Events, one JSON
-//!   snapshot of the map every [`UPDATE_INTERVAL`] (the first at once), the
-//!   same for every open page: the snapshot is taken once per interval
-//!   whatever the number of pages, and never per device.
+//!   snapshot of the map every [`UPDATE_INTERVAL`] (the first at once),
+//!   shared by the pages open at once: the map's snapshot is taken at most
+//!   twice per interval (pages opened at different times see the same one
+//!   while it is less than half an interval old), never per page nor per device.
 //! * `GET /monitor/assets/…`: the page's script and style, and uPlot (MIT,
 //!   vendored with its licence), compiled into the binary: no CDN.
 //!
@@ -42,7 +43,7 @@ mod rates;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -54,6 +55,8 @@ use futures::Stream;
 use pando_distributed_map::MapStats;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
+// Tokio's clock: the tests pause it.
+use tokio::time::Instant;
 
 /// How often the page is updated.
 pub const UPDATE_INTERVAL: Duration = Duration::from_millis(500);
@@ -71,9 +74,10 @@ const UPLOT_LICENSE: &str = include_str!("../assets/uplot/LICENSE");
 /// The monitoring page's routes, to merge into the master's server:
 /// `app.merge(pando_web::monitor::router(move || map.stats(), token))`.
 ///
-/// `stats` is called at most once per [`UPDATE_INTERVAL`], however many pages
-/// are open; `token` is the join token, which the page and its updates need
-/// in their `?token=` (compared in constant time).
+/// `stats` is called at most twice per [`UPDATE_INTERVAL`], however many
+/// pages are open (and never while none is); `token` is the join token, which
+/// the page and its updates need in their `?token=` (compared in constant
+/// time).
 ///
 /// ```
 /// use pando_distributed_map::{DistributedMap, MapConfig};

@@ -1,6 +1,8 @@
 //! The monitoring page's routes, without a browser: the token, the page, the
 //! assets, and the Server-Sent Events' JSON after a real run.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -8,6 +10,7 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use pando_distributed_map::{DistributedMap, MapConfig, ReplicaWait};
 use pando_pull_stream::{collect, count, pull};
+use pando_web::monitor::UPDATE_INTERVAL;
 use tower::ServiceExt;
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
@@ -45,42 +48,59 @@ async fn get(app: &axum::Router, uri: &str) -> (StatusCode, String, String) {
     (status, content_type, String::from_utf8(body.to_vec()).unwrap())
 }
 
+/// The updates of one `/monitor/events` stream, as they come.
+struct Events {
+    body: Body,
+    text: String,
+}
+
+impl Events {
+    async fn open(app: &axum::Router) -> Events {
+        let response = app
+            .clone()
+            .oneshot(
+                Request::get(format!("/monitor/events?token={TOKEN}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE).unwrap(),
+            "text/event-stream"
+        );
+        Events {
+            body: response.into_body(),
+            text: String::new(),
+        }
+    }
+
+    /// The next update's JSON (keep-alive comments skipped).
+    async fn next(&mut self) -> serde_json::Value {
+        tokio::time::timeout(DEADLINE, async {
+            loop {
+                if let Some(end) = self.text.find("\n\n") {
+                    let event: String = self.text.drain(..end + 2).collect();
+                    if let Some(json) = event.lines().find_map(|l| l.strip_prefix("data:")) {
+                        return serde_json::from_str(json.trim()).unwrap();
+                    }
+                    continue;
+                }
+                let frame = self.body.frame().await.expect("the stream ended").unwrap();
+                if let Ok(data) = frame.into_data() {
+                    self.text.push_str(std::str::from_utf8(&data).unwrap());
+                }
+            }
+        })
+        .await
+        .expect("no update within the deadline")
+    }
+}
+
 /// The first update of `/monitor/events`, which comes at once.
 async fn first_event(app: &axum::Router) -> serde_json::Value {
-    let response = app
-        .clone()
-        .oneshot(
-            Request::get(format!("/monitor/events?token={TOKEN}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        response.headers().get(header::CONTENT_TYPE).unwrap(),
-        "text/event-stream"
-    );
-    let mut body = response.into_body();
-    let mut text = String::new();
-    let event = tokio::time::timeout(DEADLINE, async {
-        loop {
-            let frame = body.frame().await.expect("the stream ended").unwrap();
-            if let Ok(data) = frame.into_data() {
-                text.push_str(std::str::from_utf8(&data).unwrap());
-            }
-            if let Some(end) = text.find("\n\n") {
-                return text[..end].to_string();
-            }
-        }
-    })
-    .await
-    .expect("no event within the deadline");
-    let json = event
-        .lines()
-        .find_map(|l| l.strip_prefix("data:"))
-        .unwrap_or_else(|| panic!("no data line in {event:?}"));
-    serde_json::from_str(json.trim()).unwrap()
+    Events::open(app).await.next().await
 }
 
 #[tokio::test]
@@ -203,4 +223,40 @@ async fn replicas_waiting_for_workers_are_in_the_updates() {
     assert_eq!(update["replicas"]["wanted"], 3, "{update}");
     assert_eq!(update["replicas"]["connected"], 1, "{update}");
     assert_eq!(update["connected"], 0, "{update}");
+}
+
+/// Updates come every `UPDATE_INTERVAL`, and the pages open at once share
+/// one snapshot of the map per interval (on a paused clock).
+#[tokio::test(start_paused = true)]
+async fn one_snapshot_per_interval_whatever_the_pages() {
+    let map = map();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (stats, counted) = (map.clone(), calls.clone());
+    let app = pando_web::monitor::router(
+        move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            stats.stats()
+        },
+        TOKEN,
+    );
+    let start = tokio::time::Instant::now();
+    let mut pages = [
+        Events::open(&app).await,
+        Events::open(&app).await,
+        Events::open(&app).await,
+    ];
+    for page in &mut pages {
+        page.next().await;
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "three pages, one snapshot");
+    assert_eq!(start.elapsed(), Duration::ZERO, "the first update comes at once");
+    for page in &mut pages {
+        page.next().await;
+    }
+    assert_eq!(start.elapsed(), UPDATE_INTERVAL, "the next one an interval later");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "three pages, one snapshot per interval"
+    );
 }

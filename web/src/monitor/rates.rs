@@ -4,7 +4,9 @@
 //! count, and adds up to the total.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// Items done per device id, over a sliding window of snapshots.
 #[derive(Debug)]
