@@ -16,7 +16,7 @@ use fantoccini::wd::TimeoutConfiguration;
 use fantoccini::{Client, ClientBuilder};
 use futures::FutureExt;
 use pando_distributed_map::transport::{Listener, ws::WsListener};
-use pando_distributed_map::{DistributedMap, MapConfig, Worker, join_url};
+use pando_distributed_map::{DistributedMap, MapConfig, ReplicaWait, Worker, join_url};
 use pando_pull_stream::{count, drain, pull};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -389,6 +389,46 @@ async fn a_screenshot_during_a_run_is_not_blank() {
                 saturated >= 5000,
                 "the plot's coloured lines: only {saturated} saturated pixels"
             );
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_says_when_replicas_wait_for_workers() {
+    let _one = BROWSER.lock().await;
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    browser
+        .checks(async |browser: &Browser| {
+            let map = DistributedMap::<u64, u64, ()>::new(MapConfig {
+                token: TOKEN.to_string(),
+                ..MapConfig::default()
+            });
+            let app = pando_web::monitor::router(
+                move || {
+                    let mut stats = map.stats();
+                    stats.replicas = Some(ReplicaWait::new(3, 1));
+                    stats
+                },
+                TOKEN,
+            );
+            let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let page = format!("http://{}/monitor?token={TOKEN}", http.local_addr().unwrap());
+            tokio::spawn(async move { axum::serve(http, app).await.unwrap() });
+            browser.client.goto(&page).await.unwrap();
+            browser.updates_with(0, 1).await;
+            let notice: Value = browser
+                .client
+                .execute(
+                    "const n = document.getElementById('replicas'); return { hidden: n.hidden, text: n.textContent }",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(notice["hidden"], false, "{notice}");
+            let text = notice["text"].as_str().unwrap();
+            assert!(text.contains("needs 3 workers, 1 connected"), "{text}");
         })
         .await;
 }
