@@ -355,7 +355,10 @@
   };
   events.onerror = () => {
     status.className = 'status lost';
-    put(status, 'connection lost, retrying…');
+    // The browser retries a lost connection, not a refused one.
+    put(status, events.readyState === EventSource.CLOSED
+      ? 'refused: reload the page from the URL pando printed'
+      : 'connection lost, retrying…');
   };
   events.onmessage = onUpdate;
 })();
