@@ -89,5 +89,5 @@ pub use frame::CommandMode;
 pub use join::{generate_token, join_url, split_join_url};
 pub use master::DistributedMap;
 pub use pando_lend_stream::PoisonPolicy;
-pub use stats::{MapStats, WorkerReport};
+pub use stats::{MapStats, ReplicaWait, WorkerReport};
 pub use worker::{Backoff, Reconnect, Session, Worker, WorkerSummary};

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, MapConfig, default_workers};
-use crate::stats::{MapStats, Registry};
+use crate::stats::{MapStats, Registry, ReplicaWait};
 use crate::transport::Listener;
 
 /// DistributedMap (seed 000, Abstraction 3): a through that maps a function
@@ -223,9 +223,18 @@ where
     ///
     /// See [`DistributedMap::new`] for an example.
     pub fn stats(&self) -> MapStats {
+        let lender = self.lender.state();
+        // With replicas, values wait while fewer workers than replicas are
+        // connected (until every value read has its result and the input ended).
+        let wanted = lender.replicas as usize;
+        let connected = lender.sub_streams_open as usize;
+        let over = lender.input_ended && lender.in_flight == 0 && lender.waiting_to_be_relent == 0;
+        let replicas =
+            (wanted > 1 && connected < wanted && !over).then(|| ReplicaWait::new(wanted, connected));
         MapStats {
             workers: self.registry.reports(),
-            lender: self.lender.state(),
+            lender,
+            replicas,
         }
     }
 

@@ -12,7 +12,9 @@ use futures::{SinkExt, StreamExt};
 use pando_distributed_map::codec::Codec;
 use pando_distributed_map::frame::Frame;
 use pando_distributed_map::transport::{Listener, memory, ws};
-use pando_distributed_map::{ConfigError, DistributedMap, MAX_REPLICAS, MapConfig, Worker, join_url};
+use pando_distributed_map::{
+    ConfigError, DistributedMap, MAX_REPLICAS, MapConfig, ReplicaWait, Worker, join_url,
+};
 use pando_lend_stream::LendError;
 use pando_pull_stream::{collect, count, pull};
 
@@ -129,8 +131,18 @@ async fn with_fewer_workers_than_replicas_nothing_is_read_and_the_stats_say_so()
             .contains("waiting for workers: 2 connected, 3 needed"),
         "{stats}"
     );
+    assert_eq!(
+        stats.replicas,
+        Some(ReplicaWait::new(3, 2)),
+        "the monitor sees the wait"
+    );
     let third = worker(&url, "c", true);
     assert_eq!(output.await.unwrap(), Ok(squares(n)), "c lies and is outvoted");
+    assert_eq!(
+        map.stats().replicas,
+        None,
+        "no wait with three workers, or after the end"
+    );
     for w in first {
         assert_eq!(w.await.unwrap().unwrap().done, n, "a and b computed every value");
     }

@@ -5,3 +5,5 @@
 //! the WebSocket endpoints of native and browser workers.
 
 #![forbid(unsafe_code)]
+
+pub mod monitor;
