@@ -25,6 +25,58 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// One browser test at a time: each runs its own chromium, and the machine is small.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The master's log lines (tracing), for the tests that check what it says.
+static LOGS: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+/// Told whenever a log line is written.
+static LOGGED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(bytes);
+        eprint!("{text}");
+        LOGS.lock().unwrap_or_else(|p| p.into_inner()).push_str(&text);
+        LOGGED.notify_waiters();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(|| LogWriter)
+            .with_ansi(false)
+            .with_env_filter("info")
+            .try_init();
+    });
+}
+
+/// Waits until a log line contains every one of `words`; that line.
+async fn logged(words: &[&str]) -> String {
+    within(30, &format!("a log line with {words:?}"), async {
+        loop {
+            let notified = LOGGED.notified();
+            let found = LOGS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .lines()
+                .find(|line| words.iter().all(|w| line.contains(w)))
+                .map(str::to_string);
+            if let Some(line) = found {
+                return line;
+            }
+            notified.await;
+        }
+    })
+    .await
+}
+
 /// Waits for `what` for at most `secs` seconds, or fails saying what it waited for.
 async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
     match tokio::time::timeout(Duration::from_secs(secs), f).await {
@@ -33,13 +85,17 @@ async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
     }
 }
 
-/// The browser's tools, or why the test is skipped.
+/// The browser's tools, or why the test is skipped. With
+/// `PANDO_BROWSER_TESTS=required` (`.ci/run` in CI), a missing tool fails
+/// the test instead.
 fn tools() -> Result<(), String> {
     for tool in [CHROMIUM, CHROMEDRIVER] {
         if !Path::new(tool).exists() {
-            return Err(format!(
-                "skipped: {tool} is missing (apt-get install chromium chromium-driver; .ci/run does)"
-            ));
+            let why = format!("{tool} is missing (apt-get install chromium chromium-driver; .ci/run does)");
+            if std::env::var("PANDO_BROWSER_TESTS").as_deref() == Ok("required") {
+                panic!("PANDO_BROWSER_TESTS=required, but {why}");
+            }
+            return Err(format!("skipped: {why}"));
         }
     }
     Ok(())
@@ -234,7 +290,9 @@ macro_rules! browser_test {
             eprintln!("{why}");
             return;
         }
-        ONE_AT_A_TIME.lock().await
+        let one = ONE_AT_A_TIME.lock().await;
+        capture_logs();
+        one
     }};
 }
 
@@ -581,6 +639,23 @@ async fn hostile_browser_input_disconnects_that_tab_only_and_loses_nothing() {
         if plan == "oversized" {
             assert_ne!(seen["code"], json!(1000), "{plan}: {seen}");
         }
+        // The master's log names the tab and says why it was dropped.
+        let name = format!("hostile {plan}");
+        let line = if plan == "wrong-token" {
+            logged(&["wrong join token"]).await
+        } else {
+            logged(&[
+                &name,
+                "dropped",
+                if plan == "oversized" {
+                    "over the limit"
+                } else {
+                    says
+                },
+            ])
+            .await
+        };
+        eprintln!("{plan}: {seen} / {line}");
         let stats = master.map.stats();
         let hostile_name = format!("hostile {plan}");
         if plan != "wrong-token" {
