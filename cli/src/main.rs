@@ -443,7 +443,11 @@ async fn master(args: MasterArgs) -> ExitCode {
             eprintln!("pando:   {url}");
         }
     }
-    if args.local == Some(0) || (args.js.is_some() && args.command.is_empty()) {
+    if args.js.is_some() && args.command.is_empty() && args.local.is_none() {
+        eprintln!(
+            "pando: no local workers (--js without COMMAND): waiting for browsers and `pando work` to join"
+        );
+    } else if args.local == Some(0) {
         eprintln!("pando: no local workers (--local 0): waiting for workers to join");
     } else if args.start_idle {
         eprintln!("pando: local workers start when a remote worker joins (--start-idle)");

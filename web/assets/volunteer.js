@@ -64,13 +64,15 @@
 
   // The Web Workers.
   function spawn() {
-    const slot = { worker: new Worker(new URL('volunteer-worker.js', location.href), { type: 'module' }), ready: false, job: null, timer: null, retire: false };
+    // jobs: the ids given to this Web Worker and not answered yet, in order.
+    const slot = { worker: new Worker(new URL('volunteer-worker.js', location.href), { type: 'module' }), ready: false, jobs: [], timer: null, retire: false };
     slot.worker.onmessage = (e) => fromWorker(slot, e.data);
     slot.worker.onerror = (e) => {
       e.preventDefault();
       log(`a Web Worker failed: ${e.message || 'unknown error'}`);
-      if (slot.job) answer(slot, { type: 'failed', id: slot.job.id, reason: `the Web Worker failed: ${e.message}` });
+      giveUp(slot, `the Web Worker failed: ${e.message}`);
       replace(slot);
+      dispatch();
     };
     slot.worker.postMessage({ type: 'load', url: functionUrl });
     s.slots.push(slot);
@@ -91,7 +93,7 @@
     while (alive.length < s.wanted) alive.push(spawn());
     for (const slot of alive.slice(s.wanted)) {
       slot.retire = true;
-      if (!slot.job) replace(slot);
+      if (slot.jobs.length === 0) replace(slot);
     }
   }
 
@@ -102,17 +104,40 @@
       log(`cannot load the function: ${m.error}`);
       leave(`the function could not be loaded in this browser: ${m.error}`);
       return;
-    } else if (slot.job && m.id === slot.job.id) {
-      s.computeMs += m.ms;
-      answer(slot, m.type === 'result' ? { type: 'result', id: m.id, value: m.value } : { type: 'failed', id: m.id, reason: m.reason });
+    } else if (m.type === 'answers') {
+      for (const a of m.answers) {
+        if (slot.jobs[0] !== a.id) continue; // answered already (timed out)
+        slot.jobs.shift();
+        s.computeMs += a.ms;
+        answer(a.type === 'result' ? { type: 'result', id: a.id, value: a.value } : { type: 'failed', id: a.id, reason: a.reason });
+      }
+      clearTimeout(slot.timer);
+      if (slot.jobs.length > 0) arm(slot);
     }
-    if (slot.retire && !slot.job) replace(slot);
+    if (slot.retire && slot.jobs.length === 0) replace(slot);
     dispatch();
   }
 
-  function answer(slot, frame) {
+  // The value a Web Worker runs now (its first unanswered one) fails with
+  // `reason`; the others it was given go back to the front of the queue.
+  function giveUp(slot, reason) {
     clearTimeout(slot.timer);
-    slot.job = null;
+    const [first, ...rest] = slot.jobs;
+    slot.jobs = [];
+    if (first === undefined) return;
+    s.queue.unshift(...rest.map((id) => slot.given.get(id)));
+    answer({ type: 'failed', id: first, reason });
+  }
+
+  // The value a Web Worker runs now has `value_timeout_ms` from now (from
+  // the answer before it) to finish.
+  function arm(slot) {
+    const timeout = s.welcome.value_timeout_ms;
+    const id = slot.jobs[0];
+    if (timeout) slot.timer = setTimeout(() => timedOut(slot, id, timeout), timeout);
+  }
+
+  function answer(frame) {
     s.held -= 1;
     if (frame.type === 'result') s.done += 1; else { s.failed += 1; log(`value #${frame.id} failed: ${frame.reason}`); }
     s.outgoing.push(frame);
@@ -122,25 +147,29 @@
     }
   }
 
+  // Each idle Web Worker gets its share of the queue (at most 32 values) in
+  // one message: one round trip between the page and the Web Worker for
+  // many values.
   function dispatch() {
     if (s.over) return;
-    for (const slot of s.slots) {
+    const idle = s.slots.filter((x) => x.ready && x.jobs.length === 0 && !x.retire);
+    for (const [i, slot] of idle.entries()) {
       if (s.queue.length === 0) break;
-      if (!slot.ready || slot.job || slot.retire) continue;
-      const { id, value } = s.queue.shift();
-      slot.job = { id };
-      slot.worker.postMessage({ type: 'run', id, value });
-      const timeout = s.welcome.value_timeout_ms;
-      if (timeout) slot.timer = setTimeout(() => timedOut(slot, id, timeout), timeout);
+      const share = Math.min(32, Math.ceil(s.queue.length / (idle.length - i)));
+      const jobs = s.queue.splice(0, share);
+      slot.jobs = jobs.map((j) => j.id);
+      slot.given = new Map(jobs.map((j) => [j.id, j]));
+      slot.worker.postMessage({ type: 'run', jobs });
+      arm(slot);
     }
-    if (s.stopping && s.queue.length === 0 && s.slots.every((x) => !x.job)) finishStop();
+    if (s.stopping && s.queue.length === 0 && s.slots.every((x) => x.jobs.length === 0)) finishStop();
   }
 
   function timedOut(slot, id, timeout) {
-    if (!slot.job || slot.job.id !== id) return;
+    if (slot.jobs[0] !== id) return;
     s.computeMs += timeout;
     log(`value #${id} ran longer than ${timeout} ms (--timeout): its Web Worker is stopped and replaced`);
-    answer(slot, { type: 'failed', id, reason: `no result within ${timeout} ms (--timeout); the Web Worker was stopped` });
+    giveUp(slot, `no result within ${timeout} ms (--timeout); the Web Worker was stopped`);
     replace(slot);
     dispatch();
   }
@@ -149,7 +178,7 @@
   // master's frame limit; a result too large for it fails instead.
   function flush() {
     s.flushing = false;
-    if (s.stopping && (s.queue.length > 0 || s.slots.some((x) => x.job))) return; // sent with Done
+    if (s.stopping && (s.queue.length > 0 || s.slots.some((x) => x.jobs.length > 0))) return; // sent with Done
     const limit = s.welcome ? s.welcome.max_frame - 64 : 1 << 20;
     let batch = [];
     let size = 0;
@@ -205,7 +234,7 @@
     s.stopping = false;
     dispatch();
     s.stopping = wasStopping;
-    if (s.queue.length === 0 && s.slots.every((x) => !x.job)) finishStop();
+    if (s.queue.length === 0 && s.slots.every((x) => x.jobs.length === 0)) finishStop();
   }
 
   function finishStop() {
