@@ -78,25 +78,19 @@ self.onmessage = async (event) => {
       self.postMessage({ type: 'load-error', error: describe(err) });
     }
   } else if (m.type === 'run') {
-    // The values run one after the other; their answers go back together,
-    // at least every 2 ms (the page times each value from the answer
-    // before it).
-    let answers = [];
-    let posted = performance.now();
+    // The values run one after the other, each answer sent as soon as it is
+    // ready: the page times each value from the answer before it, and a
+    // Web Worker stuck in a value has sent every answer before it.
     for (const job of m.jobs) {
       const t0 = performance.now();
+      let answer;
       try {
         const result = await call(job.value);
-        answers.push({ type: 'result', id: job.id, value: String(result), ms: performance.now() - t0 });
+        answer = { type: 'result', id: job.id, value: String(result), ms: performance.now() - t0 };
       } catch (err) {
-        answers.push({ type: 'failed', id: job.id, reason: describe(err), ms: performance.now() - t0 });
+        answer = { type: 'failed', id: job.id, reason: describe(err), ms: performance.now() - t0 };
       }
-      if (performance.now() - posted >= 2) {
-        self.postMessage({ type: 'answers', answers });
-        answers = [];
-        posted = performance.now();
-      }
+      self.postMessage({ type: 'answers', answers: [answer] });
     }
-    if (answers.length > 0) self.postMessage({ type: 'answers', answers });
   }
 };

@@ -1,8 +1,14 @@
 //! An axum WebSocket as a [`Connection`] of whole frames: binary messages
 //! for postcard, text messages for JSON.
 
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
 use axum::extract::ws::{Message, WebSocket};
-use futures::{SinkExt, StreamExt, TryStreamExt};
+use futures::stream::{SplitSink, SplitStream};
+use futures::{Sink, SinkExt, Stream, StreamExt, TryStreamExt};
 use pando_distributed_map::codec::Codec;
 use pando_distributed_map::transport::{Connection, FrameSink, FrameStream, TransportError};
 
@@ -48,6 +54,15 @@ fn convert(peer: &str, e: axum::Error) -> TransportError {
 pub(crate) fn connection(peer: String, socket: WebSocket, codec: Codec) -> Connection {
     let text = codec == Codec::Json;
     let (sink, stream) = socket.split();
+    let halves = Arc::new(Mutex::new(Halves::default()));
+    let sink = Lingering {
+        half: Some(sink),
+        halves: halves.clone(),
+    };
+    let stream = Lingering {
+        half: Some(stream),
+        halves,
+    };
     let sink_peer = peer.clone();
     let frame_peer = peer.clone();
     let sink: FrameSink = Box::pin(sink.sink_map_err(move |e| convert(&sink_peer, e)).with(
@@ -90,4 +105,104 @@ pub(crate) fn connection(peer: String, socket: WebSocket, codec: Codec) -> Conne
             }),
     );
     Connection { peer, sink, stream }
+}
+
+/// How long a closed connection is read from, at most, until the peer
+/// answers the close.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// The halves of a socket, as they are given back when dropped.
+#[derive(Default)]
+struct Halves {
+    sink: Option<SplitSink<WebSocket, Message>>,
+    stream: Option<SplitStream<WebSocket>>,
+}
+
+/// One half of a socket. When both are dropped (the session is over, the
+/// master sent its last frame and a close), the socket is read until the
+/// peer answers the close, for at most [`LINGER`], instead of being dropped
+/// at once: dropping a socket with unread data resets the connection, and a
+/// browser then loses the last frames sent to it (the `Error` that says why
+/// it is disconnected).
+struct Lingering<T: Half> {
+    half: Option<T>,
+    halves: Arc<Mutex<Halves>>,
+}
+
+trait Half: Sized {
+    fn give_back(self, halves: &mut Halves);
+}
+
+impl Half for SplitSink<WebSocket, Message> {
+    fn give_back(self, halves: &mut Halves) {
+        halves.sink = Some(self);
+    }
+}
+
+impl Half for SplitStream<WebSocket> {
+    fn give_back(self, halves: &mut Halves) {
+        halves.stream = Some(self);
+    }
+}
+
+impl<T: Half> Drop for Lingering<T> {
+    fn drop(&mut self) {
+        let Some(half) = self.half.take() else {
+            return;
+        };
+        let mut halves = self.halves.lock().unwrap_or_else(|p| p.into_inner());
+        half.give_back(&mut halves);
+        if let (Some(sink), Some(stream)) = (halves.sink.take(), halves.stream.take()) {
+            let Ok(socket) = stream.reunite(sink) else {
+                return;
+            };
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let mut socket = socket;
+                    let _ = tokio::time::timeout(LINGER, async {
+                        while let Some(Ok(message)) = socket.next().await {
+                            if matches!(message, Message::Close(_)) {
+                                break;
+                            }
+                        }
+                    })
+                    .await;
+                });
+            }
+        }
+    }
+}
+
+impl<T: Half + Unpin> Lingering<T> {
+    fn half(&mut self) -> Pin<&mut T> {
+        Pin::new(self.half.as_mut().expect("a half is there until dropped"))
+    }
+}
+
+impl Sink<Message> for Lingering<SplitSink<WebSocket, Message>> {
+    type Error = axum::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), axum::Error>> {
+        self.half().poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), axum::Error> {
+        self.half().start_send(item)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), axum::Error>> {
+        self.half().poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), axum::Error>> {
+        self.half().poll_close(cx)
+    }
+}
+
+impl Stream for Lingering<SplitStream<WebSocket>> {
+    type Item = Result<Message, axum::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.half().poll_next(cx)
+    }
 }

@@ -47,25 +47,47 @@ pub(crate) struct Browser {
 
 impl Browser {
     pub(crate) async fn start() -> Browser {
-        let mut driver = tokio::process::Command::new(CHROMEDRIVER)
-            .arg("--port=0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver starts");
-        // chromedriver says on which port it listens once it does.
-        let mut lines = BufReader::new(driver.stdout.take().expect("piped")).lines();
-        let port = within(30, "chromedriver to say it started", async {
-            while let Some(line) = lines.next_line().await.expect("chromedriver's output") {
-                if let Some(rest) = line.split("started successfully on port ").nth(1) {
-                    return rest.trim().trim_end_matches('.').parse::<u16>().expect("a port");
+        // chromedriver's own `--port=0` can fail ("IPv4 port not available"):
+        // give it a port that was free a moment ago, and try again if it
+        // was taken meanwhile.
+        let mut attempt = 0;
+        let (driver, port) = loop {
+            attempt += 1;
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let mut driver = tokio::process::Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .kill_on_drop(true)
+                // Its own process group, with the chromium it starts: a test
+                // that fails leaves no browser behind (see `Drop`).
+                .process_group(0)
+                .spawn()
+                .expect("chromedriver starts");
+            let mut lines = BufReader::new(driver.stdout.take().expect("piped")).lines();
+            let started = within(30, "chromedriver to say it started", async {
+                let mut said = Vec::new();
+                while let Some(line) = lines.next_line().await.expect("chromedriver's output") {
+                    said.push(line.clone());
+                    if line.contains("started successfully") {
+                        return Ok(());
+                    }
                 }
+                Err(said)
+            })
+            .await;
+            match started {
+                Ok(()) => {
+                    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+                    break (driver, port);
+                }
+                Err(said) if attempt < 5 => eprintln!("chromedriver did not start, trying again: {said:?}"),
+                Err(said) => panic!("chromedriver did not start in 5 attempts: {said:?}"),
             }
-            panic!("chromedriver ended before it started");
-        })
-        .await;
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        };
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
@@ -79,6 +101,8 @@ impl Browser {
                     "--disable-background-networking",
                     "--disable-backgrounding-occluded-windows",
                     "--disable-dev-shm-usage",
+                    "--disable-crash-reporter",
+                    "--disable-breakpad",
                     "--window-size=1000,800",
                 ],
             }),
@@ -117,6 +141,19 @@ impl Browser {
     }
 
     pub(crate) async fn end(self) {
-        let _ = self.client.close().await;
+        let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    /// Kills chromedriver's process group: chromedriver and the chromium it
+    /// started, even when a test failed before closing the session.
+    fn drop(&mut self) {
+        if let Some(pid) = self._driver.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
