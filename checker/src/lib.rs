@@ -102,7 +102,10 @@
 //! read-ahead bound (often 1 to 3), its retry cap with either [`Poison`]
 //! policy, and the [`Faults`]: rejections and reclaims by sub-streams,
 //! `close` and `cut_off`, an ask that is never polled again, a panicking
-//! input, an early end of the output and `settled()`; the blame rule
+//! input, an early end of the output and `settled()`, and majority voting
+//! (`replicas`: the last `k` sub-streams are correct, the others may lie,
+//! and the model counts the votes as the lender sees them, checking
+//! [`Property::Majority`] and the replicas' conservative property); the blame rule
 //! ([`Property::Blame`]), the memory bound and `settled()` are checked too.
 //! With `default-features = false` (no `runner`, no `lender` feature) the
 //! crate builds neither clap nor the lender. [`Campaign`] runs many, as the
@@ -110,7 +113,8 @@
 //!
 //! ```text
 //! cargo run --release -p pando-checker -- --runs N [--seed S] [--count C] [--parallelism P] [--max-sub-streams M]
-//!     [--read-ahead N|none] [--max-retries N|none] [--poison fail|skip] [--faults reject,reclaim,close,cut-off,stall,panic,early-end,settled|none]
+//!     [--read-ahead N|none] [--max-retries N|none] [--poison fail|skip] [--replicas K]
+//!     [--faults reject,reclaim,close,cut-off,stall,panic,early-end,settled,lie|none]
 //! cargo run --release -p pando-checker -- --seed S --runs 1 --trace
 //! ```
 //!

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p pando-checker -- --runs N [--seed S] [--count C] [--parallelism P] [--max-sub-streams M]
-//!     [--read-ahead N|none] [--max-retries N|none] [--poison fail|skip] [--faults LIST|none]
+//!     [--read-ahead N|none] [--max-retries N|none] [--poison fail|skip] [--faults LIST|none] [--replicas K]
 //! cargo run --release -p pando-checker -- --seed S --runs 1 --trace
 //! ```
 //!
@@ -67,6 +67,10 @@ struct Args {
     /// one execution out of two).
     #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = parse_fault)]
     faults: Option<Vec<Option<Fault>>>,
+    /// A fixed number of replicas (majority voting; default: 1 in half the
+    /// executions, else 2 or 3, from the seed).
+    #[arg(long)]
+    replicas: Option<u32>,
     /// The step bound of each execution.
     #[arg(long)]
     step_bound: Option<u64>,
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
         .faults
         .map(|list| Faults::of(&list.into_iter().flatten().collect::<Vec<_>>()));
     campaign.step_bound = args.step_bound;
+    campaign.replicas = args.replicas;
     if let Some(jobs) = args.jobs {
         campaign.jobs = jobs;
     } else {

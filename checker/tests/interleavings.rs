@@ -1,8 +1,8 @@
 //! The seeded interleaving harness on the real StreamLender: a fixed block
-//! of 17 600 executions over varied parameters (6 000 of them with every
+//! of 19 400 executions over varied parameters (6 000 of them with every
 //! extended fault in every execution, retry caps under both policies and
-//! small read-ahead bounds, and 4 000 of the whole model as the runner
-//! varies it), replay from the seed, and failure reports on deliberately
+//! small read-ahead bounds, 1 800 with 2 to 4 replicas and lying
+//! sub-streams, and 4 000 of the whole model as the runner varies it), replay from the seed, and failure reports on deliberately
 //! broken modules (the harness is generic over [`SubStreamModule`]).
 
 use std::pin::Pin;
@@ -28,8 +28,9 @@ fn block(campaign: Campaign) -> u64 {
 }
 
 /// The original tester's model: no read-ahead bound, no retry cap, no
-/// extended fault.
+/// extended fault, one replica.
 fn original(mut c: Campaign) -> Campaign {
+    c.replicas = Some(1);
     c.read_ahead = Some(None);
     c.max_retries = Some(None);
     c.faults = Some(Faults::NONE);
@@ -37,7 +38,7 @@ fn original(mut c: Campaign) -> Campaign {
 }
 
 #[test]
-fn a_fixed_block_of_17600_executions_over_varied_parameters() {
+fn a_fixed_block_of_19400_executions_over_varied_parameters() {
     let jobs = Campaign::new(0, 0).on_every_core().jobs;
     let mut total = 0;
     // Everything varied from the seeds, in the original model.
@@ -102,13 +103,34 @@ fn a_fixed_block_of_17600_executions_over_varied_parameters() {
             }
         }
     }
+    // Majority voting: 2 to 4 replicas, every fault in every execution
+    // (lies included: sub-streams that are not correct answer wrong
+    // results), retry caps under both policies, ordered and unordered.
+    for k in 2..=4 {
+        for (j, (retries, poison)) in [
+            (Some(1), Poison::Fail),
+            (Some(2), Poison::Skip),
+            (None, Poison::Fail),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut c = Campaign::new(200, 0x5EED_8000 + 10_000 * u64::from(k) + 100 * j as u64);
+            c.replicas = Some(k);
+            c.max_retries = Some(retries);
+            c.poison = Some(poison);
+            c.faults = Some(Faults::ALL);
+            c.jobs = jobs;
+            total += block(c);
+        }
+    }
     // The whole model, as the runner varies it: every fault in one
-    // execution out of two, bounds, retry caps and policies.
+    // execution out of two, bounds, retry caps and policies, replicas.
     let mut c = Campaign::new(4_000, 0x5EED_6000);
     c.jobs = jobs;
     c.step_bound = Some(20_000);
     total += block(c);
-    assert_eq!(total, 17_600);
+    assert_eq!(total, 19_400);
 }
 
 /// A longer run of the whole model (every fault, bound, retry cap and

@@ -26,7 +26,7 @@ mod runner;
 mod supervise;
 
 use std::io::{BufRead, Write};
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::ExitCode;
@@ -40,7 +40,8 @@ use pando_distributed_map::frame::DEFAULT_MAX_FRAME;
 use pando_distributed_map::session::RESULT_OVERHEAD;
 use pando_distributed_map::transport::{Listener, tcp};
 use pando_distributed_map::{
-    CommandMode, DistributedMap, MapConfig, PoisonPolicy, Worker, default_workers, join, split_join_url,
+    Backoff, CommandMode, ConfigError, DistributedMap, MapConfig, PoisonPolicy, Reconnect, Session, Worker,
+    default_workers, join, split_join_url,
 };
 use pando_lend_stream::LendError;
 use pando_pull_stream::{Answer, Source, pull};
@@ -136,6 +137,9 @@ struct MasterArgs {
     /// The most connected workers; more are turned away (the master is full).
     #[arg(long, default_value_t = NonZeroUsize::new(4096).unwrap(), value_name = "N")]
     max_workers: NonZeroUsize,
+    /// Majority voting: compute each value on K different workers and accept a result once more than half of them are byte-equal (a value without a majority goes to workers that have not computed it, up to --max-retries). Values wait while fewer than K workers are connected. Defends against independent faulty or lying volunteers, not one person with K connections (docs/SECURITY.md).
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    replicas: u32,
     /// Output results as they arrive instead of in input order.
     #[arg(long)]
     unordered: bool,
@@ -187,6 +191,12 @@ struct WorkArgs {
     /// Kill COMMAND and fail the value after DURATION (default: the master's --timeout; the shorter of both applies).
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     timeout: Option<Duration>,
+    /// Reconnect when the master cannot be reached or goes away (a master restarted with the same --token starts its input over), waiting longer each time (250 ms doubling up to 30 s, with jitter), and give up after DURATION without a master [default: 10m]. Off by default: the worker stops when its master does. A restarted master must ask for the command and mode this worker agreed to, or the worker stops.
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, require_equals = true, default_missing_value = "10m", value_parser = parse_timeout)]
+    reconnect: Option<Duration>,
+    /// With --reconnect: also give up after N failed attempts in a row.
+    #[arg(long, value_name = "N", requires = "reconnect")]
+    reconnect_attempts: Option<NonZeroU32>,
     /// Run this command instead of the master's.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -409,13 +419,18 @@ async fn master(args: MasterArgs) -> ExitCode {
     }
     config.max_pending = args.max_pending.get();
     config.max_workers = args.max_workers.get();
+    config.replicas = args.replicas;
     if args.token.as_deref() == Some("") {
         return fail("the join token must not be empty (--token)");
     }
     if let Some(token) = &args.token {
         config.token = token.clone();
     }
-    let map = DistributedMap::<Line, Line, Arc<std::io::Error>>::new(config);
+    let map = match Map::try_new(config) {
+        Ok(map) => map,
+        Err(e @ ConfigError::Replicas(_)) => return fail(format!("--replicas: {e}")),
+        Err(e) => return fail(e),
+    };
     let addr = format!("{}:{}", args.bind, args.port);
     let listener_url = if args.tcp {
         match tcp::TcpListener::bind(&addr, map.config().max_frame).await {
@@ -674,21 +689,21 @@ async fn master(args: MasterArgs) -> ExitCode {
 
 /// The one-line message for a run's error.
 fn describe<E: std::fmt::Display>(e: &LendError<E>) -> String {
-    match e {
-        LendError::Poisoned { id, failures, reason } => format!(
-            "input line {} failed {failures} times (more than --max-retries); last failure: {reason}",
-            id + 1
-        ),
-        other => other.to_string(),
-    }
+    describe_poisoned(e, |id| format!("input line {}", id + 1))
 }
 
 /// The one-line message for a `--pipe` run's error.
 fn describe_block<E: std::fmt::Display>(e: &LendError<E>, index: &BlockIndex) -> String {
+    describe_poisoned(e, |id| index.describe(id))
+}
+
+/// A run's error, the poisoned value named by `name`.
+fn describe_poisoned<E: std::fmt::Display>(e: &LendError<E>, name: impl Fn(u64) -> String) -> String {
     match e {
         LendError::Poisoned { id, failures, reason } => format!(
-            "{} failed {failures} times (more than --max-retries); last failure: {reason}",
-            index.describe(*id)
+            "{} failed {failures} time{} (more than --max-retries); last failure: {reason}",
+            name(*id),
+            if *failures == 1 { "" } else { "s" }
         ),
         other => other.to_string(),
     }
@@ -878,13 +893,40 @@ fn url_with_token(url: &str) -> String {
     }
 }
 
+/// The mode the master asks its command to be run in, as the runner's.
+fn runner_mode(session: &Session) -> Result<Mode, String> {
+    match session.command_mode() {
+        CommandMode::PerValue => Ok(Mode::PerValue),
+        CommandMode::Lines => Ok(Mode::Lines),
+        CommandMode::Pipe => Ok(Mode::Pipe),
+        other => Err(format!(
+            "the master runs its command in a mode this pando does not know ({other:?})"
+        )),
+    }
+}
+
+/// The policy of `pando work --reconnect`.
+fn reconnect_policy(args: &WorkArgs) -> Option<Reconnect> {
+    args.reconnect.map(|within| {
+        Reconnect::default()
+            .max_duration(Some(within))
+            .max_attempts(args.reconnect_attempts.map(NonZeroU32::get))
+    })
+}
+
 async fn work(args: WorkArgs) -> ExitCode {
     let name = args.name.clone().unwrap_or_else(join::hostname);
     let jobs = args.jobs.map_or_else(default_workers, NonZeroUsize::get);
-    let worker = Worker::new(name);
+    let mut worker = Worker::new(name);
+    let policy = reconnect_policy(&args);
+    if let Some(policy) = &policy {
+        worker = worker.reconnect(policy.clone());
+    }
     // Error messages name the URL without its token (nor one from the environment).
     let url = url_with_token(&args.url);
     let shown = split_join_url(&args.url).0;
+    // With --reconnect, this retries (with backoff, and log lines) until a
+    // master answers or the policy gives up.
     let session = tokio::select! {
         session = worker.connect(&url) => session,
         code = shutdown_signal() => return code,
@@ -894,15 +936,9 @@ async fn work(args: WorkArgs) -> ExitCode {
         Err(e) => return fail(format!("cannot join {shown}: {e}")),
     };
     // The master says how to run COMMAND.
-    let mode = match session.command_mode() {
-        CommandMode::PerValue => Mode::PerValue,
-        CommandMode::Lines => Mode::Lines,
-        CommandMode::Pipe => Mode::Pipe,
-        other => {
-            return fail(format!(
-                "the master runs its command in a mode this pando does not know ({other:?})"
-            ));
-        }
+    let mode = match runner_mode(&session) {
+        Ok(mode) => mode,
+        Err(e) => return fail(e),
     };
     if args.lines && mode != Mode::Lines {
         return fail(format!(
@@ -922,6 +958,9 @@ async fn work(args: WorkArgs) -> ExitCode {
         }
         theirs
     };
+    // What this worker agreed to: a master that comes back after a loss
+    // must ask for the same, or the worker stops.
+    let agreed = session.command().to_vec();
     // The master's timeout is applied by the library too, a little later
     // (it gives a function that keeps its own deadline a grace period), so
     // the failure's reason is the runner's: it says what was killed, and for
@@ -942,20 +981,75 @@ async fn work(args: WorkArgs) -> ExitCode {
     // A line filter takes every line lent and keeps each line's deadline
     // itself, from when the filter starts on it (when it is the oldest line
     // in its filter), not from when it arrived.
-    let session = if mode == Mode::Lines {
-        session.jobs(usize::MAX).own_deadlines()
-    } else {
-        session.jobs(jobs)
+    let prepare = |session: Session| {
+        if mode == Mode::Lines {
+            session.jobs(usize::MAX).own_deadlines()
+        } else {
+            session.jobs(jobs)
+        }
     };
-    // On a signal the session's future is dropped, and with it every
-    // COMMAND's process group.
-    let result = tokio::select! {
-        result = session.run(move |value: Vec<u8>| runner.run(value)) => result,
-        code = shutdown_signal() => return code,
-    };
-    match result {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
+    let mut session = prepare(session);
+    let mut backoff = policy.as_ref().map(Backoff::new);
+    loop {
+        let started = tokio::time::Instant::now();
+        // On a signal the session's future is dropped, and with it every
+        // COMMAND's process group.
+        let result = tokio::select! {
+            result = session.run(|value: Vec<u8>| runner.run(value)) => result,
+            code = shutdown_signal() => return code,
+        };
+        let e = match result {
+            Ok(_) => return ExitCode::SUCCESS,
+            Err(e) => e,
+        };
+        let (Some(policy), Some(backoff)) = (&policy, &mut backoff) else {
+            return fail(e);
+        };
+        if !e.is_lost_master() {
+            return fail(e);
+        }
+        tracing::warn!("lost the master at {shown} ({e}); reconnecting");
+        // A session that did not last counts as a failed attempt (a master
+        // that drops its workers at once is not hammered); one that lasted
+        // starts the count over.
+        if started.elapsed() >= policy.max_delay {
+            backoff.reset();
+        } else {
+            let go_on = tokio::select! {
+                go_on = backoff.wait(&shown, &e) => go_on,
+                code = shutdown_signal() => return code,
+            };
+            if !go_on {
+                return fail(format!("gave up on the master at {shown}: {e}"));
+            }
+        }
+        let next = tokio::select! {
+            next = worker.connect(&url) => next,
+            code = shutdown_signal() => return code,
+        };
+        let next = match next {
+            Ok(s) => s,
+            Err(e) => return fail(format!("cannot rejoin {shown}: {e}")),
+        };
+        match runner_mode(&next) {
+            Ok(m) if m == mode => {}
+            Ok(m) => {
+                return fail(format!(
+                    "the master at {shown} came back running its command {} instead of {}; stopping",
+                    m.describe(),
+                    mode.describe()
+                ));
+            }
+            Err(e) => return fail(e),
+        }
+        if args.command.is_empty() && next.command() != agreed.as_slice() {
+            return fail(format!(
+                "the master at {shown} came back asking to run {:?}, not {agreed:?} as agreed; stopping",
+                next.command()
+            ));
+        }
+        tracing::info!("rejoined the master at {shown}");
+        session = prepare(next);
     }
 }
 
@@ -1001,6 +1095,38 @@ mod tests {
         assert_eq!(parse_timeout("7"), Ok(Duration::from_secs(7)));
         assert!(parse_timeout("0s").is_err());
         assert!(parse_timeout("soon").is_err());
+    }
+
+    #[test]
+    fn reconnect_is_off_by_default_and_takes_an_optional_duration_after_an_equals_sign() {
+        let parse = |args: &[&str]| match Cli::try_parse_from(args).map(|cli| cli.work) {
+            Ok(Some(Sub::Work(args))) => Ok((args.url.clone(), reconnect_policy(&args))),
+            Ok(_) => panic!("not pando work: {args:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        let (url, policy) = parse(&["pando", "work", "ws://m/"]).unwrap();
+        assert_eq!((url.as_str(), policy), ("ws://m/", None));
+        // Without a value it does not take the URL as its duration.
+        let (url, policy) = parse(&["pando", "work", "--reconnect", "ws://m/"]).unwrap();
+        let policy = policy.unwrap();
+        assert_eq!(url, "ws://m/");
+        assert_eq!(policy.max_duration, Some(Duration::from_secs(600)));
+        assert_eq!(policy.max_attempts, None);
+        let (_, policy) = parse(&[
+            "pando",
+            "work",
+            "--reconnect=90s",
+            "--reconnect-attempts",
+            "5",
+            "ws://m/",
+        ])
+        .unwrap();
+        let policy = policy.unwrap();
+        assert_eq!(policy.max_duration, Some(Duration::from_secs(90)));
+        assert_eq!(policy.max_attempts, Some(5));
+        assert!(parse(&["pando", "work", "--reconnect-attempts", "5", "ws://m/"]).is_err());
+        assert!(parse(&["pando", "work", "--reconnect=0s", "ws://m/"]).is_err());
+        assert!(parse(&["pando", "work", "--reconnect=soon", "ws://m/"]).is_err());
     }
 
     #[test]

@@ -426,7 +426,7 @@ fn a_buffering_line_filter_times_out_with_an_explanation() {
     );
     assert!(!status.success(), "{err}");
     assert!(
-        last_line(&err).starts_with("pando: input line 1 failed 1 times"),
+        last_line(&err).starts_with("pando: input line 1 failed 1 time ("),
         "{err}"
     );
     assert!(

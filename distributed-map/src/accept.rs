@@ -160,6 +160,9 @@ where
         self.registry.add(stats.clone());
 
         let sub = self.lender.lend_stream::<crate::WorkerError>();
+        sub.source
+            .rejecter()
+            .count_disagreements(stats.disagreements.clone());
         let reclaimer = sub.source.rejecter();
         let ender = sub.source.rejecter();
         lock(&conn).attach(
@@ -226,7 +229,14 @@ where
         let ended = lock(&conn).ended().cloned();
         match (ended, result) {
             (Some(Err(reason)), _) => {
-                tracing::warn!("worker {worker} dropped: it {reason}; its values are lent again")
+                // After the run ended (done, or stopped by a poisoned value),
+                // nothing is lent again: say only why the worker went.
+                let s = self.lender.state();
+                if s.input_ended && s.in_flight == 0 {
+                    tracing::warn!("worker {worker} dropped: it {reason}")
+                } else {
+                    tracing::warn!("worker {worker} dropped: it {reason}; its values are lent again")
+                }
             }
             (_, Err(e)) => tracing::warn!("worker {worker} dropped: {e}"),
             _ => tracing::info!("worker {worker} finished"),

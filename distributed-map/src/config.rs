@@ -81,7 +81,36 @@ pub struct MapConfig {
     /// worker is refused with a `Reject` saying the master is full.
     /// Default 4096.
     pub max_workers: usize,
+    /// Majority voting: each value is computed by this many different
+    /// workers (different connections), and a result is accepted once
+    /// `⌊k/2⌋+1` of them are byte-equal (their postcard encodings). A value
+    /// without a majority is lent to workers that have not computed it, up
+    /// to [`max_retries`](Self::max_retries); with fewer workers connected
+    /// than replicas, values wait (see
+    /// [`LenderState::replicas_waiting`](pando_lend_stream::LenderState::replicas_waiting)).
+    /// Throughput is divided by `k`. Default 1 (no voting); at most
+    /// [`MAX_REPLICAS`]. Replicas defend against independent faulty or
+    /// lying workers, not against one person opening `k` connections with
+    /// the token: see `docs/SECURITY.md`.
+    ///
+    /// ```
+    /// use pando_distributed_map::{ConfigError, MapConfig};
+    /// assert!(MapConfig { replicas: 3, ..MapConfig::default() }.validate().is_ok());
+    /// assert_eq!(
+    ///     MapConfig { replicas: 0, ..MapConfig::default() }.validate(),
+    ///     Err(ConfigError::Replicas(0))
+    /// );
+    /// ```
+    pub replicas: u32,
 }
+
+/// The most replicas [`MapConfig::replicas`] accepts: beyond it, the
+/// throughput left (divided by the replicas) is of no use.
+///
+/// ```
+/// assert_eq!(pando_distributed_map::MAX_REPLICAS, 15);
+/// ```
+pub const MAX_REPLICAS: u32 = 15;
 
 impl Default for MapConfig {
     fn default() -> Self {
@@ -103,6 +132,7 @@ impl Default for MapConfig {
             start_idle: false,
             max_pending: 256,
             max_workers: 4096,
+            replicas: 1,
         }
     }
 }
@@ -126,6 +156,9 @@ pub enum ConfigError {
     /// A limit that must be positive is zero.
     #[error("{0} must be at least 1")]
     ZeroLimit(&'static str),
+    /// [`MapConfig::replicas`] is 0 or more than [`MAX_REPLICAS`].
+    #[error("replicas must be between 1 and {MAX_REPLICAS}, not {0}")]
+    Replicas(u32),
     /// The join token is empty: anyone could join.
     #[error("the join token must not be empty")]
     EmptyToken,
@@ -182,6 +215,9 @@ impl MapConfig {
         }
         if self.max_workers == 0 {
             return Err(ConfigError::ZeroLimit("max_workers"));
+        }
+        if !(1..=MAX_REPLICAS).contains(&self.replicas) {
+            return Err(ConfigError::Replicas(self.replicas));
         }
         if self.max_frame < 1024 {
             return Err(ConfigError::FrameLimit(self.max_frame));

@@ -83,11 +83,11 @@ mod stats;
 pub mod transport;
 mod worker;
 
-pub use config::{ConfigError, MapConfig, default_workers};
+pub use config::{ConfigError, MAX_REPLICAS, MapConfig, default_workers};
 pub use error::{JoinError, WorkerError};
 pub use frame::CommandMode;
 pub use join::{generate_token, join_url, split_join_url};
 pub use master::DistributedMap;
 pub use pando_lend_stream::PoisonPolicy;
 pub use stats::{MapStats, WorkerReport};
-pub use worker::{Session, Worker, WorkerSummary};
+pub use worker::{Backoff, Reconnect, Session, Worker, WorkerSummary};

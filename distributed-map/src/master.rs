@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
@@ -103,6 +104,9 @@ where
         }
         if let Some(bound) = config.read_ahead {
             lender = lender.with_read_ahead(bound);
+        }
+        if let Some(k) = NonZeroU32::new(config.replicas).filter(|k| k.get() > 1) {
+            lender = lender.with_replicas_by(k, byte_equal::<Out>);
         }
         Ok(DistributedMap {
             lender,
@@ -239,6 +243,15 @@ where
     /// See the [crate documentation](crate) for an example.
     pub fn serve<L: Listener>(&self, listener: L) -> tokio::task::JoinHandle<()> {
         self.serve_as(listener, true)
+    }
+}
+
+/// Whether two results are byte-equal: the same postcard encoding (how
+/// replicas vote). A result that cannot be encoded equals nothing.
+fn byte_equal<Out: Serialize>(a: &Out, b: &Out) -> bool {
+    match (postcard::to_allocvec(a), postcard::to_allocvec(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
 }
 

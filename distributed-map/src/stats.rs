@@ -18,6 +18,8 @@ pub(crate) struct WorkerStats {
     failures: AtomicU64,
     connected: AtomicBool,
     pub(crate) limit: OnceLock<LimitHandle>,
+    /// With replicas: its answers that lost a vote (counted by the lender).
+    pub(crate) disagreements: Arc<AtomicU64>,
 }
 
 impl WorkerStats {
@@ -31,6 +33,7 @@ impl WorkerStats {
             failures: AtomicU64::new(0),
             connected: AtomicBool::new(true),
             limit: OnceLock::new(),
+            disagreements: Arc::default(),
         }
     }
 
@@ -76,6 +79,9 @@ pub struct WorkerReport {
     /// How many earlier connections had the same name (reconnections; among
     /// the last 256 workers that left).
     pub reconnects: u64,
+    /// With replicas ([`MapConfig::replicas`](crate::MapConfig::replicas)):
+    /// its results that lost a vote (others agreed on a different one).
+    pub disagreements: u64,
 }
 
 /// A snapshot of a DistributedMap: every worker, and the lender's counters.
@@ -129,6 +135,28 @@ impl std::fmt::Display for MapStats {
             l.relent,
             l.skipped
         )?;
+        if l.replicas > 1 {
+            write!(
+                f,
+                "  replicas {}: {} result(s) outvoted",
+                l.replicas, l.disagreements
+            )?;
+            if l.sub_streams_open < u64::from(l.replicas) {
+                write!(
+                    f,
+                    "; waiting for workers: {} connected, {} needed",
+                    l.sub_streams_open, l.replicas
+                )?;
+            }
+            if l.replicas_waiting > 0 {
+                write!(
+                    f,
+                    "; {} replica(s) wait for a worker that has not computed their value",
+                    l.replicas_waiting
+                )?;
+            }
+            writeln!(f)?;
+        }
         for w in self.workers.iter().filter(|w| w.connected) {
             writeln!(
                 f,
@@ -146,6 +174,9 @@ impl std::fmt::Display for MapStats {
                     String::new()
                 }
             )?;
+            if w.disagreements > 0 {
+                writeln!(f, "    {} result(s) outvoted", w.disagreements)?;
+            }
         }
         Ok(())
     }
@@ -198,6 +229,7 @@ impl Registry {
                     in_flight,
                     items_per_sec,
                     reconnects: workers[..i].iter().filter(|o| o.name == w.name).count() as u64,
+                    disagreements: w.disagreements.load(Ordering::Relaxed),
                 }
             })
             .collect()

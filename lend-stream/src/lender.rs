@@ -113,6 +113,76 @@ where
         self
     }
 
+    /// Majority voting (the seeds' future work, seed 000 lines 1570-1580):
+    /// each value is lent to `k` different sub-streams, and a result is
+    /// accepted once `⌊k/2⌋+1` of their answers are equal (`PartialEq`;
+    /// [`with_replicas_by`](Self::with_replicas_by) takes another
+    /// comparison). A value without a majority once its copies are answered
+    /// is charged a failure and lent to sub-streams that have not computed
+    /// it yet, up to the retry cap. No sub-stream ever gets a value twice:
+    /// with fewer sub-streams than `k`, no new value is read, and copies wait
+    /// ([`LenderState::replicas_waiting`]). Answers that lose a vote are
+    /// counted ([`LenderState::disagreements`],
+    /// [`Rejecter::count_disagreements`](crate::Rejecter::count_disagreements)).
+    /// `k = 1` (the default) is the lender of the seeds. The *conservative*
+    /// property becomes: a value is held by at most `k` live sub-streams at
+    /// a time, never twice by one.
+    ///
+    /// Replicas defend against independent faulty or lying sub-streams, not
+    /// against one party holding several of them (see `docs/SECURITY.md`).
+    ///
+    /// # Panics
+    ///
+    /// If the lender has read a value already: replicas are chosen before.
+    ///
+    /// ```
+    /// use std::num::NonZeroU32;
+    /// use pando_lend_stream::{Lent, StreamLender};
+    /// use pando_pull_stream::{async_map, collect, count, pull};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let lender = StreamLender::new().with_replicas(NonZeroU32::new(3).unwrap());
+    /// let output = pull!(count::<()>(4), lender.clone(), collect::<Vec<_>>());
+    /// let worker = |lie: bool| {
+    ///     let sub = lender.lend_stream::<()>();
+    ///     pull!(
+    ///         sub.source,
+    ///         async_map(move |l: Lent<u64>| async move { Ok(l.map(|x| if lie { 0 } else { x * x })) }),
+    ///         sub.sink,
+    ///     )
+    /// };
+    /// let (results, a, b, c) = futures::join!(output, worker(false), worker(true), worker(false));
+    /// assert_eq!(results, Ok(vec![1, 4, 9, 16])); // the liar is outvoted
+    /// assert!(a.is_ok() && b.is_ok() && c.is_ok());
+    /// assert_eq!(lender.state().disagreements, 4);
+    /// # });
+    /// ```
+    pub fn with_replicas(self, k: std::num::NonZeroU32) -> Self
+    where
+        R: PartialEq,
+    {
+        self.with_replicas_by(k, R::eq)
+    }
+
+    /// [`with_replicas`](Self::with_replicas) with answers compared by
+    /// `same` (for example results equal up to a rounding error, or by a key).
+    ///
+    /// # Panics
+    ///
+    /// If the lender has read a value already: replicas are chosen before.
+    ///
+    /// ```
+    /// use std::num::NonZeroU32;
+    /// use pando_lend_stream::StreamLender;
+    /// let lender = StreamLender::<u64, f64, ()>::new()
+    ///     .with_replicas_by(NonZeroU32::new(3).unwrap(), |a, b| (a - b).abs() < 1e-9);
+    /// assert_eq!(lender.state().replicas, 3);
+    /// ```
+    pub fn with_replicas_by(self, k: std::num::NonZeroU32, same: fn(&R, &R) -> bool) -> Self {
+        self.shared.lock().core.set_replicas(k.get(), same);
+        self
+    }
+
     fn with_order(ordered: bool) -> Self {
         StreamLender {
             shared: Arc::new(Shared::new(Core::new(ordered))),

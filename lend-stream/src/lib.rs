@@ -19,7 +19,9 @@
 //! 1. **Unbounded**: any number of sub-streams.
 //! 2. **Dynamic**: [`StreamLender::lend_stream`] can be called at any time.
 //! 3. **Lazy**: the input is asked only for a sub-stream's ask.
-//! 4. **Conservative**: a value is lent to at most one live sub-stream at a time.
+//! 4. **Conservative**: a value is lent to at most one live sub-stream at a
+//!    time; with [`StreamLender::with_replicas`]`(k)`, to at most `k` live
+//!    sub-streams at a time, never twice to the same one.
 //! 5. **Fault-tolerant**: the values a sub-stream holds when it ends, fails
 //!    or is dropped are lent to the others.
 //! 6. **Ordered**: results come out in input order ([`StreamLender::unordered`] opts out).
@@ -50,6 +52,10 @@
 //!   [`LendError::Poisoned`] (with the last failure's reason) is the
 //!   output's last answer: the lender aborts its input first, reads nothing
 //!   more, and ends its sub-streams.
+//! * **Majority voting.** [`StreamLender::with_replicas`] lends each value
+//!   to `k` different sub-streams and accepts a result at `⌊k/2⌋+1` equal
+//!   answers (the seeds' future work, and BOINC's answer to wrong results);
+//!   see [`machine::replicas`] for the rules.
 //! * **Monitoring.** [`StreamLender::state`] gives a [`LenderState`] snapshot.
 //! * **Send.** Sub-streams can be driven by any task on any thread.
 //!
@@ -70,8 +76,9 @@
 //!   also drives what was added on top of the seeds: read-ahead bounds,
 //!   retry caps with both poison policies and the blame rule, rejections
 //!   and reclaims, `close`, `cut_off`, a sub-stream that stops polling its
-//!   ask, a panicking input, early ends of the output and `settled()`. A
-//!   fixed block of 17 600 executions runs in `cargo test`.
+//!   ask, a panicking input, early ends of the output, `settled()`, and
+//!   replicas with lying sub-streams (`--replicas K --faults lie`; the model
+//!   counts the votes). A fixed block of 19 400 executions runs in `cargo test`.
 //! * **Loom.** The locks behind the lender's shared state and its input
 //!   switch to loom's under `cfg(loom)`; the model in
 //!   `tests/loom.rs` runs sub-streams on loom threads:

@@ -23,6 +23,10 @@ use std::collections::{BTreeSet, VecDeque};
 
 use crate::{LenderState, Lent};
 
+pub mod replicas;
+
+use replicas::Votes;
+
 /// A sub-stream's number.
 ///
 /// ```
@@ -53,6 +57,9 @@ enum Slot<T, R> {
         solo: bool,
         /// The reason of the last failure (`None`: [`HOLDER_ENDED`], or no failure yet).
         reason: Option<Box<str>>,
+        /// With replicas (k > 1): the copies lent and the answers so far
+        /// (`holder` is then unused); `None` with one replica.
+        votes: Option<Box<Votes<R>>>,
     },
     /// Failed more than the retry cap allows, with the `Fail` policy (ordered mode).
     Poisoned { failures: u32, reason: Option<Box<str>> },
@@ -124,6 +131,10 @@ struct Sub {
     end_reason: Option<Box<str>>,
     source_open: bool,
     sink_open: bool,
+    /// With replicas: its answers that lost a vote.
+    disagreements: u64,
+    /// Where to count them too (the caller's per-worker statistics).
+    disagreement_counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// The live sub-streams, by id: ids in increasing order (a new sub-stream
@@ -345,6 +356,11 @@ pub struct Core<T, R> {
     /// A sub-stream ask is waiting because of the read-ahead bound: the next
     /// time room is made, the waiting asks are woken (and only then).
     read_ahead_waiting: bool,
+    /// Each value is computed by this many different sub-streams (1: the
+    /// seeds' lender, and none of the replica code runs).
+    replicas: u32,
+    /// How two results are compared for a vote (with replicas).
+    same: Option<fn(&R, &R) -> bool>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -360,6 +376,7 @@ struct Stats {
     reclaimed: u64,
     skipped: u64,
     first_skipped: Option<u64>,
+    disagreements: u64,
 }
 
 impl<T, R> Core<T, R> {
@@ -392,6 +409,8 @@ impl<T, R> Core<T, R> {
             stats: Stats::default(),
             read_ahead: None,
             read_ahead_waiting: false,
+            replicas: 1,
+            same: None,
         }
     }
 
@@ -484,6 +503,10 @@ impl<T, R> Core<T, R> {
                 ..Sub::default()
             },
         );
+        if self.replicas > 1 {
+            // Replicas may be waiting for one more sub-stream.
+            self.wake.waiting = true;
+        }
         k
     }
 
@@ -651,6 +674,12 @@ impl<T, R> Core<T, R> {
     /// assert!(core.on_sub_result(k, 0, 9).is_err()); // a second result
     /// ```
     pub fn on_sub_result(&mut self, k: SubId, id: u64, result: R) -> Result<(), Unexpected> {
+        if self.dropped_at_termination(k, id) {
+            return Ok(());
+        }
+        if self.replicas > 1 {
+            return self.replica_result(k, id, result);
+        }
         let Some(sub) = self.subs.get_mut(&k) else {
             return Err(Unexpected { sub: k, id });
         };
@@ -719,6 +748,9 @@ impl<T, R> Core<T, R> {
     /// RecoverFailedValues (Algorithm 12): the values `k` holds go back to be
     /// lent again, each charged a failure (its own if it was the only one).
     fn recover(&mut self, k: SubId) {
+        if self.replicas > 1 {
+            return self.replica_recover(k);
+        }
         let Some(sub) = self.subs.get_mut(&k) else { return };
         let lent = std::mem::take(&mut sub.lent);
         if lent.is_empty() {
@@ -804,6 +836,19 @@ impl<T, R> Core<T, R> {
         false
     }
 
+    /// Whether an answer of sub-stream `k` about value `id` comes after the
+    /// output ended (aborted, failed or poisoned) dropped every value read:
+    /// the sub-stream may have held `id` then, so the answer is dropped
+    /// (counted in `late_results_dropped`), not blamed on it. Ids never read are
+    /// still unexpected.
+    fn dropped_at_termination(&mut self, k: SubId, id: u64) -> bool {
+        let dropped = self.terminated && id < self.base && self.subs.get(&k).is_some();
+        if dropped {
+            self.stats.late_dropped += 1;
+        }
+        dropped
+    }
+
     /// Takes value `id` out of sub-stream `k`'s hands, if it holds it;
     /// returns how many values it still holds.
     fn take_back(&mut self, k: SubId, id: u64) -> Result<usize, Unexpected> {
@@ -843,6 +888,12 @@ impl<T, R> Core<T, R> {
     /// assert_eq!(core.sub_ask(k), SubAsk::Lend(Lent::new(0, 3))); // lent again
     /// ```
     pub fn on_sub_reject(&mut self, k: SubId, id: u64, reason: String) -> Result<(), Unexpected> {
+        if self.dropped_at_termination(k, id) {
+            return Ok(());
+        }
+        if self.replicas > 1 {
+            return self.replica_take_back(k, id, reason, false);
+        }
         match self.take_back(k, id) {
             Ok(left) => {
                 self.stats.rejected += 1;
@@ -854,6 +905,10 @@ impl<T, R> Core<T, R> {
             }
             Err(e) => {
                 if self.subs.get_mut(&k).is_some_and(|s| s.recovered.remove(&id)) {
+                    if self.failed.contains(&id) || self.solo.contains(&id) {
+                        // `k` may take it again: its asks decide again.
+                        self.wake.waiting = true;
+                    }
                     Ok(())
                 } else {
                     self.stats.unexpected += 1;
@@ -884,6 +939,12 @@ impl<T, R> Core<T, R> {
     /// assert_eq!(core.poll_output(), OutputStep::Value(9));
     /// ```
     pub fn on_sub_reclaim(&mut self, k: SubId, id: u64, reason: String) -> Result<(), Unexpected> {
+        if self.dropped_at_termination(k, id) {
+            return Ok(());
+        }
+        if self.replicas > 1 {
+            return self.replica_take_back(k, id, reason, true);
+        }
         match self.take_back(k, id) {
             Ok(left) => {
                 if let Some(sub) = self.subs.get_mut(&k) {
@@ -1151,11 +1212,14 @@ impl<T, R> Core<T, R> {
         LenderState {
             read: self.next_id(),
             lent: self.stats.lent,
-            in_flight: self
-                .slots
-                .iter()
-                .filter(|s| matches!(s, Slot::Lent { holder: Some(_), .. }))
-                .count() as u64,
+            in_flight: if self.replicas > 1 {
+                self.replica_in_flight()
+            } else {
+                self.slots
+                    .iter()
+                    .filter(|s| matches!(s, Slot::Lent { holder: Some(_), .. }))
+                    .count() as u64
+            },
             waiting_to_be_relent: (self.failed.len() + self.solo.len()) as u64,
             relent: self.stats.relent,
             output: self.stats.output,
@@ -1169,6 +1233,13 @@ impl<T, R> Core<T, R> {
             skipped: self.stats.skipped,
             first_skipped: self.stats.first_skipped,
             input_ended: self.input.is_some(),
+            replicas: self.replicas,
+            replicas_waiting: if self.replicas > 1 {
+                self.replicas_waiting()
+            } else {
+                0
+            },
+            disagreements: self.stats.disagreements,
         }
     }
 
@@ -1227,6 +1298,21 @@ impl<T: Clone, R> Core<T, R> {
         }
     }
 
+    /// The oldest value waiting to be re-lent (solo or not) that sub-stream
+    /// `k` may take: not one taken back from `k` without an answer, which
+    /// `k` may still answer (a value reclaimed after a timeout is never lent
+    /// back to the worker that still holds it: its session would see the
+    /// same value twice).
+    fn first_not_owed(&self, k: SubId, solo: bool) -> Option<u64> {
+        let queue = if solo { &self.solo } else { &self.failed };
+        match self.subs.get(&k) {
+            Some(sub) if !sub.recovered.is_empty() => {
+                queue.iter().copied().find(|id| !sub.recovered.contains(id))
+            }
+            _ => queue.first().copied(),
+        }
+    }
+
     /// `upon Sk O:ask⟨m⟩` (Algorithm 11, lines 34-50).
     ///
     /// ```
@@ -1245,17 +1331,21 @@ impl<T: Clone, R> Core<T, R> {
         if !self.source_alive(k) {
             return SubAsk::Done;
         }
+        if self.replicas > 1 {
+            return self.replica_ask(k);
+        }
         if self.solo_active > 0 {
             if self.solo_blocks(k) {
                 return SubAsk::Wait;
             }
-            if let Some(&id) = self.solo.first() {
+            if let Some(id) = self.first_not_owed(k, true) {
                 self.unqueue_solo(id);
                 return SubAsk::Lend(self.lend(k, id, true));
             }
         }
         if !self.failed.is_empty() {
-            if let Some(id) = self.failed.pop_first() {
+            if let Some(id) = self.first_not_owed(k, false) {
+                self.failed.remove(&id);
                 return SubAsk::Lend(self.lend(k, id, true));
             }
         }
@@ -1300,6 +1390,9 @@ impl<T: Clone, R> Core<T, R> {
         if self.terminated {
             return SubAsk::Done;
         }
+        if self.replicas > 1 {
+            return self.replica_input_value(k, value);
+        }
         let id = self.next_id();
         self.pending += 1;
         let blocked = self.cut || (self.solo_active > 0 && self.solo_blocks(k));
@@ -1318,6 +1411,7 @@ impl<T: Clone, R> Core<T, R> {
                 failures: 0,
                 solo: false,
                 reason: None,
+                votes: None,
             });
             return SubAsk::Lend(lent);
         }
@@ -1327,6 +1421,7 @@ impl<T: Clone, R> Core<T, R> {
             failures: 0,
             solo: false,
             reason: None,
+            votes: None,
         });
         let alive = self.source_alive(k);
         self.failed.insert(id);
@@ -1499,6 +1594,24 @@ mod tests {
     }
 
     #[test]
+    fn answers_after_the_output_ended_are_dropped_not_blamed() {
+        let mut c = Core::<u32, u32>::new(true);
+        let (a, b) = (c.lend_stream(), c.lend_stream());
+        c.on_input_value(a, 10);
+        c.on_input_value(b, 20);
+        c.on_input_value(a, 30);
+        c.terminate_output();
+        // Each held a value when the output ended: their answers are late, not wrong.
+        assert_eq!(c.on_sub_result(a, 0, 11), Ok(()));
+        assert_eq!(c.on_sub_reject(b, 1, "boom".into()), Ok(()));
+        assert_eq!(c.on_sub_reclaim(a, 2, "timed out".into()), Ok(()));
+        assert_eq!(c.state().late_results_dropped, 3);
+        // A value never read is still a broken contract.
+        assert_eq!(c.on_sub_result(a, 3, 0), Err(Unexpected { sub: a, id: 3 }));
+        assert_eq!(c.poll_output(), OutputStep::Done);
+    }
+
+    #[test]
     fn a_rejection_for_a_value_not_held_is_unexpected() {
         let mut c = Core::<u32, u32>::new(true);
         let a = c.lend_stream();
@@ -1655,6 +1768,43 @@ mod tests {
         assert_eq!(c.remembered(), 0);
     }
 
+    /// Hostile review: a value reclaimed by the map's backstop and lent back
+    /// to the worker that still held it made that worker's session see the
+    /// same value twice (`DuplicateValue`), and the worker was dropped. A
+    /// reclaimed value now goes to another sub-stream; its holder gets it
+    /// again only once it answered it (or rejected it).
+    #[test]
+    fn a_reclaimed_value_is_never_lent_back_to_the_sub_stream_that_may_still_answer_it() {
+        let mut c = Core::<u32, u32>::new(true);
+        let a = c.lend_stream();
+        lent(c.on_input_value(a, 1));
+        c.on_sub_reclaim(a, 0, "timed out".into()).unwrap();
+        assert_eq!(
+            c.sub_ask(a),
+            SubAsk::ReadInput,
+            "not value #0 again: a may still answer it"
+        );
+        lent(c.on_input_value(a, 2));
+        c.on_input_end(InputEnd::Done);
+        assert_eq!(c.sub_ask(a), SubAsk::Wait);
+        c.take_wake();
+        // a rejects it late: it holds it no more, and may take it again.
+        c.on_sub_reject(a, 0, "failed late".into()).unwrap();
+        assert!(c.take_wake().waiting, "a's waiting ask decides again");
+        assert_eq!(c.sub_ask(a), SubAsk::Lend(Lent::new(0, 1)));
+        c.on_sub_result(a, 0, 10).unwrap();
+        c.on_sub_result(a, 1, 20).unwrap();
+        assert_eq!(drain(&mut c).0, vec![10, 20]);
+        // Another sub-stream takes it at once; a's late answer still counts.
+        let mut c = Core::<u32, u32>::new(true);
+        let (a, b) = (c.lend_stream(), c.lend_stream());
+        lent(c.on_input_value(a, 1));
+        c.on_sub_reclaim(a, 0, "timed out".into()).unwrap();
+        assert_eq!(c.sub_ask(b), SubAsk::Lend(Lent::new(0, 1)));
+        c.on_sub_result(a, 0, 10).unwrap();
+        assert_eq!(c.poll_output(), OutputStep::Value(10));
+    }
+
     #[test]
     fn a_late_rejection_of_a_reclaimed_value_forgets_it() {
         let mut c = Core::<u32, u32>::new(true);
@@ -1679,11 +1829,11 @@ mod tests {
     fn a_reclaim_is_a_failure_of_the_value_with_its_reason() {
         let mut c = Core::<u32, u32>::new(true);
         c.set_max_retries(Some((1, PoisonPolicy::Fail)));
-        let a = c.lend_stream();
+        let (a, b) = (c.lend_stream(), c.lend_stream());
         lent(c.on_input_value(a, 1));
         c.on_sub_reclaim(a, 0, "timed out after 1s".into()).unwrap();
-        assert_eq!(c.sub_ask(a), SubAsk::Lend(Lent::new(0, 1)));
-        c.on_sub_reclaim(a, 0, "timed out after 2s".into()).unwrap();
+        assert_eq!(c.sub_ask(b), SubAsk::Lend(Lent::new(0, 1)));
+        c.on_sub_reclaim(b, 0, "timed out after 2s".into()).unwrap();
         assert_eq!(c.poll_output(), OutputStep::AbortInput);
         assert_eq!(
             c.poll_output(),

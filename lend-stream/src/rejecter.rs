@@ -101,6 +101,26 @@ impl<T, R, E> Rejecter<T, R, E> {
     pub fn set_end_reason(&self, reason: impl Into<String>) {
         self.shared.lock().core.set_end_reason(self.k, reason.into());
     }
+
+    /// With replicas ([`StreamLender::with_replicas`](crate::StreamLender::with_replicas)),
+    /// counts in `counter` this sub-stream's answers that lose a vote (a
+    /// majority of other sub-streams answered differently); the counter
+    /// outlives the sub-stream (for example a worker's statistics).
+    ///
+    /// ```
+    /// use std::num::NonZeroU32;
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use pando_lend_stream::StreamLender;
+    /// let lender = StreamLender::<u64, u64, ()>::new().with_replicas(NonZeroU32::new(3).unwrap());
+    /// let sub = lender.lend_stream::<()>();
+    /// let counter = Arc::new(AtomicU64::new(0));
+    /// sub.source.rejecter().count_disagreements(counter.clone());
+    /// assert_eq!(counter.load(Ordering::Relaxed), 0);
+    /// ```
+    pub fn count_disagreements(&self, counter: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        self.shared.lock().core.count_disagreements(self.k, counter);
+    }
 }
 
 impl<T, R, E> Clone for Rejecter<T, R, E> {

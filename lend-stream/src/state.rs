@@ -48,4 +48,15 @@ pub struct LenderState {
     pub skipped: u64,
     /// The id of the first value skipped, if any (to name it).
     pub first_skipped: Option<u64>,
+    /// How many sub-streams compute each value (1: no replicas; see
+    /// [`StreamLender::with_replicas`](crate::StreamLender::with_replicas)).
+    pub replicas: u32,
+    /// Copies of values (replicas) that wait because no live sub-stream may
+    /// take them: each holds or has computed the value already. With fewer
+    /// sub-streams than replicas, this is how the wait shows.
+    pub replicas_waiting: u64,
+    /// Answers that lost a vote: results different from the majority's,
+    /// counted when the majority is reached (answers that come after it are
+    /// dropped uncompared).
+    pub disagreements: u64,
 }

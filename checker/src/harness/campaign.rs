@@ -46,6 +46,8 @@ pub struct Campaign {
     pub poison: Option<Poison>,
     /// A fixed set of faults.
     pub faults: Option<Faults>,
+    /// A fixed number of replicas.
+    pub replicas: Option<u32>,
     /// A step bound other than the default.
     pub step_bound: Option<u64>,
     /// The number of threads running executions (each execution is
@@ -75,6 +77,7 @@ impl Campaign {
             max_retries: None,
             poison: None,
             faults: None,
+            replicas: None,
             step_bound: None,
             jobs: 1,
             keep: 10,
@@ -131,6 +134,9 @@ impl Campaign {
         if let Some(faults) = self.faults {
             c.faults = faults;
         }
+        // Replicas last: they need as many sub-streams at once.
+        let k = self.replicas.unwrap_or(c.replicas);
+        c = c.replicas(k);
         if let Some(b) = self.step_bound {
             c.step_bound = b;
         }

@@ -210,6 +210,26 @@ enum Note {
     StallDropped(usize, u64),
     StallTimeout(usize, u64),
     EarlyEnd,
+    Lie(usize, u64, u64),
+}
+
+/// The model of one value's vote, with replicas (the lender's own rules,
+/// seen from outside): the copies it still wants, the answers so far, and
+/// the result decided.
+#[derive(Clone, Debug, Default)]
+struct Ballot {
+    /// Copies still to lend; `None` until the value is first lent (then `k`).
+    want: Option<u32>,
+    /// The answers: a result and the sub-streams (by number) that gave it.
+    groups: Vec<(u64, Vec<usize>)>,
+    /// The result decided by a majority.
+    decided: Option<u64>,
+}
+
+impl Ballot {
+    fn voted(&self, n: usize) -> bool {
+        self.groups.iter().any(|(_, v)| v.contains(&n))
+    }
 }
 
 impl fmt::Display for Note {
@@ -242,6 +262,7 @@ impl fmt::Display for Note {
             }
             Note::StallTimeout(n, i) => write!(f, "S{n}'s stalled ask ⟨{i}⟩ times out: dropped"),
             Note::EarlyEnd => f.write_str("the test sink ends the output early"),
+            Note::Lie(n, id, r) => write!(f, "S{n} lies: it answers {r} for value #{id}"),
         }
     }
 }
@@ -272,6 +293,8 @@ struct Sub<M: SubStreamModule> {
     stalled: Vec<(u64, M::Ask)>,
     /// The step at which it stalled.
     stalled_at: u64,
+    /// The results it answered and the module has not taken yet, by id.
+    said: Vec<(u64, u64)>,
 }
 
 impl<M: SubStreamModule> Sub<M> {
@@ -430,6 +453,8 @@ struct Exec<M: SubStreamModule> {
     culprit: Vec<bool>,
     /// The values whose result the module accepted.
     has_result: Vec<bool>,
+    /// With replicas: the model of each value's vote.
+    ballots: Vec<Ballot>,
     /// The largest value output (ordered mode).
     last_out: u64,
     close: Option<(M::CloseFuture, Task)>,
@@ -525,6 +550,7 @@ impl<M: SubStreamModule> Exec<M> {
             fails: Vec::new(),
             culprit: Vec::new(),
             has_result: Vec::new(),
+            ballots: Vec::new(),
             last_out: 0,
             close: None,
             settled: None,
@@ -775,7 +801,8 @@ impl<M: SubStreamModule> Exec<M> {
     fn create_sub_stream(&mut self) {
         self.created += 1;
         let n = self.created;
-        let correct = n == self.cfg.max_sub_streams;
+        // The last sub-streams are correct, one per replica.
+        let correct = n + self.cfg.replicas as usize > self.cfg.max_sub_streams;
         let max_asks = if self.rng.percent(50) {
             1
         } else {
@@ -814,6 +841,7 @@ impl<M: SubStreamModule> Exec<M> {
             rejected: Vec::new(),
             stalled: Vec::new(),
             stalled_at: 0,
+            said: Vec::new(),
         });
     }
 
@@ -884,6 +912,12 @@ impl<M: SubStreamModule> Exec<M> {
         } else {
             0
         };
+        let lie = (action == SubAction::Value
+            && self.voting()
+            && self.cfg.faults.contains(Fault::Lie)
+            && !self.subs[i].correct
+            && self.rng.percent(30))
+        .then(|| 1 + self.rng.below(2) as u64);
         let sub = &mut self.subs[i];
         match action {
             SubAction::Ask => {
@@ -954,7 +988,15 @@ impl<M: SubStreamModule> Exec<M> {
             SubAction::Value => {
                 let (id, value) = sub.values.pop_front().expect("a value held");
                 sub.answered.push(id);
-                lock_state(&sub.results).answer(Answer::Value(M::result(id, work(value))), Some(id), None);
+                // A lie is another result of the same value: 3v+2 (shared
+                // by every liar) or 3v+3 (the other one).
+                let result = work(value) + lie.unwrap_or(0);
+                sub.said.push((id, result));
+                lock_state(&sub.results).answer(Answer::Value(M::result(id, result)), Some(id), None);
+                if lie.is_some() {
+                    let n = sub.n;
+                    self.note(Note::Lie(n, id, result));
+                }
             }
             SubAction::Done | SubAction::Error | SubAction::EarlyDone | SubAction::EarlyError => {
                 let error = matches!(action, SubAction::Error | SubAction::EarlyError);
@@ -1172,8 +1214,61 @@ impl<M: SubStreamModule> Exec<M> {
             self.fails.resize(i + 1, 0);
             self.culprit.resize(i + 1, false);
             self.has_result.resize(i + 1, false);
+            self.ballots.resize(i + 1, Ballot::default());
         }
         i
+    }
+
+    /// Whether the module votes (replicas).
+    fn voting(&self) -> bool {
+        self.cfg.replicas > 1
+    }
+
+    /// The answers needed for a majority.
+    fn quorum(&self) -> usize {
+        self.cfg.replicas as usize / 2 + 1
+    }
+
+    /// How many live sub-streams hold value `id` (lent, not answered, not
+    /// taken back).
+    fn holders(&self, id: u64) -> usize {
+        self.subs.iter().filter(|s| s.holds.contains(&id)).count()
+    }
+
+    /// Value `id` has a result or was poisoned: the copies still out are late.
+    fn release(&mut self, id: u64) {
+        for s in &mut self.subs {
+            s.holds.remove(&id);
+        }
+    }
+
+    /// Sub-stream `n`'s answer `result` counts as a vote on value `id`.
+    fn vote(&mut self, id: u64, n: usize, result: u64) {
+        let quorum = self.quorum();
+        let i = self.grow(id);
+        let ballot = &mut self.ballots[i];
+        let size = match ballot.groups.iter_mut().find(|(r, _)| *r == result) {
+            Some((_, voters)) => {
+                voters.push(n);
+                voters.len()
+            }
+            None => {
+                ballot.groups.push((result, vec![n]));
+                1
+            }
+        };
+        if size >= quorum {
+            ballot.decided = Some(result);
+            self.has_result[i] = true;
+            self.release(id);
+            return;
+        }
+        let largest = ballot.groups.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
+        if ballot.want == Some(0) && self.holders(id) == 0 {
+            // Every copy answered, no majority: a failure of the value's own,
+            // and the missing votes are wanted.
+            self.own_failure_wanting(id, (quorum - largest) as u32);
+        }
     }
 
     fn is_culprit(&self, id: u64) -> bool {
@@ -1193,6 +1288,11 @@ impl<M: SubStreamModule> Exec<M> {
     /// A failure of value `id` that is its own (a rejection, a reclaim, or
     /// its holder ending while it held only this value).
     fn own_failure(&mut self, id: u64) {
+        self.own_failure_wanting(id, 1);
+    }
+
+    /// An own failure of value `id`, which then wants `more` copies (with replicas).
+    fn own_failure_wanting(&mut self, id: u64, more: u32) {
         if self.stopped() {
             return;
         }
@@ -1200,6 +1300,15 @@ impl<M: SubStreamModule> Exec<M> {
         self.fails[i] += 1;
         if self.cfg.max_retries.is_some_and(|max| self.fails[i] > max) {
             self.culprit[i] = true;
+        }
+        if self.voting() {
+            if self.culprit[i] {
+                self.release(id);
+            } else {
+                let k = self.cfg.replicas;
+                let want = self.ballots[i].want.get_or_insert(k);
+                *want += more;
+            }
         }
     }
 
@@ -1220,6 +1329,10 @@ impl<M: SubStreamModule> Exec<M> {
                 Some(max) => (self.fails[i] + 1).min(max.max(self.fails[i])),
                 None => self.fails[i] + 1,
             };
+            if self.voting() {
+                let k = self.cfg.replicas;
+                *self.ballots[i].want.get_or_insert(k) += 1;
+            }
         }
     }
 
@@ -1231,6 +1344,26 @@ impl<M: SubStreamModule> Exec<M> {
         };
         for d in log {
             match d {
+                Delivered::Value(id) if self.voting() => {
+                    let sub = &mut self.subs[i];
+                    let n = sub.n;
+                    // A result it said, or a bogus one lent again: the right one.
+                    let result = match sub.said.iter().position(|&(s, _)| s == id) {
+                        Some(p) => sub.said.remove(p).1,
+                        None => work(id + 1),
+                    };
+                    if sub.holds.remove(&id) {
+                        self.vote(id, n, result);
+                    } else if !self.result_of(id)
+                        && !self.is_culprit(id)
+                        && !self.terminated
+                        && !self.poison_ended
+                        && !self.ballots.get(id as usize).is_some_and(|b| b.voted(n))
+                    {
+                        // Late, and a vote.
+                        self.vote(id, n, result);
+                    }
+                }
                 Delivered::Value(id) => {
                     if self.subs[i].holds.remove(&id) {
                         let k = self.grow(id);
@@ -1279,7 +1412,13 @@ impl<M: SubStreamModule> Exec<M> {
         match answer {
             Answer::Value(result) => {
                 let position = self.outputs.len() + 1;
-                let Some(value) = unwork(result).filter(|&v| v >= 1 && v <= self.sourced) else {
+                let of = if self.voting() {
+                    // A lie is a result of its value too: 3v+1 to 3v+3.
+                    (result >= 4).then(|| (result - 1) / 3)
+                } else {
+                    unwork(result)
+                };
+                let Some(value) = of.filter(|&v| v >= 1 && v <= self.sourced) else {
                     return fail(
                         Property::ExactlyOnce,
                         format!("output #{position} is {result}, the result of no value read from the input"),
@@ -1287,6 +1426,22 @@ impl<M: SubStreamModule> Exec<M> {
                 };
                 let v = value as usize;
                 let id = value - 1;
+                if self.voting() {
+                    let ballot = self.ballots.get(id as usize).cloned().unwrap_or_default();
+                    if ballot.decided != Some(result) {
+                        return fail(
+                            Property::Majority,
+                            format!(
+                                "output #{position} is {result} for value {value} (id {id}), but the votes {}: {:?}",
+                                match ballot.decided {
+                                    Some(d) => format!("decided {d}"),
+                                    None => "decided nothing yet".to_string(),
+                                },
+                                ballot.groups
+                            ),
+                        );
+                    }
+                }
                 if self.seen.len() <= v {
                     self.seen.resize(v + 1, false);
                 }
@@ -1462,7 +1617,16 @@ impl<M: SubStreamModule> Exec<M> {
                         ),
                     );
                 }
-                if let Some(other) = self.subs.iter().find(|s| s.holds.contains(&id)) {
+                if self.voting() {
+                    self.check_copy(i, id)?;
+                } else if self.subs[i].works_on(id) && !self.subs[i].holds.contains(&id) {
+                    return fail(
+                        Property::Conservative,
+                        format!(
+                            "value #{id} was lent back to S{n}, which was taken it back unanswered and may still answer it"
+                        ),
+                    );
+                } else if let Some(other) = self.subs.iter().find(|s| s.holds.contains(&id)) {
                     return fail(
                         Property::Conservative,
                         if other.n == n {
@@ -1499,6 +1663,41 @@ impl<M: SubStreamModule> Exec<M> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// With replicas, a copy of value `id` is lent to sub-stream `i`: not one
+    /// that holds it, may still answer it, or answered it; at most `k` held at
+    /// once; no more copies than wanted.
+    fn check_copy(&mut self, i: usize, id: u64) -> Result<(), Failure> {
+        let k = self.cfg.replicas;
+        let sub = &self.subs[i];
+        let n = sub.n;
+        let j = self.grow(id);
+        let ballot = &self.ballots[j];
+        let why = if self.subs[i].holds.contains(&id) {
+            Some(format!("value #{id} was lent to S{n}, which already holds it"))
+        } else if self.subs[i].works_on(id) {
+            Some(format!("value #{id} was lent to S{n}, which may still answer it"))
+        } else if ballot.voted(n) {
+            Some(format!("value #{id} was lent to S{n}, which computed it already"))
+        } else if self.holders(id) >= k as usize {
+            Some(format!(
+                "value #{id} was lent to S{n} while {k} sub-streams hold it"
+            ))
+        } else if ballot.want == Some(0) {
+            Some(format!(
+                "value #{id} was lent to S{n}: more copies than its {k} replicas, failures and votes call for ({:?})",
+                ballot.groups
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return fail(Property::Conservative, why);
+        }
+        let want = self.ballots[j].want.get_or_insert(k);
+        *want -= 1;
         Ok(())
     }
 

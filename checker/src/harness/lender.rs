@@ -44,6 +44,9 @@ impl SubStreamModule for L {
             };
             lender = lender.with_max_retries(max, policy);
         }
+        if let Some(k) = std::num::NonZeroU32::new(settings.replicas).filter(|k| k.get() > 1) {
+            lender = lender.with_replicas(k);
+        }
         lender
     }
 

@@ -192,6 +192,8 @@ pub struct Settings {
     pub max_retries: Option<u32>,
     /// What happens beyond the cap.
     pub poison: Poison,
+    /// How many sub-streams compute each value (majority voting); 1: none.
+    pub replicas: u32,
 }
 
 /// A fault or feature the harness may drive in an execution, beyond the
@@ -220,11 +222,15 @@ pub enum Fault {
     EarlyEnd,
     /// `settled()` is awaited from a random time on, and must resolve.
     Settled,
+    /// With replicas, sub-streams that are not correct sometimes answer a
+    /// wrong result (a lie shared by every liar, or one of their own), which
+    /// the majority must outvote.
+    Lie,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 9] = [
         Fault::Reject,
         Fault::Reclaim,
         Fault::Close,
@@ -233,6 +239,7 @@ impl Fault {
         Fault::Panic,
         Fault::EarlyEnd,
         Fault::Settled,
+        Fault::Lie,
     ];
 
     /// The name used on the command line.
@@ -250,6 +257,7 @@ impl Fault {
             Fault::Panic => "panic",
             Fault::EarlyEnd => "early-end",
             Fault::Settled => "settled",
+            Fault::Lie => "lie",
         }
     }
 }
@@ -453,6 +461,10 @@ pub struct Config {
     pub max_retries: Option<u32>,
     /// What happens to a value beyond the retry cap.
     pub poison: Poison,
+    /// How many sub-streams compute each value (majority voting); 1: none.
+    /// The last `replicas` sub-streams created are correct, and the
+    /// parallelism is at least `replicas`.
+    pub replicas: u32,
     /// The faults and features driven beyond the original tester.
     pub faults: Faults,
     /// The maximum number of steps before the execution is reported as
@@ -481,6 +493,7 @@ impl Config {
             read_ahead: None,
             max_retries: None,
             poison: Poison::Fail,
+            replicas: 1,
             faults: Faults::NONE,
             step_bound: 100_000,
             trace: false,
@@ -522,6 +535,14 @@ impl Config {
             .into_iter()
             .filter(|_| rng.percent(50))
             .fold(Faults::NONE, Faults::with);
+        // Replicas from a stream of their own: the parameters above are
+        // those of the seed before replicas existed.
+        let mut votes = crate::rng::SplitMix64::new(seed ^ 0x2E91_1CA5_0F7E_5EED);
+        let replicas = match votes.below(4) {
+            0 | 1 => 1,
+            2 => 2,
+            _ => 3,
+        };
         Config {
             count,
             parallelism,
@@ -533,6 +554,21 @@ impl Config {
             faults,
             ..Config::new(seed)
         }
+        .replicas(replicas)
+    }
+
+    /// Sets the number of replicas (at least 1); the parallelism and the
+    /// maximum number of sub-streams grow to at least that many.
+    ///
+    /// ```
+    /// let c = pando_checker::Config::new(0).parallelism(1).replicas(3);
+    /// assert_eq!((c.replicas, c.parallelism, c.max_sub_streams), (3, 3, 5));
+    /// ```
+    pub fn replicas(mut self, k: u32) -> Self {
+        self.replicas = k.max(1);
+        self.parallelism = self.parallelism.max(self.replicas as usize);
+        self.max_sub_streams = self.max_sub_streams.max(self.replicas as usize);
+        self
     }
 
     /// Sets the number of values.
@@ -617,6 +653,7 @@ impl Config {
             read_ahead: self.read_ahead,
             max_retries: self.max_retries,
             poison: self.poison,
+            replicas: self.replicas,
         }
     }
 
@@ -680,6 +717,9 @@ impl Config {
             Some(m) => cmd.push_str(&format!(" --max-retries {m} --poison {}", self.poison.name())),
             None => cmd.push_str(" --max-retries none"),
         }
+        if self.replicas > 1 {
+            cmd.push_str(&format!(" --replicas {}", self.replicas));
+        }
         cmd.push_str(&format!(" --faults {}", self.faults));
         if self.step_bound != Config::new(0).step_bound {
             cmd.push_str(&format!(" --step-bound {}", self.step_bound));
@@ -711,8 +751,16 @@ pub enum Property {
     /// The input is asked only for a sub-stream's ask: input asks never
     /// outnumber sub-stream asks.
     Lazy,
-    /// A value is lent to at most one live sub-stream at a time.
+    /// A value is lent to at most one live sub-stream at a time, and never back to one
+    /// that was taken it back unanswered and may still answer it; with `k`
+    /// replicas, to at most `k` at a time, never twice to one sub-stream
+    /// (one that holds it, answered it, or may still answer it), and no
+    /// more copies than its replicas, failures and votes call for.
     Conservative,
+    /// With replicas: a result is output only once `⌊k/2⌋+1` sub-streams
+    /// answered it equal (the model counts the votes as the lender sees
+    /// them), and it is that result.
+    Majority,
     /// The sub-streams' ends and answers are as documented (lent values,
     /// termination confirmations, the outcome of the sink futures).
     SubStreams,
@@ -744,6 +792,7 @@ impl fmt::Display for Property {
             Property::OutputTerminated => "output terminated",
             Property::Lazy => "lazy",
             Property::Conservative => "conservative",
+            Property::Majority => "majority",
             Property::SubStreams => "sub-streams",
             Property::Progress => "progress",
             Property::WakeUps => "wake-ups",
@@ -820,7 +869,7 @@ impl fmt::Display for Execution {
         let c = &self.config;
         write!(
             f,
-            "seed {} (count {}, parallelism {}, max sub-streams {}, {}, scenario {}, read-ahead {}, retries {}, faults {}): ",
+            "seed {} (count {}, parallelism {}, max sub-streams {}, {}, scenario {}, read-ahead {}, retries {}, replicas {}, faults {}): ",
             c.seed,
             c.count,
             c.parallelism,
@@ -830,6 +879,7 @@ impl fmt::Display for Execution {
             c.read_ahead.map_or("none".to_string(), |b| b.to_string()),
             c.max_retries
                 .map_or("none".to_string(), |m| format!("{m} then {}", c.poison.name())),
+            c.replicas,
             c.faults,
         )?;
         match &self.failure {

@@ -8,6 +8,11 @@
 //! | in-process | [`memory::MemoryListener`] | [`memory::MemoryConnector`] | channel messages |
 //! | WebSocket (default) | [`ws::WsListener`] | [`ws::WsConnector`] | binary messages |
 //! | TCP | [`tcp::TcpListener`] | [`tcp::TcpConnector`] | length-delimited |
+//!
+//! The WebSocket and TCP transports run over any network: their listeners
+//! take a [`StreamListener`] and their connectors a [`Dialer`], tokio's TCP
+//! by default. A simulated network (turmoil's, in the tests) plugs in there,
+//! under the same framing and the same WebSocket library.
 
 use std::fmt;
 use std::future::Future;
@@ -101,16 +106,13 @@ pub enum TransportError {
 /// Binds a TCP listener on `addr`, and returns it with the address it got
 /// (shared by the WebSocket and TCP transports).
 #[cfg(any(feature = "ws", feature = "tcp"))]
-pub(crate) async fn bind_tcp(
-    addr: &str,
-) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), TransportError> {
-    let io = |source| TransportError::Io {
-        context: format!("cannot listen on {addr}"),
-        source,
-    };
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(io)?;
-    let local = listener.local_addr().map_err(io)?;
-    Ok((listener, local))
+pub(crate) async fn bind_tcp(addr: &str) -> Result<tokio::net::TcpListener, TransportError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| TransportError::Io {
+            context: format!("cannot listen on {addr}"),
+            source,
+        })
 }
 
 /// A connection just accepted, before the transport's own handshake (the
@@ -261,19 +263,108 @@ where
     }
 }
 
-/// Accepts a TCP connection (shared by the WebSocket and TCP transports),
-/// with Nagle's algorithm off; the peer's address.
+/// Accepts byte streams: the network under the WebSocket and TCP
+/// transports' listeners ([`ws::WsListener`], [`tcp::TcpListener`]).
+/// `tokio::net::TcpListener` is the default; another network (a simulated
+/// one, such as turmoil's) plugs in by implementing it.
+///
+/// ```
+/// use pando_distributed_map::transport::StreamListener;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let mut tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let addr = StreamListener::local_addr(&tcp).unwrap();
+/// let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+/// let (_stream, peer) = StreamListener::accept(&mut tcp).await.unwrap();
+/// assert!(peer.starts_with("127.0.0.1:"));
+/// # }
+/// ```
 #[cfg(any(feature = "ws", feature = "tcp"))]
-pub(crate) async fn accept_tcp(
-    listener: &tokio::net::TcpListener,
-    url: &str,
-) -> Result<(tokio::net::TcpStream, String), TransportError> {
-    let (tcp, addr) = listener.accept().await.map_err(|source| TransportError::Io {
-        context: format!("accepting on {url}"),
-        source,
-    })?;
-    let _ = tcp.set_nodelay(true);
-    Ok((tcp, addr.to_string()))
+#[async_trait]
+pub trait StreamListener: Send + 'static {
+    /// The byte stream of a connection.
+    type Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+
+    /// Waits for the next connection; the stream and the peer's address.
+    async fn accept(&mut self) -> std::io::Result<(Self::Stream, String)>;
+
+    /// The address this listener is bound to (for the listener's URL).
+    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr>;
+}
+
+/// Accepts with Nagle's algorithm off.
+#[cfg(any(feature = "ws", feature = "tcp"))]
+#[async_trait]
+impl StreamListener for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+
+    async fn accept(&mut self) -> std::io::Result<(tokio::net::TcpStream, String)> {
+        let (tcp, addr) = tokio::net::TcpListener::accept(self).await?;
+        let _ = tcp.set_nodelay(true);
+        Ok((tcp, addr.to_string()))
+    }
+
+    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        tokio::net::TcpListener::local_addr(self)
+    }
+}
+
+/// Opens byte streams to `HOST:PORT` addresses: the network under the
+/// WebSocket and TCP transports' connectors ([`ws::WsConnector`],
+/// [`tcp::TcpConnector`]). [`TcpDialer`] (tokio's TCP) is the default;
+/// another network (a simulated one, such as turmoil's) plugs in by
+/// implementing it.
+///
+/// ```
+/// use pando_distributed_map::transport::{Dialer, TcpDialer};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let addr = listener.local_addr().unwrap().to_string();
+/// let _stream = TcpDialer::new(true).dial(&addr).await.unwrap();
+/// # }
+/// ```
+#[cfg(any(feature = "ws", feature = "tcp"))]
+#[async_trait]
+pub trait Dialer: Send + Sync + 'static {
+    /// The byte stream of a connection.
+    type Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+
+    /// Opens a connection to `addr` (`HOST:PORT`).
+    async fn dial(&self, addr: &str) -> std::io::Result<Self::Stream>;
+}
+
+/// The default [`Dialer`]: tokio's TCP.
+///
+/// ```
+/// let _dialer = pando_distributed_map::transport::TcpDialer::new(true);
+/// ```
+#[cfg(any(feature = "ws", feature = "tcp"))]
+#[derive(Clone, Copy, Debug)]
+pub struct TcpDialer {
+    nodelay: bool,
+}
+
+#[cfg(any(feature = "ws", feature = "tcp"))]
+impl TcpDialer {
+    /// A dialer that turns Nagle's algorithm off (`nodelay`) or leaves it on.
+    ///
+    /// See [`Dialer`] for an example.
+    pub fn new(nodelay: bool) -> Self {
+        TcpDialer { nodelay }
+    }
+}
+
+#[cfg(any(feature = "ws", feature = "tcp"))]
+#[async_trait]
+impl Dialer for TcpDialer {
+    type Stream = tokio::net::TcpStream;
+
+    async fn dial(&self, addr: &str) -> std::io::Result<tokio::net::TcpStream> {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        if self.nodelay {
+            let _ = tcp.set_nodelay(true);
+        }
+        Ok(tcp)
+    }
 }
 
 /// Accepts connections from workers (the master's side).

@@ -1,22 +1,33 @@
 //! Plain TCP with length-delimited frames (a 4-byte big-endian length, then
 //! the frame). URLs are `tcp://HOST:PORT`.
 
+use std::fmt;
+
 use async_trait::async_trait;
 use futures::{SinkExt, StreamExt, TryStreamExt};
-use tokio::net::TcpStream;
 use tokio_util::bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder, Framed, LengthDelimitedCodec};
 
 use super::{
-    Connection, Connector, FrameSink, FrameStream, Incoming, Listener, TransportError, map_sink_err,
+    Connection, Connector, Dialer, FrameSink, FrameStream, Incoming, Listener, StreamListener, TcpDialer,
+    TransportError, map_sink_err,
 };
 
-/// Accepts TCP connections.
-#[derive(Debug)]
-pub struct TcpListener {
-    listener: tokio::net::TcpListener,
+/// Accepts TCP connections, from tokio's TCP or any other
+/// [`StreamListener`] (a simulated network, for example).
+pub struct TcpListener<L = tokio::net::TcpListener> {
+    listener: L,
     url: String,
     max_frame: usize,
+}
+
+impl<L> fmt::Debug for TcpListener<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("url", &self.url)
+            .field("max_frame", &self.max_frame)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TcpListener {
@@ -30,7 +41,29 @@ impl TcpListener {
     /// # }
     /// ```
     pub async fn bind(addr: &str, max_frame: usize) -> Result<Self, TransportError> {
-        let (listener, local) = super::bind_tcp(addr).await?;
+        let listener = super::bind_tcp(addr).await?;
+        TcpListener::from_listener(listener, max_frame)
+    }
+}
+
+impl<L: StreamListener> TcpListener<L> {
+    /// Serves length-delimited frames over a listener already bound (on
+    /// any network); frames larger than `max_frame` bytes are refused. The
+    /// URL is `tcp://` and the listener's local address.
+    ///
+    /// ```
+    /// use pando_distributed_map::transport::{Listener, tcp::TcpListener};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// let listener = TcpListener::from_listener(tcp, 1 << 20).unwrap();
+    /// assert!(listener.url().starts_with("tcp://127.0.0.1:"));
+    /// # }
+    /// ```
+    pub fn from_listener(listener: L, max_frame: usize) -> Result<Self, TransportError> {
+        let local = listener.local_addr().map_err(|source| TransportError::Io {
+            context: "cannot read the listener's address".into(),
+            source,
+        })?;
         Ok(TcpListener {
             listener,
             url: format!("tcp://{local}"),
@@ -101,7 +134,10 @@ impl Encoder<Bytes> for FrameCodec {
     }
 }
 
-fn into_connection(peer: String, tcp: TcpStream, max_frame: usize) -> Connection {
+fn into_connection<S>(peer: String, tcp: S, max_frame: usize) -> Connection
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let codec = FrameCodec {
         inner: LengthDelimitedCodec::builder()
             .max_frame_length(max_frame)
@@ -155,9 +191,16 @@ fn bytes_of(frame: Vec<u8>) -> Bytes {
 }
 
 #[async_trait]
-impl Listener for TcpListener {
+impl<L: StreamListener> Listener for TcpListener<L> {
     async fn accept(&mut self) -> Result<Incoming, TransportError> {
-        let (tcp, peer) = super::accept_tcp(&self.listener, &self.url).await?;
+        let (tcp, peer) = self
+            .listener
+            .accept()
+            .await
+            .map_err(|source| TransportError::Io {
+                context: format!("accepting on {}", self.url),
+                source,
+            })?;
         Ok(Incoming::ready(into_connection(peer, tcp, self.max_frame)))
     }
 
@@ -166,26 +209,42 @@ impl Listener for TcpListener {
     }
 }
 
-/// Connects to TCP masters.
+/// Connects to TCP masters, over tokio's TCP or any other [`Dialer`] (a
+/// simulated network, for example).
 #[derive(Clone, Copy, Debug)]
-pub struct TcpConnector {
+pub struct TcpConnector<D = TcpDialer> {
+    dialer: D,
     max_frame: usize,
 }
 
 impl TcpConnector {
-    /// A connector refusing frames larger than `max_frame` bytes.
+    /// A connector refusing frames larger than `max_frame` bytes, over
+    /// tokio's TCP with Nagle's algorithm off.
     ///
     /// ```
     /// use pando_distributed_map::transport::tcp::TcpConnector;
     /// let _connector = TcpConnector::new(1 << 20);
     /// ```
     pub fn new(max_frame: usize) -> Self {
-        TcpConnector { max_frame }
+        TcpConnector::with_dialer(TcpDialer::new(true), max_frame)
+    }
+}
+
+impl<D: Dialer> TcpConnector<D> {
+    /// A connector over `dialer`'s network, refusing frames larger than
+    /// `max_frame` bytes.
+    ///
+    /// ```
+    /// use pando_distributed_map::transport::{TcpDialer, tcp::TcpConnector};
+    /// let _connector = TcpConnector::with_dialer(TcpDialer::new(true), 1 << 20);
+    /// ```
+    pub fn with_dialer(dialer: D, max_frame: usize) -> Self {
+        TcpConnector { dialer, max_frame }
     }
 }
 
 #[async_trait]
-impl Connector for TcpConnector {
+impl<D: Dialer> Connector for TcpConnector<D> {
     async fn connect(&self, url: &str) -> Result<Connection, TransportError> {
         let Some(rest) = url.strip_prefix("tcp://") else {
             return Err(TransportError::BadUrl {
@@ -194,13 +253,14 @@ impl Connector for TcpConnector {
             });
         };
         let addr = rest.split(['/', '?']).next().unwrap_or(rest);
-        let tcp = TcpStream::connect(addr)
+        let tcp = self
+            .dialer
+            .dial(addr)
             .await
             .map_err(|source| TransportError::Io {
                 context: format!("cannot reach {url}"),
                 source,
             })?;
-        let _ = tcp.set_nodelay(true);
         Ok(into_connection(url.to_string(), tcp, self.max_frame))
     }
 }

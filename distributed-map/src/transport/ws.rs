@@ -2,23 +2,34 @@
 //! URLs are `ws://HOST:PORT/`; a query string (the join token) is ignored by
 //! the transport.
 
+use std::fmt;
+
 use async_trait::async_trait;
 use futures::{SinkExt, StreamExt, TryStreamExt};
-use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message, error::CapacityError};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::{
-    Connection, Connector, FrameSink, FrameStream, Incoming, Listener, TransportError, map_sink_err,
+    Connection, Connector, Dialer, FrameSink, FrameStream, Incoming, Listener, StreamListener, TcpDialer,
+    TransportError, map_sink_err,
 };
 
-/// Accepts WebSocket connections on a TCP address.
-#[derive(Debug)]
-pub struct WsListener {
-    listener: tokio::net::TcpListener,
+/// Accepts WebSocket connections on a TCP address, over tokio's TCP or any
+/// other [`StreamListener`] (a simulated network, for example).
+pub struct WsListener<L = tokio::net::TcpListener> {
+    listener: L,
     url: String,
     max_frame: usize,
+}
+
+impl<L> fmt::Debug for WsListener<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WsListener")
+            .field("url", &self.url)
+            .field("max_frame", &self.max_frame)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WsListener {
@@ -33,7 +44,29 @@ impl WsListener {
     /// # }
     /// ```
     pub async fn bind(addr: &str, max_frame: usize) -> Result<Self, TransportError> {
-        let (listener, local) = super::bind_tcp(addr).await?;
+        let listener = super::bind_tcp(addr).await?;
+        WsListener::from_listener(listener, max_frame)
+    }
+}
+
+impl<L: StreamListener> WsListener<L> {
+    /// Serves WebSocket over a listener already bound (on any network);
+    /// frames larger than `max_frame` bytes are refused. The URL is
+    /// `ws://` and the listener's local address.
+    ///
+    /// ```
+    /// use pando_distributed_map::transport::{Listener, ws::WsListener};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// let listener = WsListener::from_listener(tcp, 1 << 20).unwrap();
+    /// assert!(listener.url().starts_with("ws://127.0.0.1:"));
+    /// # }
+    /// ```
+    pub fn from_listener(listener: L, max_frame: usize) -> Result<Self, TransportError> {
+        let local = listener.local_addr().map_err(|source| TransportError::Io {
+            context: "cannot read the listener's address".into(),
+            source,
+        })?;
         Ok(WsListener {
             listener,
             url: format!("ws://{local}/"),
@@ -121,19 +154,23 @@ where
 }
 
 #[async_trait]
-impl Listener for WsListener {
+impl<L: StreamListener> Listener for WsListener<L> {
     /// Accepts a TCP connection; the WebSocket upgrade is the [`Incoming`]'s
     /// (the master runs it on the connection's own task, with a deadline).
     async fn accept(&mut self) -> Result<Incoming, TransportError> {
-        let (tcp, peer) = super::accept_tcp(&self.listener, &self.url).await?;
+        let (stream, peer) = self
+            .listener
+            .accept()
+            .await
+            .map_err(|source| TransportError::Io {
+                context: format!("accepting on {}", self.url),
+                source,
+            })?;
         let max_frame = self.max_frame;
         Ok(Incoming::new(peer.clone(), async move {
-            let ws = tokio_tungstenite::accept_async_with_config(
-                MaybeTlsStream::Plain(tcp),
-                Some(config(max_frame)),
-            )
-            .await
-            .map_err(|e| convert(&peer, e))?;
+            let ws = tokio_tungstenite::accept_async_with_config(stream, Some(config(max_frame)))
+                .await
+                .map_err(|e| convert(&peer, e))?;
             Ok(into_connection(peer, ws))
         }))
     }
@@ -143,26 +180,59 @@ impl Listener for WsListener {
     }
 }
 
-/// Connects to WebSocket masters.
+/// Connects to WebSocket masters, over tokio's TCP or any other [`Dialer`]
+/// (a simulated network, for example).
 #[derive(Clone, Copy, Debug)]
-pub struct WsConnector {
+pub struct WsConnector<D = TcpDialer> {
+    dialer: D,
     max_frame: usize,
 }
 
 impl WsConnector {
-    /// A connector refusing frames larger than `max_frame` bytes.
+    /// A connector refusing frames larger than `max_frame` bytes, over
+    /// tokio's TCP (Nagle's algorithm left on, as before).
     ///
     /// ```
     /// use pando_distributed_map::transport::ws::WsConnector;
     /// let _connector = WsConnector::new(1 << 20);
     /// ```
     pub fn new(max_frame: usize) -> Self {
-        WsConnector { max_frame }
+        WsConnector::with_dialer(TcpDialer::new(false), max_frame)
     }
 }
 
+impl<D: Dialer> WsConnector<D> {
+    /// A connector over `dialer`'s network, refusing frames larger than
+    /// `max_frame` bytes.
+    ///
+    /// ```
+    /// use pando_distributed_map::transport::{TcpDialer, ws::WsConnector};
+    /// let _connector = WsConnector::with_dialer(TcpDialer::new(true), 1 << 20);
+    /// ```
+    pub fn with_dialer(dialer: D, max_frame: usize) -> Self {
+        WsConnector { dialer, max_frame }
+    }
+}
+
+/// The `HOST:PORT` of a `ws://` URL.
+fn address(url: &str) -> Result<String, TransportError> {
+    let bad = |reason: String| TransportError::BadUrl {
+        url: url.into(),
+        reason,
+    };
+    let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+    if parsed.scheme() != "ws" {
+        return Err(bad("expected ws://HOST:PORT/".into()));
+    }
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| bad("expected ws://HOST:PORT/ (no host)".into()))?;
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    Ok(format!("{host}:{port}"))
+}
+
 #[async_trait]
-impl Connector for WsConnector {
+impl<D: Dialer> Connector for WsConnector<D> {
     async fn connect(&self, url: &str) -> Result<Connection, TransportError> {
         if !url.starts_with("ws://") {
             return Err(TransportError::BadUrl {
@@ -170,7 +240,16 @@ impl Connector for WsConnector {
                 reason: "expected ws://HOST:PORT/".into(),
             });
         }
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config(self.max_frame)), false)
+        let addr = address(url)?;
+        let stream = self
+            .dialer
+            .dial(&addr)
+            .await
+            .map_err(|source| TransportError::Io {
+                context: format!("cannot reach {url}"),
+                source,
+            })?;
+        let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config(self.max_frame)))
             .await
             .map_err(|e| match e {
                 tungstenite::Error::Io(source) => TransportError::Io {
@@ -183,7 +262,6 @@ impl Connector for WsConnector {
                 },
                 other => convert(url, other),
             })?;
-        let ws: WebSocketStream<MaybeTlsStream<TcpStream>> = ws;
         Ok(into_connection(url.to_string(), ws))
     }
 }

@@ -1,0 +1,154 @@
+//! `pando work --reconnect`: a worker whose master is killed and started
+//! again (same port, same --token) reconnects with backoff and completes the
+//! new master's run; a master that comes back asking for another command is
+//! refused. Separate processes over loopback sockets; the tests wait on
+//! events (lines printed, processes ending), never on fixed sleeps.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+const PANDO: &str = env!("CARGO_BIN_EXE_pando");
+const TOKEN: &str = "reconnect-test-token";
+
+fn squares(n: u64) -> String {
+    (1..=n).map(|x| format!("{}\n", x * x)).collect()
+}
+
+fn seq(n: u64) -> String {
+    (1..=n).map(|x| format!("{x}\n")).collect()
+}
+
+/// A master on `port` (0: any) with the test's token and no local workers,
+/// running `command` on `input`; returns it, the port it listens on, and a
+/// receiver of its stdout lines.
+fn master(port: u16, command: &[&str], input: String) -> (Child, u16, mpsc::Receiver<String>) {
+    let mut child = Command::new(PANDO)
+        .args([
+            "--local",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--batch-size",
+            "2",
+            "--token",
+            TOKEN,
+        ])
+        .args(["--port", &port.to_string()])
+        .arg("--")
+        .args(command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    let url = first
+        .split('\'')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no join URL in {first:?}"))
+        .to_string();
+    let port = url
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {url:?}"));
+    thread::spawn(move || for _ in stderr.lines().map_while(Result::ok) {});
+    thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let (tx, rx) = mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    thread::spawn(move || {
+        for line in stdout.lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    (child, port, rx)
+}
+
+/// `pando work --reconnect=60s --accept` on the master at `port`, its
+/// stderr piped.
+fn worker(port: u16) -> Child {
+    Command::new(PANDO)
+        .args(["work", "--reconnect=60s", "--accept", "--name", "phoenix-worker"])
+        .arg(format!("ws://127.0.0.1:{port}/?token={TOKEN}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn collect(rx: &mpsc::Receiver<String>, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            rx.recv_timeout(Duration::from_secs(120))
+                .unwrap_or_else(|e| panic!("line {i}: {e}"))
+        })
+        .collect()
+}
+
+fn kill(child: &mut Child) {
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    child.wait().unwrap();
+}
+
+/// The worker's exit status and stderr.
+fn finish(mut w: Child) -> (std::process::ExitStatus, String) {
+    let mut err = String::new();
+    w.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (w.wait().unwrap(), err)
+}
+
+#[test]
+fn a_worker_reconnects_to_a_restarted_master_which_completes() {
+    let command = ["sh", "-c", "read x; sleep 0.01; echo $((x*x))"];
+    let (mut first, port, rx) = master(0, &command, seq(200));
+    let w = worker(port);
+    // The first master is killed mid-run: the worker loses it.
+    collect(&rx, 20);
+    kill(&mut first);
+    // The second one, on the same port with the same token, starts its input
+    // over (no journal) and gets the worker back.
+    let (mut second, _, rx) = master(port, &command, seq(200));
+    let got = collect(&rx, 200);
+    assert_eq!(got.join("\n") + "\n", squares(200));
+    assert!(second.wait().unwrap().success());
+    let (status, err) = finish(w);
+    assert!(status.success(), "{err}");
+    assert!(err.contains("lost the master at ws://127.0.0.1:"), "{err}");
+    assert!(err.contains("rejoined the master"), "{err}");
+    assert!(!err.contains(TOKEN), "the token is never shown: {err}");
+}
+
+#[test]
+fn a_worker_refuses_a_restarted_master_that_asks_for_another_command() {
+    let (mut first, port, rx) = master(0, &["sh", "-c", "read x; sleep 0.01; echo $((x*x))"], seq(200));
+    let w = worker(port);
+    collect(&rx, 10);
+    kill(&mut first);
+    // The master comes back asking for a command the worker never agreed to.
+    let (mut second, _, _rx) = master(port, &["sh", "-c", "read x; echo pwned $x"], seq(200));
+    let (status, err) = finish(w);
+    assert!(!status.success());
+    assert!(
+        err.contains("came back asking to run [\"sh\", \"-c\", \"read x; echo pwned $x\"]"),
+        "{err}"
+    );
+    kill(&mut second);
+}
