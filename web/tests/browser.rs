@@ -562,3 +562,33 @@ async fn hostile_browser_input_disconnects_that_tab_only_and_loses_nothing() {
     within(30, "the run to end", run).await.unwrap().unwrap();
     browser.end().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_keep_a_tab_whose_function_runs_longer_than_the_heartbeat_timeout() {
+    let _one = browser_test!();
+    // Each value keeps its Web Worker busy for 1.5 s, longer than the
+    // heartbeat timeout (1 s): the page's main thread keeps the connection alive.
+    let function = "export default (x) => { const end = Date.now() + 1500; while (Date.now() < end) {} return Number(x) * Number(x); };";
+    let config = MapConfig {
+        heartbeat: Duration::from_millis(100),
+        heartbeat_timeout: Duration::from_secs(1),
+        ..config()
+    };
+    let master = Master::start(config, function, &[]).await;
+    let browser = Browser::start().await;
+    let (open, gate) = oneshot::channel();
+    let (mut rx, run) = master.run(inputs(3), gate);
+    browser.open_tab(&master.page).await;
+    browser.wait_status("working").await;
+    let _ = open.send(());
+    assert_eq!(results(&mut rx, 3, 60).await, squares(3));
+    within(30, "the run to end", run).await.unwrap().unwrap();
+    let stats = master.map.stats();
+    assert_eq!(stats.workers.len(), 1, "the tab was never dropped: {stats}");
+    assert_eq!(
+        (stats.workers[0].done, stats.workers[0].failed),
+        (3, 0),
+        "{stats}"
+    );
+    browser.end().await;
+}
