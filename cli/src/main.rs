@@ -454,8 +454,26 @@ async fn master(args: MasterArgs) -> ExitCode {
     eprintln!("pando: other machines join with: pando work '{public_url}'");
     if args.js.is_some() {
         eprintln!("pando: volunteers open in a browser:");
-        for url in volunteer_urls(&listener_url, args.public_url.as_ref(), &token) {
+        let urls = volunteer_urls(&listener_url, args.public_url.as_ref(), &token);
+        for url in &urls {
             eprintln!("pando:   {url}");
+        }
+        // For phones: the first address another device can reach, as a QR
+        // code, on a terminal only.
+        let reachable = urls
+            .iter()
+            .find(|u| args.public_url.is_some() || !u.starts_with("http://127."));
+        if let (Some(url), true) = (reachable, std::io::IsTerminal::is_terminal(&std::io::stderr())) {
+            if let Ok(code) = qrcode::QrCode::new(url.as_bytes()) {
+                use qrcode::render::unicode::Dense1x2;
+                let art = code
+                    .render::<Dense1x2>()
+                    .dark_color(Dense1x2::Light)
+                    .light_color(Dense1x2::Dark)
+                    .quiet_zone(true)
+                    .build();
+                eprintln!("{art}");
+            }
         }
     }
     if args.js.is_some() && args.command.is_empty() && args.local.is_none() {
