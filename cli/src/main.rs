@@ -164,7 +164,7 @@ struct MasterArgs {
     /// Browser volunteers apply the JavaScript function of FILE: it exports it as `module.exports['/pando/1.0.0'] = function (x, cb) {…}` or `export default function (x) {…}` (a value or a Promise); x is the input line as a string (bytes that are not UTF-8 become U+FFFD), and String(result) is the output line. The files beside FILE are served too, so it may import them. Volunteers open the printed http:// URL. With --js, COMMAND is optional (native workers run it), --local is 0 unless COMMAND is given, and --batch-size defaults to 16 (a tab runs several values at once, one per Web Worker).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["tcp", "lines", "pipe"])]
     js: Option<PathBuf>,
-    /// The address volunteers and workers reach this master at, when it is not one of this machine's (behind a proxy or NAT), such as https://example.org/pando/: printed instead of this machine's addresses.
+    /// The address volunteers and workers reach this master at, when it is not one of this machine's (behind a proxy or NAT), such as `https://example.org/pando/`: printed instead of this machine's addresses.
     #[arg(long, value_name = "URL")]
     public_url: Option<url::Url>,
     /// The command to run on each input.
