@@ -35,9 +35,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use futures::{Stream, StreamExt};
+use pando_distributed_map::codec::Line;
 use pando_distributed_map::frame::DEFAULT_MAX_FRAME;
 use pando_distributed_map::session::RESULT_OVERHEAD;
-use pando_distributed_map::transport::{Listener, tcp, ws};
+use pando_distributed_map::transport::{Listener, tcp};
 use pando_distributed_map::{
     Backoff, CommandMode, ConfigError, DistributedMap, MapConfig, PoisonPolicy, Reconnect, Session, Worker,
     default_workers, join, split_join_url,
@@ -160,8 +161,14 @@ struct MasterArgs {
     /// Use plain TCP instead of WebSocket.
     #[arg(long)]
     tcp: bool,
+    /// Browser volunteers apply the JavaScript function of FILE: it exports it as `module.exports['/pando/1.0.0'] = function (x, cb) {…}` or `export default function (x) {…}` (a value or a Promise); x is the input line as a string (bytes that are not UTF-8 become U+FFFD), and String(result) is the output line. The files beside FILE are served too, so it may import them. Volunteers open the printed http:// URL. With --js, COMMAND is optional (native workers run it), --local is 0 unless COMMAND is given, and --batch-size defaults to 16 (a tab runs several values at once, one per Web Worker).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["tcp", "lines", "pipe"])]
+    js: Option<PathBuf>,
+    /// The address volunteers and workers reach this master at, when it is not one of this machine's (behind a proxy or NAT), such as `https://example.org/pando/`: printed instead of this machine's addresses.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<url::Url>,
     /// The command to run on each input.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    #[arg(last = true, required_unless_present = "js", value_name = "COMMAND")]
     command: Vec<String>,
 }
 
@@ -223,6 +230,10 @@ const DEFAULT_BLOCK: usize = 1 << 20;
 
 /// The default batch size with `--lines`: lines in flight per worker.
 const LINES_BATCH: usize = 256;
+
+/// The default batch size with `--js`: values in flight per worker (a
+/// browser tab runs one per Web Worker).
+const JS_BATCH: usize = 16;
 
 /// The environment variable that gives `pando work` its join token.
 pub(crate) const TOKEN_VARIABLE: &str = "PANDO_TOKEN";
@@ -363,8 +374,10 @@ impl BlockIndex {
 }
 
 async fn master(args: MasterArgs) -> ExitCode {
-    if let Err(e) = runner::find_program(&args.command[0]) {
-        return fail(e);
+    if let Some(program) = args.command.first() {
+        if let Err(e) = runner::find_program(program) {
+            return fail(e);
+        }
     }
     let mode = if args.lines {
         Mode::Lines
@@ -375,6 +388,8 @@ async fn master(args: MasterArgs) -> ExitCode {
     };
     let batch_size = args.batch_size.unwrap_or(if mode == Mode::Lines {
         NonZeroUsize::new(LINES_BATCH).expect("nonzero")
+    } else if args.js.is_some() {
+        NonZeroUsize::new(JS_BATCH).expect("nonzero")
     } else {
         NonZeroUsize::new(2).expect("nonzero")
     });
@@ -411,31 +426,72 @@ async fn master(args: MasterArgs) -> ExitCode {
     if let Some(token) = &args.token {
         config.token = token.clone();
     }
-    let map = match DistributedMap::<Vec<u8>, Vec<u8>, Arc<std::io::Error>>::try_new(config) {
+    let map = match Map::try_new(config) {
         Ok(map) => map,
         Err(e @ ConfigError::Replicas(_)) => return fail(format!("--replicas: {e}")),
         Err(e) => return fail(e),
     };
     let addr = format!("{}:{}", args.bind, args.port);
     let listener_url = if args.tcp {
-        tcp::TcpListener::bind(&addr, map.config().max_frame)
-            .await
-            .map(|l| serve(&map, l))
+        match tcp::TcpListener::bind(&addr, map.config().max_frame).await {
+            Ok(l) => serve(&map, l),
+            Err(e) => return fail(e),
+        }
     } else {
-        ws::WsListener::bind(&addr, map.config().max_frame)
-            .await
-            .map(|l| serve(&map, l))
-    };
-    let listener_url = match listener_url {
-        Ok(url) => url,
-        Err(e) => return fail(e),
+        match serve_web(&map, &addr, args.js.as_deref()).await {
+            Ok(url) => url,
+            Err(e) => return fail(e),
+        }
     };
     let (local_url, public_url) = join::local_and_public_urls(&listener_url, &map.config().token);
     // Local workers get the token in their environment, not on their
     // command line, where `ps` would show it to every user.
     let (local_url, token) = split_join_url(&local_url);
+    let public_url = match &args.public_url {
+        Some(url) => join::join_url(&websocket_url(url), &token),
+        None => public_url,
+    };
     eprintln!("pando: other machines join with: pando work '{public_url}'");
-    if args.local == Some(0) {
+    if args.js.is_some() {
+        eprintln!("pando: volunteers open in a browser:");
+        let urls = volunteer_urls(&listener_url, args.public_url.as_ref(), &token);
+        for url in &urls {
+            eprintln!("pando:   {url}");
+        }
+        // For phones: the first address another device can reach, as a QR
+        // code, on a terminal only.
+        let reachable = urls
+            .iter()
+            .find(|u| args.public_url.is_some() || !u.starts_with("http://127."));
+        if let (Some(url), true) = (reachable, std::io::IsTerminal::is_terminal(&std::io::stderr())) {
+            if let Ok(code) = qrcode::QrCode::new(url.as_bytes()) {
+                use qrcode::render::unicode::Dense1x2;
+                let art = code
+                    .render::<Dense1x2>()
+                    .dark_color(Dense1x2::Light)
+                    .light_color(Dense1x2::Dark)
+                    .quiet_zone(true)
+                    .build();
+                eprintln!("{art}");
+            }
+        }
+    }
+    if !args.tcp {
+        // The monitoring page, at the first address volunteers would use.
+        let first = volunteer_urls(&listener_url, args.public_url.as_ref(), &token)
+            .into_iter()
+            .next();
+        if let Some(url) = first.and_then(|u| url::Url::parse(&u).ok()) {
+            let mut monitor = url.clone();
+            monitor.set_path(&format!("{}monitor", url.path()));
+            eprintln!("pando: watch the run at {monitor}");
+        }
+    }
+    if args.js.is_some() && args.command.is_empty() && args.local.is_none() {
+        eprintln!(
+            "pando: no local workers (--js without COMMAND): waiting for browsers and `pando work` to join"
+        );
+    } else if args.local == Some(0) {
         eprintln!("pando: no local workers (--local 0): waiting for workers to join");
     } else if args.start_idle {
         eprintln!("pando: local workers start when a remote worker joins (--start-idle)");
@@ -474,12 +530,20 @@ async fn master(args: MasterArgs) -> ExitCode {
     } else {
         Box::pin(lines::byte_lines(input, MAX_BLOCK))
     };
+    let values = values.map(|value| value.map(Line));
 
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => return fail(format!("cannot find my own executable: {e}")),
     };
-    let n = args.local.unwrap_or_else(default_workers);
+    // With --js and no COMMAND, browsers do the work: no local workers.
+    let n = args.local.unwrap_or_else(|| {
+        if args.js.is_some() && args.command.is_empty() {
+            0
+        } else {
+            default_workers()
+        }
+    });
     let (fatal_tx, mut fatal) = mpsc::unbounded_channel::<String>();
     let start_local = {
         let map = map.clone();
@@ -573,7 +637,11 @@ async fn master(args: MasterArgs) -> ExitCode {
         Fatal(String),
         Signal(ExitCode),
     }
-    let results = pull!(pando_pull_stream::from_try_stream(values), map.clone());
+    let results = pull!(
+        pando_pull_stream::from_try_stream(values),
+        map.clone(),
+        pando_pull_stream::map(|line: Line| line.0)
+    );
     let skipped = (mode == Mode::Pipe).then(|| {
         let map = map.clone();
         let index = index.clone();
@@ -729,11 +797,120 @@ fn local_name(i: usize) -> String {
     format!("local-{i}")
 }
 
+/// The master's map: lines in, lines out (bytes to native workers, strings to browsers).
+type Map = DistributedMap<Line, Line, Arc<std::io::Error>>;
+
 /// Accepts workers from `listener`; its URL.
-fn serve<L: Listener>(map: &DistributedMap<Vec<u8>, Vec<u8>, Arc<std::io::Error>>, listener: L) -> String {
+fn serve<L: Listener>(map: &Map, listener: L) -> String {
     let url = listener.url();
     map.serve(listener);
     url
+}
+
+/// Serves the master's port over HTTP (pando-web): the native workers'
+/// WebSocket, and with `--js` the volunteer page and its function file;
+/// the native workers' URL.
+async fn serve_web(map: &Map, addr: &str, js: Option<&std::path::Path>) -> Result<String, String> {
+    let tcp = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = tcp
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let url = format!("ws://{local}/");
+    let mut site = pando_web::Site::new(&map.config().token, map.config().max_frame);
+    if let Some(js) = js {
+        site = site.function(js).map_err(|e| format!("--js: {e}"))?;
+    }
+    let (router, listener) = site.build(&url);
+    let stats = map.clone();
+    let router = router.merge(pando_web::monitor::router(
+        move || stats.stats(),
+        map.config().token.clone(),
+    ));
+    map.serve(listener);
+    tokio::spawn(async move {
+        if let Err(e) = pando_web::serve(tcp, router).await {
+            tracing::error!("the HTTP server stopped: {e}");
+        }
+    });
+    Ok(url)
+}
+
+/// The native workers' URL for a `--public-url` (http becomes ws, https wss).
+fn websocket_url(public: &url::Url) -> String {
+    let mut url = public.clone();
+    let scheme = if public.scheme() == "https" { "wss" } else { "ws" };
+    if url.set_scheme(scheme).is_err() {
+        return public.to_string();
+    }
+    url.set_query(None);
+    url.to_string()
+}
+
+/// The volunteer page's URLs: `--public-url` alone if given; else this
+/// machine's, one per address of each interface that is up (IPv4 first),
+/// the local one first.
+fn volunteer_urls(listener_url: &str, public: Option<&url::Url>, token: &str) -> Vec<String> {
+    let with_token = |base: &str| join::join_url(base, token);
+    if let Some(public) = public {
+        let mut url = public.clone();
+        url.set_query(None);
+        return vec![with_token(url.as_str())];
+    }
+    let Ok(listener) = url::Url::parse(listener_url) else {
+        return Vec::new();
+    };
+    let port = listener.port().unwrap_or(80);
+    let bound = listener.host_str().and_then(|h| {
+        h.trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .ok()
+    });
+    let mut hosts: Vec<std::net::IpAddr> = Vec::new();
+    match bound {
+        Some(ip) if !ip.is_unspecified() => hosts.push(ip),
+        _ => {
+            hosts.push(std::net::Ipv4Addr::LOCALHOST.into());
+            hosts.extend(interface_addresses());
+        }
+    }
+    hosts
+        .into_iter()
+        .map(|ip| match ip {
+            std::net::IpAddr::V4(ip) => with_token(&format!("http://{ip}:{port}/")),
+            std::net::IpAddr::V6(ip) => with_token(&format!("http://[{ip}]:{port}/")),
+        })
+        .collect()
+}
+
+/// The addresses of this machine's interfaces that are up, without the
+/// loopback and link-local ones, IPv4 first.
+fn interface_addresses() -> Vec<std::net::IpAddr> {
+    use nix::net::if_::InterfaceFlags;
+    let Ok(addresses) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut found: Vec<std::net::IpAddr> = addresses
+        .filter(|a| a.flags.contains(InterfaceFlags::IFF_UP))
+        .filter_map(|a| {
+            let address = a.address?;
+            if let Some(v4) = address.as_sockaddr_in() {
+                Some(std::net::IpAddr::V4(v4.ip()))
+            } else {
+                address.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip()))
+            }
+        })
+        .filter(|ip| match ip {
+            std::net::IpAddr::V4(ip) => !ip.is_loopback() && !ip.is_link_local() && !ip.is_unspecified(),
+            std::net::IpAddr::V6(ip) => {
+                !ip.is_loopback() && !ip.is_unspecified() && (ip.segments()[0] & 0xffc0) != 0xfe80
+            }
+        })
+        .collect();
+    found.sort_by_key(|ip| (ip.is_ipv6(), *ip));
+    found.dedup();
+    found
 }
 
 /// The join URL with its token: from the URL, or else from `PANDO_TOKEN`.

@@ -13,7 +13,6 @@ use pando_pull_stream::{Duplex, pull};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec::Codec;
 use crate::connection::{Conn, FromWorker, RejectFailures, ToWorker, Work, lock, poll_drive};
 use crate::io::{FrameIo, now};
 use crate::master::DistributedMap;
@@ -106,6 +105,7 @@ where
     ) {
         let config = self.config.clone();
         let peer = incoming.peer().to_string();
+        let codec = incoming.codec();
         let deadline = tokio::time::Instant::from_std(at(accepted_at, config.heartbeat_timeout));
         let connection = match tokio::time::timeout_at(deadline, incoming.upgrade()).await {
             Ok(Ok(connection)) => connection,
@@ -121,7 +121,7 @@ where
                 return;
             }
         };
-        let mut io = FrameIo::new(connection, Codec::Postcard, config.max_frame);
+        let mut io = FrameIo::new(connection, codec, config.max_frame);
         let conn = Arc::new(std::sync::Mutex::new(Conn::<Out>::new(
             MasterSession::new(config.clone(), accepted_at),
             &peer,

@@ -5,9 +5,20 @@
 //! [`Codec::Postcard`] is the codec of native workers: a frame is the
 //! [postcard](https://docs.rs/postcard) encoding of the [`Frame`] enum, and a
 //! payload is the postcard encoding of the user's value or result.
+//!
+//! [`Codec::Json`] is the codec of browser workers: a frame is one JSON
+//! object (`{"type":"value","id":0,"value":"3"}`), and a payload is the JSON
+//! encoding of the user's value or result, written into the frame as it is.
+//! It is a second codec for the same frames and the same session cores, not
+//! a second protocol (`docs/PROTOCOL.md`, "The JSON codec").
+//!
+//! [`Line`] is a byte string that travels as bytes with postcard and as a
+//! string with JSON, so that one map serves both kinds of workers.
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+mod json;
 
 use crate::frame::{Frame, FrameError};
 
@@ -32,6 +43,9 @@ pub enum Codec {
     /// length-delimited TCP frames).
     #[default]
     Postcard,
+    /// JSON for frames and payloads (WebSocket text messages): the codec of
+    /// browser workers.
+    Json,
 }
 
 impl Codec {
@@ -44,6 +58,7 @@ impl Codec {
     pub fn encode(self, frame: &Frame) -> Vec<u8> {
         match self {
             Codec::Postcard => postcard::to_stdvec(frame).expect("frames always encode"),
+            Codec::Json => json::encode(frame),
         }
     }
 
@@ -64,6 +79,7 @@ impl Codec {
         }
         match self {
             Codec::Postcard => exactly_one(bytes, "", postcard::take_from_bytes::<Frame>(bytes)),
+            Codec::Json => json::decode(bytes),
         }
     }
 
@@ -78,6 +94,7 @@ impl Codec {
     pub fn encode_payload<T: Serialize + ?Sized>(self, value: &T) -> Vec<u8> {
         match self {
             Codec::Postcard => postcard::to_stdvec(value).expect("serde values encode with postcard"),
+            Codec::Json => serde_json::to_vec(value).expect("serde values encode as JSON"),
         }
     }
 
@@ -91,6 +108,72 @@ impl Codec {
     pub fn decode_payload<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, FrameError> {
         match self {
             Codec::Postcard => exactly_one(bytes, "payload: ", postcard::take_from_bytes::<T>(bytes)),
+            Codec::Json => serde_json::from_slice(bytes).map_err(|e| FrameError::Malformed {
+                size: bytes.len(),
+                reason: format!("payload: {e}"),
+            }),
+        }
+    }
+}
+
+/// A line of bytes (or any byte string) that travels as bytes with
+/// [`Codec::Postcard`] (exactly as a `Vec<u8>` does, so native workers read
+/// it as one) and as a JSON string with [`Codec::Json`], so that browser
+/// workers see text.
+///
+/// Bytes that are not UTF-8 cannot be a JSON string: on their way to a
+/// browser, each invalid sequence becomes U+FFFD (�), as
+/// [`String::from_utf8_lossy`] does. A string from a browser comes back as
+/// its UTF-8 bytes.
+///
+/// ```
+/// use pando_distributed_map::codec::{Codec, Line};
+///
+/// let line = Line(b"caf\xc3\xa9".to_vec());
+/// assert_eq!(Codec::Postcard.encode_payload(&line), Codec::Postcard.encode_payload(&line.0));
+/// assert_eq!(Codec::Json.encode_payload(&line), "\"café\"".as_bytes());
+/// assert_eq!(Codec::Json.encode_payload(&Line(vec![b'a', 0xff])), "\"a\u{fffd}\"".as_bytes());
+/// assert_eq!(Codec::Json.decode_payload::<Line>(b"\"x\"").unwrap(), Line(b"x".to_vec()));
+/// assert!(Codec::Json.decode_payload::<Line>(b"5").is_err()); // not a string
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Line(pub Vec<u8>);
+
+impl Serialize for Line {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&String::from_utf8_lossy(&self.0))
+        } else {
+            serializer.serialize_bytes(&self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Line {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Line;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Line, E> {
+                Ok(Line(v.as_bytes().to_vec()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Line, E> {
+                Ok(Line(v.into_bytes()))
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Line, E> {
+                Ok(Line(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Line, E> {
+                Ok(Line(v))
+            }
+        }
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_string(Visit)
+        } else {
+            deserializer.deserialize_byte_buf(Visit)
         }
     }
 }
@@ -188,6 +271,102 @@ mod tests {
             assert_eq!(usize::from(bytes[0]), index, "{frame:?}");
             assert_eq!(Codec::Postcard.decode(&bytes, DEFAULT_MAX_FRAME).unwrap(), frame);
         }
+    }
+
+    #[test]
+    fn every_frame_round_trips_in_json_and_every_truncation_is_an_error() {
+        for frame in every_frame() {
+            // JSON payloads are JSON text: the ones above are not, so make them so.
+            let frame = match frame {
+                Frame::Value { id, .. } => Frame::Value {
+                    id,
+                    payload: b"\"v\"".to_vec(),
+                },
+                Frame::Result { id, .. } => Frame::Result {
+                    id,
+                    payload: b"[1,2]".to_vec(),
+                },
+                Frame::Values { values } | Frame::Results { results: values } if values.len() == 2 => {
+                    Frame::Values {
+                        values: values
+                            .into_iter()
+                            .map(|i| crate::frame::Item {
+                                id: i.id,
+                                payload: b"null".to_vec(),
+                            })
+                            .collect(),
+                    }
+                }
+                Frame::Results { results } => Frame::Results {
+                    results: results
+                        .into_iter()
+                        .map(|i| crate::frame::Item {
+                            id: i.id,
+                            payload: b"\"r\"".to_vec(),
+                        })
+                        .collect(),
+                },
+                other => other,
+            };
+            let bytes = Codec::Json.encode(&frame);
+            assert_eq!(Codec::Json.decode(&bytes, DEFAULT_MAX_FRAME).unwrap(), frame);
+            for end in 0..bytes.len() {
+                assert!(
+                    Codec::Json.decode(&bytes[..end], DEFAULT_MAX_FRAME).is_err(),
+                    "prefix of {end} bytes of {frame:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn json_frames_read_as_docs_protocol_says() {
+        let frame = Frame::Values {
+            values: vec![crate::frame::Item {
+                id: 0,
+                payload: Codec::Json.encode_payload(&Line(b"3".to_vec())),
+            }],
+        };
+        assert_eq!(
+            Codec::Json.encode(&frame),
+            br#"{"type":"values","values":[{"id":0,"value":"3"}]}"#
+        );
+        let result = br#"{"type":"result","id":7,"value":"9"}"#;
+        assert_eq!(
+            Codec::Json.decode(result, DEFAULT_MAX_FRAME).unwrap(),
+            Frame::Result {
+                id: 7,
+                payload: b"\"9\"".to_vec()
+            }
+        );
+    }
+
+    #[test]
+    fn hostile_json_is_a_malformed_frame_naming_the_fault() {
+        let reason = |bytes: &[u8]| match Codec::Json.decode(bytes, DEFAULT_MAX_FRAME) {
+            Err(FrameError::Malformed { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(reason(b"{not json").starts_with("not a JSON frame"));
+        assert!(reason(&[b'"', 0xff, b'"']).starts_with("not UTF-8"));
+        assert!(reason(br#"{"type":"result","id":"seven"}"#).contains("invalid type"));
+        assert!(reason(br#"{"type":"result"}"#).contains("needs \"id\""));
+        assert!(reason(br#"{"type":"launch"}"#).contains("unknown frame type"));
+        assert!(reason(br#"{"type":"done","extra":1}"#).contains("unknown field"));
+        assert!(reason(br#"{"type":"done"} {}"#).contains("trailing"));
+        assert_eq!(
+            Codec::Json.decode(&[b' '; 10], 4),
+            Err(FrameError::TooLarge { size: 10, max: 4 })
+        );
+    }
+
+    #[test]
+    fn a_line_is_a_vec_of_bytes_to_postcard() {
+        let line = Line(vec![0, 0xff, b'\n']);
+        let bytes = Codec::Postcard.encode_payload(&line);
+        assert_eq!(bytes, Codec::Postcard.encode_payload(&line.0));
+        assert_eq!(Codec::Postcard.decode_payload::<Vec<u8>>(&bytes).unwrap(), line.0);
+        assert_eq!(Codec::Postcard.decode_payload::<Line>(&bytes).unwrap(), line);
     }
 
     #[test]

@@ -122,6 +122,9 @@ pub(crate) async fn bind_tcp(addr: &str) -> Result<tokio::net::TcpListener, Tran
 pub struct Incoming {
     peer: String,
     upgrade: BoxFuture<'static, Result<Connection, TransportError>>,
+    /// The codec of the frames on this connection (postcard unless the
+    /// listener says otherwise, as the browser endpoint does).
+    codec: crate::codec::Codec,
 }
 
 impl Incoming {
@@ -141,6 +144,7 @@ impl Incoming {
         Incoming {
             peer: connection.peer.clone(),
             upgrade: Box::pin(futures::future::ready(Ok(connection))),
+            codec: crate::codec::Codec::Postcard,
         }
     }
 
@@ -160,7 +164,34 @@ impl Incoming {
         Incoming {
             peer,
             upgrade: Box::pin(upgrade),
+            codec: crate::codec::Codec::Postcard,
         }
+    }
+
+    /// The same connection, whose frames use `codec` (the default is
+    /// [`Codec::Postcard`](crate::codec::Codec::Postcard)): a listener sets
+    /// it from the endpoint the peer reached.
+    ///
+    /// ```
+    /// use pando_distributed_map::{codec::Codec, transport::{Incoming, memory, Connector, Listener}};
+    /// # futures::executor::block_on(async {
+    /// let (mut listener, connector) = memory::endpoint("m");
+    /// let _worker = connector.connect("memory://m").await.unwrap();
+    /// let incoming = listener.accept().await.unwrap();
+    /// assert_eq!(incoming.codec(), Codec::Postcard);
+    /// assert_eq!(incoming.with_codec(Codec::Json).codec(), Codec::Json);
+    /// # });
+    /// ```
+    pub fn with_codec(mut self, codec: crate::codec::Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// The codec of the frames on this connection.
+    ///
+    /// See [`Incoming::with_codec`] for an example.
+    pub fn codec(&self) -> crate::codec::Codec {
+        self.codec
     }
 
     /// The peer's address.
