@@ -179,6 +179,8 @@ mod message;
 mod node;
 pub mod scenario;
 pub mod sim;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 pub use config::{
     Backoff, Config, ConfigError, DEFAULT_CANDIDATE_TIMEOUT, DEFAULT_CHILDREN_LIMIT, DEFAULT_MAX_STORED,
