@@ -205,3 +205,64 @@ async fn failures_free_the_slot_and_close_the_subtree() {
         }
     }
 }
+
+/// The variant indices PROTOCOL.md gives ("Genet over WebSocket").
+#[test]
+fn frames_have_the_documented_indices() {
+    use pando_genet::ws::{Dest, Frame, WsSignal};
+    use pando_genet::{Message, NodeId, Signal};
+    let m = Message::Report { leaves: 3 };
+    let frames = [
+        Frame::Hello {
+            version: 1,
+            token: "t".into(),
+        },
+        Frame::Welcome { version: 1 },
+        Frame::Refused { reason: "r".into() },
+        Frame::RegisterRoot {
+            secret: "s".into(),
+            id: NodeId(1),
+        },
+        Frame::RootAccepted,
+        Frame::Bind { id: NodeId(1) },
+        Frame::Forward {
+            to: Dest::Root,
+            message: m.clone(),
+        },
+        Frame::Deliver { message: m.clone() },
+        Frame::Undeliverable {
+            to: Dest::Node(NodeId(2)),
+            kind: "Report".into(),
+        },
+        Frame::PeerHello {
+            version: 1,
+            child: NodeId(1),
+            ticket: 9,
+        },
+        Frame::PeerWelcome,
+        Frame::Peer { message: m },
+    ];
+    for (i, f) in frames.iter().enumerate() {
+        let bytes = f.encode();
+        assert_eq!(usize::from(bytes[0]), i, "{f:?}");
+        assert_eq!(&Frame::decode(&bytes).unwrap(), f);
+    }
+    // A join request forwarded to the root, byte by byte.
+    let f = Frame::Forward {
+        to: Dest::Root,
+        message: Message::JoinRequest {
+            origin: NodeId(300),
+            signal: Signal(WsSignal::Join.encode()),
+            can_parent: true,
+        },
+    };
+    assert_eq!(f.encode(), [6, 0, 0, 0xac, 0x02, 1, 0, 1]);
+    assert_eq!(
+        WsSignal::Offer {
+            url: "ws://h/".into(),
+            ticket: 1
+        }
+        .encode(),
+        [1, 7, b'w', b's', b':', b'/', b'/', b'h', b'/', 1]
+    );
+}
