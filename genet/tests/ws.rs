@@ -266,3 +266,74 @@ fn frames_have_the_documented_indices() {
         [1, 7, b'w', b's', b':', b'/', b'/', b'h', b'/', 1]
     );
 }
+
+/// With automatic re-join, the orphans of a failed intermediate node join
+/// again (with fresh identifiers) and the root counts them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_rejoin_after_their_parent_fails() {
+    let relay = relay().await;
+    let mut cfg = listening(&relay, 1);
+    cfg.genet.children_limit = 1;
+    let root = WsNode::start(cfg).await.unwrap();
+    root.become_root("secret").await.unwrap();
+    root.wait_for(|s| s.root_registered, WAIT, "the root")
+        .await
+        .unwrap();
+    let middle = WsNode::start(listening(&relay, 2)).await.unwrap();
+    middle.join().await.unwrap();
+    middle
+        .wait_for(|s| s.parent().is_some(), WAIT, "middle joined")
+        .await
+        .unwrap();
+
+    let mut orphans = Vec::new();
+    for seed in 3..6 {
+        // They listen: below a root of one slot, they must take children.
+        let mut cfg = listening(&relay, seed);
+        cfg.genet.rejoin = Some(pando_genet::Backoff {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+        });
+        let leaf = WsNode::start(cfg).await.unwrap();
+        leaf.join().await.unwrap();
+        leaf.wait_for(|s| s.parent().is_some(), WAIT, "a leaf joined")
+            .await
+            .unwrap();
+        orphans.push(leaf);
+    }
+    root.wait_for(|s| s.leaves == Some(3), WAIT, "the root to count 3 leaves")
+        .await
+        .unwrap();
+
+    // The intermediate node fails: the root's slot frees up; each orphan
+    // re-joins, the first as the root's child, the others below it.
+    let first_ids: Vec<_> = orphans.iter().map(|o| o.status().borrow().id).collect();
+    middle.shutdown().await;
+    for (o, old) in orphans.iter().zip(first_ids) {
+        let s = o
+            .wait_for(
+                |s| s.parent().is_some() && s.id != old,
+                WAIT,
+                "an orphan to re-join",
+            )
+            .await
+            .unwrap();
+        assert_ne!(s.id, old, "a fresh identifier");
+    }
+    // Three nodes in a chain or a fan below the root's one slot: the root
+    // counts the leaves of the new shape.
+    let parents: Vec<_> = orphans
+        .iter()
+        .map(|o| o.status().borrow().parent().unwrap())
+        .collect();
+    let ids: Vec<_> = orphans.iter().map(|o| o.status().borrow().id.unwrap()).collect();
+    let leaves = ids.iter().filter(|id| !parents.contains(id)).count() as u64;
+    root.wait_for(
+        |s| s.leaves == Some(leaves),
+        WAIT,
+        "the root to count the new leaves",
+    )
+    .await
+    .unwrap();
+    assert!(root.status().borrow().max_occupied <= 1);
+}
