@@ -71,7 +71,7 @@ pub enum GenetError {
         origin: NodeId,
     },
     /// The relay connection failed or closed, the relay refused a request,
-    /// or it could not deliver a message (over WebSocket, [`crate::ws`]).
+    /// or it could not deliver a message (over WebSocket, the `ws` module).
     #[error("relay: {reason}")]
     Relay {
         /// What happened.
