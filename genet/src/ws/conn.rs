@@ -93,9 +93,14 @@ where
     }
 }
 
-/// The sending half of a connection: frames go to a writer task, in order.
-/// Dropping every clone closes the connection (with a WebSocket close).
-pub(crate) type Writer = mpsc::UnboundedSender<Frame>;
+/// The frames a connection's writer holds before the peer reads them;
+/// beyond, [`mpsc::Sender::try_send`] fails and the frame is not queued.
+pub(crate) const WRITE_QUEUE: usize = 1024;
+
+/// The sending half of a connection: frames go to a writer task, in order,
+/// at most [`WRITE_QUEUE`] waiting. Dropping every clone closes the
+/// connection (with a WebSocket close).
+pub(crate) type Writer = mpsc::Sender<Frame>;
 
 /// Splits `ws`: its sink goes to a new writer task, its stream is returned.
 pub(crate) fn split<S>(ws: WebSocketStream<S>) -> (Writer, SplitStream<WebSocketStream<S>>)
@@ -103,32 +108,49 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (sink, stream) = ws.split();
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(WRITE_QUEUE);
     tokio::spawn(write_loop(sink, rx));
     (tx, stream)
 }
 
+/// How long one write may wait for the peer to read; a peer slower than
+/// that is dropped (its reading side then reports the end).
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Writes the frames as they come, flushing once the channel is empty;
-/// closes the connection when every sender is gone. A failed write ends it
-/// quietly: the reading side reports the failure.
-async fn write_loop<S>(
-    mut sink: SplitSink<WebSocketStream<S>, WsMessage>,
-    mut rx: mpsc::UnboundedReceiver<Frame>,
-) where
+/// closes the connection when every sender is gone. A failed or timed-out
+/// write ends it quietly: the reading side reports the failure.
+async fn write_loop<S>(mut sink: SplitSink<WebSocketStream<S>, WsMessage>, mut rx: mpsc::Receiver<Frame>)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     while let Some(frame) = rx.recv().await {
-        if sink.feed(WsMessage::Binary(frame.encode().into())).await.is_err() {
+        if !feed(&mut sink, frame).await {
             return;
         }
         while let Ok(frame) = rx.try_recv() {
-            if sink.feed(WsMessage::Binary(frame.encode().into())).await.is_err() {
+            if !feed(&mut sink, frame).await {
                 return;
             }
         }
-        if sink.flush().await.is_err() {
+        if !matches!(
+            tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await,
+            Ok(Ok(()))
+        ) {
             return;
         }
     }
-    let _ = sink.close().await;
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
+}
+
+/// Feeds one frame to the sink within [`WRITE_TIMEOUT`]; `false` if it failed.
+async fn feed<S>(sink: &mut SplitSink<WebSocketStream<S>, WsMessage>, frame: Frame) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let message = WsMessage::Binary(frame.encode().into());
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, sink.feed(message)).await,
+        Ok(Ok(()))
+    )
 }

@@ -106,7 +106,8 @@ pub enum Frame {
         message: Message,
     },
     /// 8, relay → node: no node is bound at `to` (or no root is
-    /// registered); a message of this kind was dropped.
+    /// registered, or that node is not reading its frames); a message of
+    /// this kind was dropped.
     Undeliverable {
         /// The destination.
         to: Dest,

@@ -26,7 +26,10 @@
 //!
 //! Each node is one task that owns its core; each connection has a reader
 //! task feeding the node's inbox (bounded: a slow node slows its readers)
-//! and a writer task fed by the node (never blocking the node). Timers are
+//! and a writer task fed by the node, which never waits on it: a writer
+//! holds at most 1024 frames, and a link whose peer lets that many pile up
+//! is closed as failed (the relay answers `Undeliverable` instead); a
+//! write that waits more than 30 s for its peer drops the connection. Timers are
 //! tokio's: the core's [`poll_timeout`](crate::Node::poll_timeout) is slept
 //! on. Connection failures reach the core as
 //! [`handle_closed`](crate::Node::handle_closed) with their reason, and the

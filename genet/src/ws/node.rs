@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use futures::stream::SplitStream;
 use tokio::net::TcpStream;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::conn::{Writer, first_frame, listen, next_frame, split, ws_config};
+use super::conn::{WRITE_QUEUE, Writer, first_frame, listen, next_frame, split, ws_config};
 use super::{Dest, Frame, GENET_VERSION, WsError, WsSignal};
 use crate::{Action, Config, Event, From, GenetError, Link, Node, NodeId, RequestError, Signal, State, To};
 
@@ -250,7 +251,7 @@ impl WsNode {
             Ok(Ok(ws)) => ws,
         };
         let (relay, mut relay_stream) = split(ws);
-        let _ = relay.send(Frame::Hello {
+        let _ = relay.try_send(Frame::Hello {
             version: GENET_VERSION,
             token: config.token.clone(),
         });
@@ -494,11 +495,11 @@ async fn accept_loop(listener: tokio::net::TcpListener, tx: mpsc::Sender<Input>,
                 Ok(Frame::PeerHello { version, .. }) => {
                     let reason =
                         format!("version {version} is not supported: this node speaks {GENET_VERSION}");
-                    let _ = writer.send(Frame::Refused { reason });
+                    let _ = writer.try_send(Frame::Refused { reason });
                 }
                 Ok(other) => {
                     let reason = format!("expected PeerHello, got {}", other.kind());
-                    let _ = writer.send(Frame::Refused { reason });
+                    let _ = writer.try_send(Frame::Refused { reason });
                 }
                 Err(_) => {}
             }
@@ -627,13 +628,13 @@ impl Driver {
                 let tx = self.inbox_tx.clone();
                 match self.links.get_mut(&link) {
                     Some(l) if l.writer.is_none() && l.ticket == ticket => {
-                        let _ = writer.send(Frame::PeerWelcome);
+                        let _ = writer.try_send(Frame::PeerWelcome);
                         l.writer = Some(writer);
                         l.tasks.push(spawn_reader(stream, link, l.serial, tx));
                         self.node.handle_opened(link, now());
                     }
                     _ => {
-                        let _ = writer.send(Frame::Refused {
+                        let _ = writer.try_send(Frame::Refused {
                             reason: format!("no offer to {child} with this ticket"),
                         });
                     }
@@ -768,12 +769,28 @@ impl Driver {
         // Replies to this node must find it: bind its current identifier
         // before it speaks.
         if let Some(id) = self.node.id() {
-            if self.bound != Some(id) && !matches!(frame, Frame::RegisterRoot { .. }) {
-                let _ = self.relay.send(Frame::Bind { id });
+            if self.bound != Some(id)
+                && !matches!(frame, Frame::RegisterRoot { .. })
+                && self.relay.try_send(Frame::Bind { id }).is_err()
+            {
+                return self.relay_full(&frame);
             }
             self.bound = Some(id);
         }
-        let _ = self.relay.send(frame);
+        if self.relay.try_send(frame.clone()).is_err() {
+            self.relay_full(&frame);
+        }
+    }
+
+    /// The relay does not read what this node sends: the frame is dropped
+    /// (the join it belongs to times out) and the loss reported.
+    fn relay_full(&mut self, frame: &Frame) {
+        self.error(GenetError::Relay {
+            reason: format!(
+                "dropped a {}: the relay is not reading ({WRITE_QUEUE} frames queued)",
+                frame.kind()
+            ),
+        });
     }
 
     fn serial(&mut self) -> u64 {
@@ -799,8 +816,18 @@ impl Driver {
                     };
                     // A link that just ended has its close on the way to the
                     // core: the message is dropped with it.
-                    if let Some(w) = self.links.get(&link).and_then(|l| l.writer.as_ref()) {
-                        let _ = w.send(Frame::Peer { message });
+                    let full = self
+                        .links
+                        .get(&link)
+                        .and_then(|l| l.writer.as_ref())
+                        .is_some_and(|w| {
+                            matches!(w.try_send(Frame::Peer { message }), Err(TrySendError::Full(_)))
+                        });
+                    // A peer that does not read its frames has failed.
+                    if full {
+                        self.links.remove(&link);
+                        let reason = format!("the peer is not reading ({WRITE_QUEUE} frames queued)");
+                        self.node.handle_closed(link, Some(reason), now());
                     }
                 }
             },
@@ -911,7 +938,7 @@ async fn connect_parent(
         Ok(r) => r.map_err(|e| e.to_string())?,
     };
     let (writer, mut stream) = split(ws);
-    let _ = writer.send(Frame::PeerHello {
+    let _ = writer.try_send(Frame::PeerHello {
         version: GENET_VERSION,
         child: me,
         ticket,

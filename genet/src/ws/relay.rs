@@ -173,11 +173,11 @@ async fn serve(
         Ok(Frame::Hello { version, token }) => {
             if version != GENET_VERSION {
                 let reason = format!("version {version} is not supported: this relay speaks {GENET_VERSION}");
-                let _ = writer.send(Frame::Refused { reason });
+                let _ = writer.try_send(Frame::Refused { reason });
                 return;
             }
             if !bool::from(token.as_bytes().ct_eq(config.token.as_bytes())) {
-                let _ = writer.send(Frame::Refused {
+                let _ = writer.try_send(Frame::Refused {
                     reason: "wrong join token".into(),
                 });
                 return;
@@ -185,12 +185,12 @@ async fn serve(
         }
         Ok(other) => {
             let reason = format!("expected Hello, got {}", other.kind());
-            let _ = writer.send(Frame::Refused { reason });
+            let _ = writer.try_send(Frame::Refused { reason });
             return;
         }
         Err(_) => return,
     }
-    let _ = writer.send(Frame::Welcome {
+    let _ = writer.try_send(Frame::Welcome {
         version: GENET_VERSION,
     });
     let conn = {
@@ -209,16 +209,16 @@ async fn serve(
         match frame {
             Frame::RegisterRoot { secret, id } => {
                 if !bool::from(secret.as_bytes().ct_eq(config.secret.as_bytes())) {
-                    let _ = writer.send(Frame::Refused {
+                    let _ = writer.try_send(Frame::Refused {
                         reason: "wrong root secret".into(),
                     });
                 } else if t.root.is_some_and(|(_, c)| c != conn) {
-                    let _ = writer.send(Frame::Refused {
+                    let _ = writer.try_send(Frame::Refused {
                         reason: "a root is already registered".into(),
                     });
                 } else if bind(&mut t, &mut me, id, conn, &writer) {
                     t.root = Some((id, conn));
-                    let _ = writer.send(Frame::RootAccepted);
+                    let _ = writer.try_send(Frame::RootAccepted);
                 }
             }
             Frame::Bind { id } => {
@@ -231,9 +231,9 @@ async fn serve(
                 };
                 let kind = message.kind();
                 match target {
-                    Some((_, w)) if w.send(Frame::Deliver { message }).is_ok() => {}
+                    Some((_, w)) if w.try_send(Frame::Deliver { message }).is_ok() => {}
                     _ => {
-                        let _ = writer.send(Frame::Undeliverable {
+                        let _ = writer.try_send(Frame::Undeliverable {
                             to,
                             kind: kind.into(),
                         });
@@ -241,7 +241,7 @@ async fn serve(
                 }
             }
             other => {
-                let _ = writer.send(Frame::Refused {
+                let _ = writer.try_send(Frame::Refused {
                     reason: format!("a node does not send {} to the relay", other.kind()),
                 });
             }
@@ -260,7 +260,7 @@ async fn serve(
 /// refuses an identifier bound by another connection.
 fn bind(t: &mut Table, me: &mut Option<NodeId>, id: NodeId, conn: u64, writer: &Writer) -> bool {
     if t.bound.get(&id).is_some_and(|(c, _)| *c != conn) {
-        let _ = writer.send(Frame::Refused {
+        let _ = writer.try_send(Frame::Refused {
             reason: format!("identifier {id} is bound by another node"),
         });
         return false;
