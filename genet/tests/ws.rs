@@ -33,8 +33,9 @@ async fn sixty_nodes_join_a_deep_tree() {
 /// The 1000-node test: 1000 real nodes, tasks of this process, join one
 /// tree over loopback WebSocket; the root counts every leaf and no node
 /// exceeds the degree bound. Each node holds two connections (relay,
-/// parent), that is four descriptors per node in this one process: the
-/// soft limit on open files is raised to 16384 if it is lower.
+/// parent) and, if it listens, a listener: both ends of each connection are
+/// in this one process, so about five descriptors per node. The soft limit
+/// on open files is raised to 16384 (or the hard limit) if it is lower.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_nodes_join_one_tree() {
     let (soft, hard) = rlimit::Resource::NOFILE.get().unwrap();

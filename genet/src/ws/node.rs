@@ -425,14 +425,24 @@ impl WsNode {
         what: &str,
     ) -> Result<Status, WsError> {
         let mut rx = self.status.clone();
-        let waited = tokio::time::timeout(deadline, rx.wait_for(|s| pred(s) || s.stopped)).await;
-        let last = self.status.borrow().clone();
+        // The watch's guard is a read lock: clone the status and let it go
+        // before anything else takes the lock (a writer waiting in between
+        // would block a second reader, and so itself).
+        let waited = tokio::time::timeout(deadline, async {
+            rx.wait_for(|s| pred(s) || s.stopped).await.map(|s| s.clone())
+        })
+        .await;
         match waited {
-            Ok(Ok(s)) if !s.stopped || pred(&s) => Ok(s.clone()),
+            Ok(Ok(s)) if !s.stopped || pred(&s) => Ok(s),
+            Ok(Ok(s)) => Err(WsError::Timeout {
+                what: what.to_owned(),
+                after: deadline,
+                status: Box::new(s),
+            }),
             _ => Err(WsError::Timeout {
                 what: what.to_owned(),
                 after: deadline,
-                status: Box::new(last),
+                status: Box::new(self.status.borrow().clone()),
             }),
         }
     }
