@@ -18,8 +18,9 @@
 //!   to a connected child, it sends none of that joiner's requests down to
 //!   another child, nor takes the joiner as a candidate itself, while that
 //!   child stays connected and for the join timeout (the life of the
-//!   node's memory of the delegation); and once the joiner is its
-//!   candidate, it sends none of its requests down;
+//!   node's memory of the delegation; `max_stored` stays at its default,
+//!   1024, more than a run's steps, so that memory never evicts); and once
+//!   the joiner is its candidate, it sends none of its requests down;
 //! * **consistency**: the connected children ([`Node::children`]) are
 //!   among the open child links, the occupied slots agree with
 //!   [`Node::slot`], and [`Node::poll_timeout`] is never in the past after
