@@ -22,6 +22,7 @@ mod blocks;
 mod filter;
 mod lines;
 mod log;
+mod relay;
 mod runner;
 mod supervise;
 
@@ -91,6 +92,8 @@ enum Sub {
     /// Join a master as a worker.
     #[command(after_help = LINES_HELP)]
     Work(WorkArgs),
+    /// Run Genet's bootstrap/relay server: nodes register the root (with the secret) and join the tree through it.
+    Relay(relay::RelayArgs),
 }
 
 #[derive(Args, Debug)]
@@ -279,6 +282,7 @@ fn main() -> ExitCode {
     };
     let code = match cli.work {
         Some(Sub::Work(args)) => runtime.block_on(work(args)),
+        Some(Sub::Relay(args)) => runtime.block_on(relay::relay(args)),
         None => runtime.block_on(master(cli.master)),
     };
     // Tasks still running (a worker's COMMAND, a forwarding task, a

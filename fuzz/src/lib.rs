@@ -3,10 +3,10 @@
 //! Coverage-guided fuzzing ([cargo-fuzz](https://github.com/rust-fuzz/cargo-fuzz)
 //! and [`arbitrary`]) of the parts of Pando that take input from others or
 //! order events: the frame codec ([`frame`]), the two session cores of the
-//! wire protocol ([`master`], [`worker`]) and the StreamLender's core
-//! ([`lender`]). Each module is one target: a `check(data)` that turns the
-//! fuzzer's bytes into inputs and panics, naming the property, when one is
-//! violated.
+//! wire protocol ([`master`], [`worker`]), the StreamLender's core
+//! ([`lender`]) and Genet's node core ([`genet`]). Each module is one
+//! target: a `check(data)` that turns the fuzzer's bytes into inputs and
+//! panics, naming the property, when one is violated.
 //!
 //! The targets in `fuzz_targets/` only call these functions, and
 //! `tests/corpus.rs` calls them on every file of the committed corpora in
@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod frame;
+pub mod genet;
 pub mod lender;
 pub mod master;
 mod serde_arb;
@@ -44,9 +45,10 @@ pub type Check = fn(&[u8]);
 /// corpus directory) and its `check` function.
 ///
 /// See the [crate documentation](crate) for an example.
-pub const TARGETS: [(&str, Check); 4] = [
+pub const TARGETS: [(&str, Check); 5] = [
     ("frame", frame::check),
     ("master_session", master::check),
     ("worker_session", worker::check),
     ("lender_core", lender::check),
+    ("genet_node", genet::check),
 ];

@@ -70,6 +70,21 @@ pub enum GenetError {
         /// The joiner.
         origin: NodeId,
     },
+    /// The relay connection failed or closed, the relay refused a request,
+    /// or it could not deliver a message (over WebSocket, the `ws` module).
+    #[error("relay: {reason}")]
+    Relay {
+        /// What happened.
+        reason: String,
+    },
+    /// A frame or signal that does not belong where it came; it was ignored.
+    #[error("a bad frame from {from}: {reason}")]
+    BadFrame {
+        /// Where it came from.
+        from: From,
+        /// What was wrong.
+        reason: String,
+    },
     /// The relay refused to make this node the root (a wrong secret, or a root already there).
     #[error("the relay refused the root: {0}")]
     RootRefused(String),

@@ -118,6 +118,22 @@
 //!
 //! Driving one core by hand, as an adapter does, is shown on [`Node`].
 //!
+//! # Real nodes over WebSocket
+//! With the `ws` feature, the module `ws` runs the same core in real nodes:
+//! a `ws::WsNode` is one tokio task driving a [`Node`], with its timers
+//! from tokio's clock, and WebSocket connections for its links; a
+//! `ws::Relay` is the bootstrap/relay server (root registration with a
+//! secret, the join token, relaying of join requests and replies), after
+//! which a child connects straight to its parent's listening address. Only
+//! nodes that listen take children. `pando relay` runs the relay; the
+//! frames are in docs/PROTOCOL.md ("Genet over WebSocket").
+//!
+//! 1000 nodes, tasks of one process, joining one tree at once over
+//! loopback (`tests/ws.rs`; `cargo run --release -p pando-genet --features
+//! ws --example join_bench`): the root counts every leaf, and no node ever
+//! has more than 10 children or child links. The seeds took 21-55 s for
+//! 1000 browser windows on a LAN; see BENCHMARKS.md for our figure.
+//!
 //! # Towards the scalable DistributedMap
 //! [`coordinator::Coordinator`] is the per-node policy of Abstraction 5
 //! (Algorithms 20-21): it reads a node's events and says when to pause and
@@ -179,6 +195,8 @@ mod message;
 mod node;
 pub mod scenario;
 pub mod sim;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 pub use config::{
     Backoff, Config, ConfigError, DEFAULT_CANDIDATE_TIMEOUT, DEFAULT_CHILDREN_LIMIT, DEFAULT_MAX_STORED,

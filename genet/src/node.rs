@@ -703,10 +703,18 @@ impl Node {
                     return;
                 }
                 self.events.push_back(Event::ChildConnected { id });
-                // The requests held for this slot now go down to the child.
+                // The requests held for this slot now go down to the child,
+                // and the joiners' later signals follow them there.
                 let held = std::mem::take(&mut self.queues[i]);
                 for s in held {
                     self.unstore(s.origin);
+                    if !self
+                        .delegated
+                        .get(&s.origin)
+                        .is_some_and(|&(j, until)| j == i && until > now)
+                    {
+                        self.remember_delegation(s.origin, i, now);
+                    }
                     self.actions.push_back(Action::Send {
                         to: To::Child(id),
                         message: Message::JoinRequest {

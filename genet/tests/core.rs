@@ -663,3 +663,32 @@ fn later_signals_follow_the_first_even_when_a_slot_frees() {
         [Action::Open(_), Action::Signal { .. }]
     ));
 }
+
+/// A joiner whose requests were held for a candidate's slot, and handed to
+/// it once it connected, keeps going that way when a slot frees up here:
+/// the node remembers the delegation as it does for requests routed to a
+/// connected child.
+#[test]
+fn held_requests_handed_down_keep_their_way() {
+    let now = Instant::now();
+    let mut node = root(cfg(2), now);
+    let me = node.id().unwrap();
+    connect(&mut node, 10, now); // slot 0
+    offer(&mut node, 20, now); // slot 1: a candidate
+    let o = (100..).find(|&o| child_index(me, NodeId(o), 2) == 1).unwrap();
+    assert_eq!(offer(&mut node, o, now), vec![], "held for slot 1");
+    node.handle_opened(Link::Child(NodeId(20)), now);
+    let down = |o: u64| Action::Send {
+        to: To::Child(NodeId(20)),
+        message: Message::JoinRequest {
+            origin: NodeId(o),
+            signal: Signal(vec![o as u8]),
+            can_parent: true,
+        },
+    };
+    assert_eq!(drain(&mut node), vec![down(o)]);
+    // Slot 0 frees up; the joiner's next signal still goes to child 20.
+    node.handle_closed(Link::Child(NodeId(10)), None, now);
+    drain(&mut node);
+    assert_eq!(offer(&mut node, o, now), vec![down(o)]);
+}

@@ -1,0 +1,105 @@
+//! Real Genet nodes over WebSocket (the `ws` feature): a thin async adapter
+//! around the sans-IO [`Node`](crate::Node), and the bootstrap/relay server.
+//!
+//! # How a node joins
+//! 1. Every node keeps one WebSocket connection to the [`Relay`]: it says
+//!    [`Frame::Hello`] with the join token, and binds its current identifier
+//!    ([`Frame::Bind`]) so that replies find it. The root registers with the
+//!    secret ([`Frame::RegisterRoot`]); one root per relay.
+//! 2. A joiner's core opens its parent link; its endpoint's one signal
+//!    ([`WsSignal::Join`]) goes to the root through the relay as a
+//!    `JoinRequest`, and down the tree over the direct links, routed by the
+//!    core ([`child_index`](crate::child_index)).
+//! 3. The node that takes the joiner as a candidate answers with its
+//!    listening address and a random ticket ([`WsSignal::Offer`]), through
+//!    the relay as a `JoinReply`.
+//! 4. The joiner opens a WebSocket connection straight to that address and
+//!    says [`Frame::PeerHello`] with the ticket; the parent checks it against
+//!    its candidate and answers [`Frame::PeerWelcome`]. Both cores see the
+//!    link open. Reports and join requests then go over the direct link
+//!    ([`Frame::Peer`]).
+//!
+//! A node takes children only if it listens ([`WsNodeConfig::listen`]) at
+//! an address its children can reach; the others join as leaves
+//! ([`Config::accepts_children`](crate::Config::accepts_children) is set
+//! from it), and their parents never route joiners to them.
+//!
+//! Each node is one task that owns its core; each connection has a reader
+//! task feeding the node's inbox (bounded: a slow node slows its readers)
+//! and a writer task fed by the node, which never waits on it: a writer
+//! holds at most 1024 frames, and a link whose peer lets that many pile up
+//! is closed as failed (the relay answers `Undeliverable` instead); a
+//! write that waits more than 30 s for its peer drops the connection. Timers are
+//! tokio's: the core's [`poll_timeout`](crate::Node::poll_timeout) is slept
+//! on. Connection failures reach the core as
+//! [`handle_closed`](crate::Node::handle_closed) with their reason, and the
+//! application as [`Event::Error`](crate::Event::Error); losing the relay
+//! stops the node (it leaves its tree). Every handshake has a deadline
+//! ([`WsNodeConfig::handshake_timeout`], [`RelayConfig::handshake_timeout`]).
+//!
+//! A node holds two connections: to the relay and to its parent (plus one
+//! per child). The frames are documented in docs/PROTOCOL.md, "Genet over
+//! WebSocket".
+
+mod conn;
+mod frame;
+pub mod loopback;
+mod node;
+mod relay;
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+pub use frame::{Dest, Frame, GENET_VERSION, MAX_FRAME, MalformedFrame, WsSignal};
+pub use node::{Status, WsNode, WsNodeConfig};
+pub use relay::{Relay, RelayConfig};
+
+use crate::{ConfigError, RequestError};
+
+/// What stops a WebSocket node or relay, or a request to it.
+///
+/// ```
+/// use pando_genet::ws::WsError;
+/// let e = WsError::Relay { relay: "ws://r/".into(), reason: "refused: wrong join token".into() };
+/// assert_eq!(e.to_string(), "relay ws://r/: refused: wrong join token");
+/// ```
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum WsError {
+    /// The node's [`Config`](crate::Config) is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A socket operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The relay could not be reached, or refused the node.
+    #[error("relay {relay}: {reason}")]
+    Relay {
+        /// The relay's URL.
+        relay: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The request does not fit the node's state.
+    #[error(transparent)]
+    Request(RequestError),
+    /// The node's task has stopped.
+    #[error("the node's task has stopped")]
+    Stopped,
+    /// A wait ran out of time.
+    #[error("waited {after:?} for {what}; the node's last status: {status:?}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        after: Duration,
+        /// The node's status then.
+        status: Box<Status>,
+    },
+}
