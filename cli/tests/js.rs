@@ -73,7 +73,16 @@ fn js_serves_the_page_and_the_function_and_native_workers_share_the_run() {
         page.starts_with("http://127.0.0.1:") && page.contains("/?token="),
         "{page}"
     );
-    // Bound to 127.0.0.1: that address only. No COMMAND: no local workers.
+    // Bound to 127.0.0.1: that address only; the monitoring page there too.
+    let monitor = next();
+    assert_eq!(
+        monitor,
+        format!(
+            "pando: watch the run at {}",
+            page.replacen("/?token=", "/monitor?token=", 1)
+        ),
+    );
+    // No COMMAND: no local workers.
     let local = next();
     assert!(local.contains("no local workers"), "{local}");
 
@@ -144,7 +153,7 @@ fn public_url_replaces_the_printed_addresses() {
             let _ = lines_tx.send(line);
         }
     });
-    let printed: Vec<String> = (0..4)
+    let printed: Vec<String> = (0..5)
         .map(|_| {
             lines
                 .recv_timeout(Duration::from_secs(30))
@@ -159,7 +168,11 @@ fn public_url_replaces_the_printed_addresses() {
     );
     assert_eq!(printed[1], "pando: volunteers open in a browser:");
     assert_eq!(printed[2], "pando:   https://example.org/pando/?token=tok");
-    assert!(printed[3].contains("no local workers"), "{printed:?}");
+    assert_eq!(
+        printed[3],
+        "pando: watch the run at https://example.org/pando/monitor?token=tok"
+    );
+    assert!(printed[4].contains("no local workers"), "{printed:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

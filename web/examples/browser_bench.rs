@@ -6,7 +6,8 @@
 //! cargo run --release -p pando-web --example browser_bench [-- ITEMS]
 //! ```
 //!
-//! It needs /usr/bin/chromium and /usr/bin/chromedriver. The browser and
+//! It needs chromium and chromedriver on the `PATH` (or `PANDO_CHROMIUM`
+//! and `PANDO_CHROMEDRIVER`), and says so otherwise. The browser and
 //! the master share the machine's cores, as they would on one laptop;
 //! compare only figures of the same run.
 
@@ -145,11 +146,10 @@ async fn main() {
     let items: u64 = std::env::args()
         .nth(1)
         .map_or(20_000, |n| n.parse().expect("ITEMS is a number"));
-    if let Err(why) = tools() {
-        eprintln!("browser_bench: {why}");
+    let Some(tools) = tools() else {
         return;
-    }
-    let browser = Browser::start().await;
+    };
+    let browser = Browser::start(&tools).await;
     let web_workers = browser
         .client
         .execute(

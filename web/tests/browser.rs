@@ -16,10 +16,7 @@ use serde_json::{Value as Json, json};
 use tokio::sync::{mpsc, oneshot};
 
 mod support;
-use support::{Browser, tools, within};
-
-/// One browser test at a time: each runs its own chromium, and the machine is small.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use support::{Browser, ONE_AT_A_TIME, tools, within};
 
 /// The master's log lines (tracing), for the tests that check what it says.
 static LOGS: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
@@ -174,15 +171,16 @@ fn config() -> MapConfig {
     }
 }
 
+/// The browser's tools and the one-at-a-time guard, or returns (the test
+/// is skipped, saying why; see `support::tools`).
 macro_rules! browser_test {
     () => {{
-        if let Err(why) = tools() {
-            eprintln!("{why}");
+        let Some(tools) = tools() else {
             return;
-        }
+        };
         let one = ONE_AT_A_TIME.lock().await;
         capture_logs();
-        one
+        (one, tools)
     }};
 }
 
@@ -190,9 +188,9 @@ const SQUARE_ESM: &str = "export default function (x) { return Number(x) * Numbe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_tabs_compute_1000_values_in_order() {
-    let _one = browser_test!();
+    let (_one, tools) = browser_test!();
     let master = Master::start(config(), SQUARE_ESM, &[]).await;
-    let browser = Browser::start().await;
+    let browser = Browser::start(&tools).await;
     let (open, gate) = oneshot::channel();
     let (mut rx, run) = master.run(inputs(1000), gate);
     for _ in 0..3 {
@@ -210,7 +208,7 @@ async fn three_tabs_compute_1000_values_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_original_callback_form_and_require_of_a_sibling_work() {
-    let _one = browser_test!();
+    let (_one, tools) = browser_test!();
     let function = "const { times } = require('./times');\n\
                     module.exports['/pando/1.0.0'] = function (x, cb) { setTimeout(() => cb(null, times(Number(x), Number(x))), 0); };";
     let master = Master::start(
@@ -219,7 +217,7 @@ async fn the_original_callback_form_and_require_of_a_sibling_work() {
         &[("times.js", "exports.times = (a, b) => a * b;")],
     )
     .await;
-    let browser = Browser::start().await;
+    let browser = Browser::start(&tools).await;
     let (open, gate) = oneshot::channel();
     let (mut rx, run) = master.run(inputs(100), gate);
     browser.open_tab(&master.page).await;
@@ -232,7 +230,7 @@ async fn the_original_callback_form_and_require_of_a_sibling_work() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_es_module_imports_a_sibling() {
-    let _one = browser_test!();
+    let (_one, tools) = browser_test!();
     let function =
         "import { times } from './lib.mjs';\nexport default async (x) => times(Number(x), Number(x));";
     let master = Master::start(
@@ -241,7 +239,7 @@ async fn an_es_module_imports_a_sibling() {
         &[("lib.mjs", "export const times = (a, b) => a * b;")],
     )
     .await;
-    let browser = Browser::start().await;
+    let browser = Browser::start(&tools).await;
     let (open, gate) = oneshot::channel();
     let (mut rx, run) = master.run(inputs(50), gate);
     browser.open_tab(&master.page).await;
@@ -253,12 +251,12 @@ async fn an_es_module_imports_a_sibling() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tab_closed_mid_run_loses_nothing_and_duplicates_nothing() {
-    let _one = browser_test!();
+    let (_one, tools) = browser_test!();
     // Slow enough that the tab to close still holds values when it goes.
     let function =
         "export default (x) => new Promise((ok) => setTimeout(() => ok(Number(x) * Number(x)), 5));";
     let master = Master::start(config(), function, &[]).await;
-    let browser = Browser::start().await;
+    let browser = Browser::start(&tools).await;
     let (open, gate) = oneshot::channel();
     let (mut rx, run) = master.run(inputs(400), gate);
     let stays = browser.open_tab(&master.page).await;
@@ -283,11 +281,11 @@ async fn a_tab_closed_mid_run_loses_nothing_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tab_and_a_native_worker_share_one_map() {
-    let _one = browser_test!();
+    let (_one, tools) = browser_test!();
     let function =
         "export default (x) => new Promise((ok) => setTimeout(() => ok(Number(x) * Number(x)), 2));";
     let master = Master::start(config(), function, &[]).await;
-    let browser = Browser::start().await;
+    let browser = Browser::start(&tools).await;
     let (open, gate) = oneshot::channel();
     let (mut rx, run) = master.run(inputs(300), gate);
     let url = master.native.clone();
@@ -328,7 +326,7 @@ async fn a_tab_and_a_native_worker_share_one_map() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_that_never_returns_is_stopped_at_the_timeout_and_its_worker_replaced() {
-    let _one = browser_test!();
+    let (_one, tools) = browser_test!();
     // Value 3 loops forever: each attempt times out, its Web Worker is
     // replaced, and the value is skipped after its retries.
     let function = "export default (x) => { if (x === '3') { for (;;) {} } return Number(x) * Number(x); };";
@@ -339,7 +337,7 @@ async fn a_function_that_never_returns_is_stopped_at_the_timeout_and_its_worker_
         ..config()
     };
     let master = Master::start(config, function, &[]).await;
-    let browser = Browser::start().await;
+    let browser = Browser::start(&tools).await;
     let (open, gate) = oneshot::channel();
     let (mut rx, run) = master.run(inputs(20), gate);
     browser.open_tab(&master.page).await;
@@ -372,11 +370,11 @@ async fn a_function_that_never_returns_is_stopped_at_the_timeout_and_its_worker_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_leaves_cleanly() {
-    let _one = browser_test!();
+    let (_one, tools) = browser_test!();
     let function =
         "export default (x) => new Promise((ok) => setTimeout(() => ok(Number(x) * Number(x)), 5));";
     let master = Master::start(config(), function, &[]).await;
-    let browser = Browser::start().await;
+    let browser = Browser::start(&tools).await;
     let (open, gate) = oneshot::channel();
     let (mut rx, run) = master.run(inputs(200), gate);
     let stays = browser.open_tab(&master.page).await;
@@ -464,7 +462,7 @@ fn refusal(seen: &Json) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_browser_input_disconnects_that_tab_only_and_loses_nothing() {
-    let _one = browser_test!();
+    let (_one, tools) = browser_test!();
     let function =
         "export default (x) => new Promise((ok) => setTimeout(() => ok(Number(x) * Number(x)), 2));";
     let config = MapConfig {
@@ -474,7 +472,7 @@ async fn hostile_browser_input_disconnects_that_tab_only_and_loses_nothing() {
         ..config()
     };
     let master = Master::start(config, function, &[]).await;
-    let browser = Browser::start().await;
+    let browser = Browser::start(&tools).await;
     let (open, gate) = oneshot::channel();
     let (mut rx, run) = master.run(inputs(600), gate);
 
@@ -565,7 +563,7 @@ async fn hostile_browser_input_disconnects_that_tab_only_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_keep_a_tab_whose_function_runs_longer_than_the_heartbeat_timeout() {
-    let _one = browser_test!();
+    let (_one, tools) = browser_test!();
     // Each value keeps its Web Worker busy for 1.5 s, longer than the
     // heartbeat timeout (1 s): the page's main thread keeps the connection alive.
     let function = "export default (x) => { const end = Date.now() + 1500; while (Date.now() < end) {} return Number(x) * Number(x); };";
@@ -575,7 +573,7 @@ async fn heartbeats_keep_a_tab_whose_function_runs_longer_than_the_heartbeat_tim
         ..config()
     };
     let master = Master::start(config, function, &[]).await;
-    let browser = Browser::start().await;
+    let browser = Browser::start(&tools).await;
     let (open, gate) = oneshot::channel();
     let (mut rx, run) = master.run(inputs(3), gate);
     browser.open_tab(&master.page).await;

@@ -1,19 +1,28 @@
-//! What the browser tests and the browser benchmark share: chromium
-//! through chromedriver (fantoccini), and deadlines.
+//! What the browser tests and the browser benchmark share: finding chromium
+//! and chromedriver, one headless chromium session through chromedriver
+//! (fantoccini, plain HTTP on loopback), and deadlines.
+//!
+//! `PANDO_CHROMIUM` and `PANDO_CHROMEDRIVER` name other binaries than the
+//! `chromium` and `chromedriver` on the `PATH`.
 
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::path::Path;
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
-pub(crate) const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// One browser at a time: each test runs its own chromium, and the machine is small.
+pub(crate) static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The window's size unless a test asks for another ([`Browser::start_sized`]).
+pub(crate) const WINDOW: (u32, u32) = (1000, 800);
 
 /// Waits for `what` for at most `secs` seconds, or fails saying what it waited for.
 pub(crate) async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
@@ -23,30 +32,64 @@ pub(crate) async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>)
     }
 }
 
-/// The browser's tools, or why the test is skipped. With
-/// `PANDO_BROWSER_TESTS=required` (`.ci/run` in CI), a missing tool fails
-/// the test instead.
-pub(crate) fn tools() -> Result<(), String> {
-    for tool in [CHROMIUM, CHROMEDRIVER] {
-        if !Path::new(tool).exists() {
-            let why = format!("{tool} is missing (apt-get install chromium chromium-driver; .ci/run does)");
-            if std::env::var("PANDO_BROWSER_TESTS").as_deref() == Ok("required") {
-                panic!("PANDO_BROWSER_TESTS=required, but {why}");
-            }
-            return Err(format!("skipped: {why}"));
-        }
-    }
-    Ok(())
+/// The browser and its driver.
+#[derive(Debug, Clone)]
+pub(crate) struct Tools {
+    pub(crate) chromium: PathBuf,
+    pub(crate) chromedriver: PathBuf,
 }
 
-/// chromedriver and one chromium session through it; both end when dropped.
+/// The browser's tools, or `None` when they are missing and the caller
+/// should skip: the reason then goes straight to stderr (the test harness
+/// would hide an `eprintln!`). With `PANDO_BROWSER_TESTS=required`
+/// (`.ci/run` in CI), a missing tool fails instead.
+pub(crate) fn tools() -> Option<Tools> {
+    let find = |var: &str, name: &str| -> Result<PathBuf, String> {
+        match std::env::var_os(var) {
+            Some(path) if std::path::Path::new(&path).is_file() => Ok(PathBuf::from(path)),
+            Some(path) => Err(format!("{var}={} is not a file", PathBuf::from(path).display())),
+            None => which::which(name).map_err(|e| {
+                format!("{name} not found ({e}); set {var}, or apt-get install chromium chromium-driver (.ci/run does)")
+            }),
+        }
+    };
+    let found = find("PANDO_CHROMIUM", "chromium").and_then(|chromium| {
+        Ok(Tools {
+            chromium,
+            chromedriver: find("PANDO_CHROMEDRIVER", "chromedriver")?,
+        })
+    });
+    match found {
+        Ok(tools) => Some(tools),
+        Err(why) if std::env::var("PANDO_BROWSER_TESTS").as_deref() == Ok("required") => {
+            panic!("PANDO_BROWSER_TESTS=required, but {why}")
+        }
+        Err(why) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: the browser test needs chromium and chromedriver: {why}"
+            );
+            None
+        }
+    }
+}
+
+/// chromedriver and one chromium session through it. [`Browser::end`] closes
+/// the session; dropping the browser (a failed test) kills both.
 pub(crate) struct Browser {
     pub(crate) client: Client,
     _driver: tokio::process::Child,
 }
 
 impl Browser {
-    pub(crate) async fn start() -> Browser {
+    /// Starts chromedriver and a headless chromium of [`WINDOW`]'s size.
+    pub(crate) async fn start(tools: &Tools) -> Browser {
+        Self::start_sized(tools, WINDOW).await
+    }
+
+    /// Starts chromedriver and a headless chromium whose window is
+    /// `(width, height)` pixels.
+    pub(crate) async fn start_sized(tools: &Tools, (width, height): (u32, u32)) -> Browser {
         // chromedriver's own `--port=0` can fail ("IPv4 port not available"):
         // give it a port that was free a moment ago, and try again if it
         // was taken meanwhile.
@@ -57,7 +100,7 @@ impl Browser {
                 .and_then(|l| l.local_addr())
                 .expect("a free port")
                 .port();
-            let mut driver = tokio::process::Command::new(CHROMEDRIVER)
+            let mut driver = tokio::process::Command::new(&tools.chromedriver)
                 .arg(format!("--port={port}"))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -66,7 +109,7 @@ impl Browser {
                 // that fails leaves no browser behind (see `Drop`).
                 .process_group(0)
                 .spawn()
-                .expect("chromedriver starts");
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", tools.chromedriver.display()));
             let mut lines = BufReader::new(driver.stdout.take().expect("piped")).lines();
             let started = within(30, "chromedriver to say it started", async {
                 let mut said = Vec::new();
@@ -81,6 +124,7 @@ impl Browser {
             .await;
             match started {
                 Ok(()) => {
+                    // Keep reading its stdout, so that it never blocks on a full pipe.
                     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
                     break (driver, port);
                 }
@@ -92,7 +136,7 @@ impl Browser {
         caps.insert(
             "goog:chromeOptions".into(),
             json!({
-                "binary": CHROMIUM,
+                "binary": tools.chromium,
                 "args": [
                     "--headless=new",
                     "--no-sandbox",
@@ -103,13 +147,13 @@ impl Browser {
                     "--disable-dev-shm-usage",
                     "--disable-crash-reporter",
                     "--disable-breakpad",
-                    "--window-size=1000,800",
+                    format!("--window-size={width},{height}"),
                 ],
             }),
         );
         let client = within(60, "a chromium session", async {
-            ClientBuilder::rustls()
-                .expect("rustls")
+            // chromedriver is on loopback: plain HTTP, no TLS.
+            ClientBuilder::new(HttpConnector::new())
                 .capabilities(caps)
                 .connect(&format!("http://127.0.0.1:{port}"))
                 .await
@@ -140,8 +184,11 @@ impl Browser {
             .unwrap_or_else(|e| panic!("the tab's status never became {status:?}: {e}"));
     }
 
+    /// Ends the chromium session; chromedriver goes when `self` is dropped.
     pub(crate) async fn end(self) {
-        let _ = self.client.clone().close().await;
+        within(30, "the chromium session to end", self.client.clone().close())
+            .await
+            .expect("the chromium session ends");
     }
 }
 
