@@ -748,9 +748,6 @@ impl<T, R> Core<T, R> {
     /// RecoverFailedValues (Algorithm 12): the values `k` holds go back to be
     /// lent again, each charged a failure (its own if it was the only one).
     fn recover(&mut self, k: SubId) {
-        if self.replicas > 1 {
-            return self.replica_recover(k);
-        }
         let Some(sub) = self.subs.get_mut(&k) else { return };
         let lent = std::mem::take(&mut sub.lent);
         if lent.is_empty() {
@@ -764,7 +761,9 @@ impl<T, R> Core<T, R> {
         };
         let reason = sub.end_reason.clone();
         for id in lent {
-            if self.fail_value(id, charge, reason.clone()) {
+            if self.replicas > 1 {
+                self.replica_recover(k, id, charge, reason.clone());
+            } else if self.fail_value(id, charge, reason.clone()) {
                 self.requeue(id);
             }
         }

@@ -368,30 +368,15 @@ impl<T, R> Core<T, R> {
         }
     }
 
-    /// RecoverFailedValues with replicas: the copies `k` holds are charged
-    /// as with one replica, and each value wants one more copy.
+    /// RecoverFailedValues with replicas, for one copy `k` held: it is
+    /// charged as with one replica, and the value wants one more copy.
     #[cold]
     #[inline(never)]
-    pub(super) fn replica_recover(&mut self, k: SubId) {
-        let Some(sub) = self.subs.get_mut(&k) else { return };
-        let lent = std::mem::take(&mut sub.lent);
-        if lent.is_empty() {
-            return;
+    pub(super) fn replica_recover(&mut self, k: SubId, id: u64, charge: Charge, reason: Option<Box<str>>) {
+        if let Some(votes) = self.votes_mut(id) {
+            votes.holders.retain(|&h| h != k);
         }
-        sub.recovered.extend(lent.iter().copied());
-        let charge = if lent.len() == 1 {
-            Charge::Own
-        } else {
-            Charge::Shared
-        };
-        let reason = sub.end_reason.clone();
-        for id in lent {
-            if let Some(votes) = self.votes_mut(id) {
-                votes.holders.retain(|&h| h != k);
-            }
-            self.replica_fail(id, charge, reason.clone(), 1);
-        }
-        self.left_holder(0);
+        self.replica_fail(id, charge, reason, 1);
     }
 }
 
