@@ -10,9 +10,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use common::{
-    DEADLINE, PANDO, collect, feed, join_url, lines, next_matching, seq, squares, worker, worker_with,
-};
+use common::{DEADLINE, PANDO, collect, feed, join_url, next_matching, seq, squares, worker, worker_with};
 
 /// Runs `pando ARGS` with `input` on stdin; returns (status, stdout, stderr).
 fn run(args: &[&str], input: &str) -> (std::process::ExitStatus, String, String) {
@@ -524,17 +522,8 @@ fn after_sigterm_or_sigint_no_grandchild_survives() {
 /// address and the reason.
 #[test]
 fn a_dropped_worker_is_logged_with_its_name_address_and_reason() {
-    let mut m = Command::new(PANDO)
-        .args(["--local", "0", "--bind", "127.0.0.1", "--", "cat"])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // stdin stays open: the run goes on while the worker is killed.
-    let _stdin = m.stdin.take().unwrap();
-    let rx = lines(m.stderr.take().unwrap());
+    let (mut m, _stdin, rx) = common::cat_master();
     let next = |what: &str, pred: &dyn Fn(&str) -> bool| next_matching(&rx, DEADLINE, what, pred);
     let first = next("the join URL", &|l| l.contains("pando work '"));
     let url = join_url(&first);

@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Killed, PANDO, join_url, lines, next_matching, worker_with};
+use common::{Killed, cat_master, join_url, next_matching, worker_with};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -20,17 +19,8 @@ fn worker(url: &str, name: Option<&str>) -> Killed {
 
 #[test]
 fn a_worker_joins_with_its_name_or_the_host_name() {
-    let mut master = Command::new(PANDO)
-        .args(["--local", "0", "--bind", "127.0.0.1", "--", "cat"])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // stdin stays open: the run goes on while the workers join.
-    let _stdin = master.stdin.take().unwrap();
-    let rx = lines(master.stderr.take().unwrap());
+    let (master, _stdin, rx) = cat_master();
     let _master = Killed(master);
     let next = |what: &str, pred: &dyn Fn(&str) -> bool| next_matching(&rx, DEADLINE, what, pred);
     let first = next("the join URL", &|l| l.contains("pando work '"));

@@ -128,6 +128,23 @@ pub(crate) fn master(extra: &[&str], command: &[&str]) -> Master {
     }
 }
 
+/// `pando --local 0 --bind 127.0.0.1 -- cat` at its default log level, its
+/// stdout discarded: it, its stdin (the run goes on while that stays open),
+/// and its stderr lines.
+pub(crate) fn cat_master() -> (Child, ChildStdin, mpsc::Receiver<String>) {
+    let mut child = Command::new(PANDO)
+        .args(["--local", "0", "--bind", "127.0.0.1", "--", "cat"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let stderr = lines(child.stderr.take().unwrap());
+    (child, stdin, stderr)
+}
+
 /// `pando ARGS` with `env` set and no stdin, stdout or stderr.
 pub(crate) fn quiet(args: &[&str], env: &[(&str, &str)]) -> Child {
     Command::new(PANDO)
