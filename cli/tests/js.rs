@@ -2,20 +2,23 @@
 //! on the master's port, and native workers in the same run. The browser
 //! itself is driven in pando-web's browser tests.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
-const PANDO: &str = env!("CARGO_BIN_EXE_pando");
+use common::{PANDO, join_url, lines, next_line, quiet};
+
+/// How long to wait for each line of the master.
+const LINE: Duration = Duration::from_secs(30);
 
 /// A plain HTTP/1.1 GET; the status line and the body.
 fn get(url: &str) -> (String, String) {
     let rest = url.strip_prefix("http://").expect("an http URL");
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let mut tcp = std::net::TcpStream::connect(host).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    tcp.set_read_timeout(Some(LINE)).unwrap();
     write!(
         tcp,
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
@@ -46,24 +49,9 @@ fn js_serves_the_page_and_the_function_and_native_workers_share_the_run() {
         .spawn()
         .unwrap();
     // The first lines: the native join command, then the volunteer URLs.
-    let (lines_tx, lines) = mpsc::channel();
-    let stderr = BufReader::new(master.stderr.take().unwrap());
-    thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let next = || {
-        lines
-            .recv_timeout(Duration::from_secs(30))
-            .expect("a line from the master")
-    };
-    let join = next();
-    let native = join
-        .split('\'')
-        .nth(1)
-        .unwrap_or_else(|| panic!("no join URL in {join:?}"))
-        .to_string();
+    let stderr = lines(master.stderr.take().unwrap());
+    let next = || next_line(&stderr, LINE, "a line from the master");
+    let native = join_url(&next());
     assert_eq!(next(), "pando: volunteers open in a browser:");
     let page = next();
     let page = page
@@ -105,13 +93,7 @@ fn js_serves_the_page_and_the_function_and_native_workers_share_the_run() {
     assert!(status.contains("403"), "{status}");
 
     // A native worker, with its own command (the master has none), does the run.
-    let mut worker = Command::new(PANDO)
-        .args(["work", &native, "--", "sh", "-c", "read x; echo $((x*x))"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut worker = quiet(&["work", &native, "--", "sh", "-c", "read x; echo $((x*x))"], &[]);
     let mut stdin = master.stdin.take().unwrap();
     stdin.write_all(b"1\n2\n3\n").unwrap();
     drop(stdin);
@@ -146,19 +128,9 @@ fn public_url_replaces_the_printed_addresses() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (lines_tx, lines) = mpsc::channel();
-    let stderr = BufReader::new(master.stderr.take().unwrap());
-    thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let stderr = lines(master.stderr.take().unwrap());
     let printed: Vec<String> = (0..5)
-        .map(|_| {
-            lines
-                .recv_timeout(Duration::from_secs(30))
-                .expect("a line from the master")
-        })
+        .map(|_| next_line(&stderr, LINE, "a line from the master"))
         .collect();
     let _ = master.kill();
     let _ = master.wait();

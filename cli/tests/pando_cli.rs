@@ -2,21 +2,15 @@
 //! loopback sockets. They wait on events (a line printed, a process ending),
 //! never on fixed sleeps; only the master's own heartbeat timeout takes time.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::{BufRead, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-const PANDO: &str = env!("CARGO_BIN_EXE_pando");
-
-fn squares(n: u64) -> String {
-    (1..=n).map(|x| format!("{}\n", x * x)).collect()
-}
-
-fn seq(n: u64) -> String {
-    (1..=n).map(|x| format!("{x}\n")).collect()
-}
+use common::{DEADLINE, PANDO, collect, feed, join_url, next_matching, seq, squares, worker, worker_with};
 
 /// Runs `pando ARGS` with `input` on stdin; returns (status, stdout, stderr).
 fn run(args: &[&str], input: &str) -> (std::process::ExitStatus, String, String) {
@@ -127,8 +121,7 @@ fn a_port_in_use_is_reported() {
 /// A master with no local workers, reading `input`; returns it, the join
 /// URL it printed, and a receiver of its stdout lines.
 fn master(extra: &[&str], command: &[&str], input: String) -> (Child, String, mpsc::Receiver<String>) {
-    let (child, url, rx) = master_gated(extra, command, input, None);
-    (child, url, rx)
+    master_gated(extra, command, input, None)
 }
 
 /// Like [`master`]; with `gate`, the input is written only once the master
@@ -139,25 +132,13 @@ fn master_gated(
     input: String,
     gate: Option<&'static str>,
 ) -> (Child, String, mpsc::Receiver<String>) {
-    let mut child = Command::new(PANDO)
-        .args(["--local", "0", "--bind", "127.0.0.1"])
-        .args(extra)
-        .arg("--")
-        .args(command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    stderr.read_line(&mut first).unwrap();
-    let url = first
-        .split('\'')
-        .nth(1)
-        .unwrap_or_else(|| panic!("no join URL in {first:?}"))
-        .to_string();
+    let common::Master {
+        child,
+        url,
+        stdin,
+        stderr,
+        stdout,
+    } = common::master(extra, command);
     let (open_tx, open_rx) = mpsc::channel::<()>();
     thread::spawn(move || {
         let mut open = Some(open_tx);
@@ -173,37 +154,9 @@ fn master_gated(
         if gate.is_some() && open_rx.recv().is_err() {
             return;
         }
-        let _ = stdin.write_all(input.as_bytes());
+        feed(stdin, input);
     });
-    let (tx, rx) = mpsc::channel();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    thread::spawn(move || {
-        for line in stdout.lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
-    (child, url, rx)
-}
-
-fn worker(url: &str) -> Child {
-    Command::new(PANDO)
-        .args(["work", url, "--accept"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-fn collect(rx: &mpsc::Receiver<String>, n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| {
-            rx.recv_timeout(Duration::from_secs(120))
-                .unwrap_or_else(|e| panic!("line {i}: {e}"))
-        })
-        .collect()
+    (child, url, stdout)
 }
 
 #[test]
@@ -319,8 +272,6 @@ fn run_within(
         }
     }
 }
-
-const DEADLINE: Duration = Duration::from_secs(120);
 
 fn last_line(err: &str) -> &str {
     err.lines().last().unwrap_or("")
@@ -571,44 +522,12 @@ fn after_sigterm_or_sigint_no_grandchild_survives() {
 /// address and the reason.
 #[test]
 fn a_dropped_worker_is_logged_with_its_name_address_and_reason() {
-    let mut m = Command::new(PANDO)
-        .args(["--local", "0", "--bind", "127.0.0.1", "--", "cat"])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // stdin stays open: the run goes on while the worker is killed.
-    let _stdin = m.stdin.take().unwrap();
-    let stderr = BufReader::new(m.stderr.take().unwrap());
-    let (tx, rx) = mpsc::channel::<String>();
-    thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let next = |what: &str, pred: &dyn Fn(&str) -> bool| -> String {
-        loop {
-            let line = rx
-                .recv_timeout(DEADLINE)
-                .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
-            if pred(&line) {
-                return line;
-            }
-        }
-    };
+    let (mut m, _stdin, rx) = common::cat_master();
+    let next = |what: &str, pred: &dyn Fn(&str) -> bool| next_matching(&rx, DEADLINE, what, pred);
     let first = next("the join URL", &|l| l.contains("pando work '"));
-    let url = first.split('\'').nth(1).unwrap().to_string();
-    let mut w = Command::new(PANDO)
-        .args(["work", &url, "--accept", "--name", "victim"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let url = join_url(&first);
+    let mut w = worker_with(&url, &["--name", "victim"], &[]);
     let joined = next("the join", &|l| {
         l.contains("worker victim (") && l.contains(") joined")
     });
@@ -674,19 +593,6 @@ fn results_that_cannot_be_written_stop_the_run_with_an_error() {
 }
 
 // ---- Issue 12: three modes, --jobs, pipelined filters, blocks; issue 13: the token off argv.
-
-/// A remote worker with extra arguments and environment.
-fn worker_with(url: &str, extra: &[&str], env: &[(&str, &str)]) -> Child {
-    Command::new(PANDO)
-        .args(["work", url, "--accept"])
-        .args(extra)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
 
 /// The three modes, each with a master flag set and a COMMAND that squares
 /// each line (slowly enough that a killed worker holds values).

@@ -4,75 +4,39 @@
 //! refused. Separate processes over loopback sockets; the tests wait on
 //! events (lines printed, processes ending), never on fixed sleeps.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
 
-const PANDO: &str = env!("CARGO_BIN_EXE_pando");
+use common::{PANDO, collect, drain, feed, seq, squares};
+
 const TOKEN: &str = "reconnect-test-token";
-
-fn squares(n: u64) -> String {
-    (1..=n).map(|x| format!("{}\n", x * x)).collect()
-}
-
-fn seq(n: u64) -> String {
-    (1..=n).map(|x| format!("{x}\n")).collect()
-}
 
 /// A master on `port` (0: any) with the test's token and no local workers,
 /// running `command` on `input`; returns it, the port it listens on, and a
 /// receiver of its stdout lines.
 fn master(port: u16, command: &[&str], input: String) -> (Child, u16, mpsc::Receiver<String>) {
-    let mut child = Command::new(PANDO)
-        .args([
-            "--local",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--batch-size",
-            "2",
-            "--token",
-            TOKEN,
-        ])
-        .args(["--port", &port.to_string()])
-        .arg("--")
-        .args(command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    stderr.read_line(&mut first).unwrap();
-    let url = first
-        .split('\'')
-        .nth(1)
-        .unwrap_or_else(|| panic!("no join URL in {first:?}"))
-        .to_string();
+    let common::Master {
+        child,
+        url,
+        stdin,
+        stderr,
+        stdout,
+    } = common::master(
+        &["--batch-size", "2", "--token", TOKEN, "--port", &port.to_string()],
+        command,
+    );
     let port = url
         .split("127.0.0.1:")
         .nth(1)
         .and_then(|rest| rest.split(['/', '?']).next())
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in {url:?}"));
-    thread::spawn(move || for _ in stderr.lines().map_while(Result::ok) {});
-    thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    let (tx, rx) = mpsc::channel();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    thread::spawn(move || {
-        for line in stdout.lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
-    (child, port, rx)
+    drain(stderr);
+    feed(stdin, input);
+    (child, port, stdout)
 }
 
 /// `pando work --reconnect=60s --accept` on the master at `port`, its
@@ -86,15 +50,6 @@ fn worker(port: u16) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-fn collect(rx: &mpsc::Receiver<String>, n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| {
-            rx.recv_timeout(Duration::from_secs(120))
-                .unwrap_or_else(|e| panic!("line {i}: {e}"))
-        })
-        .collect()
 }
 
 fn kill(child: &mut Child) {

@@ -15,25 +15,7 @@ use pando_lend_stream::LendError;
 use pando_pull_stream::{collect, count, pull};
 
 mod common;
-use common::{raw_join, report, spawn_squarer, squares, value_ids};
-
-const MAX: usize = 1 << 20;
-
-async fn ws_master(
-    config: MapConfig,
-    n: u64,
-) -> (
-    DistributedMap<u64, u64, ()>,
-    String,
-    impl std::future::Future<Output = Result<Vec<u64>, LendError<()>>>,
-) {
-    let map = DistributedMap::<u64, u64, ()>::new(config);
-    let listener = ws::WsListener::bind("127.0.0.1:0", MAX).await.unwrap();
-    let url = join_url(&listener.url(), &map.config().token);
-    map.serve(listener);
-    let output = pull!(count(n), map.clone(), collect::<Vec<_>>());
-    (map, url, output)
-}
+use common::{MAX, raw_join, report, spawn_squarer, squares, value_ids, ws_master};
 
 /// Joins `url` as `name` by hand over WebSocket, and expects a `Welcome`.
 async fn welcomed(url: &str, name: &str, max: usize) -> pando_distributed_map::transport::Connection {

@@ -11,32 +11,21 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use pando_distributed_map::codec::Codec;
 use pando_distributed_map::frame::Frame;
-use pando_distributed_map::transport::{Listener, memory, ws};
+use pando_distributed_map::transport::{Listener, memory};
 use pando_distributed_map::{
     ConfigError, DistributedMap, MAX_REPLICAS, MapConfig, ReplicaWait, Worker, join_url,
 };
-use pando_lend_stream::LendError;
 use pando_pull_stream::{collect, count, pull};
 
 mod common;
-use common::{RAW_MAX, raw_join, report, squares};
+use common::{RAW_MAX, raw_join, report, squares, ws_master};
 
-const MAX: usize = 1 << 20;
-
-async fn master(
-    config: MapConfig,
-    n: u64,
-) -> (
-    DistributedMap<u64, u64, ()>,
-    String,
-    impl std::future::Future<Output = Result<Vec<u64>, LendError<()>>>,
-) {
-    let map = DistributedMap::<u64, u64, ()>::new(config);
-    let listener = ws::WsListener::bind("127.0.0.1:0", MAX).await.unwrap();
-    let url = join_url(&listener.url(), &map.config().token);
-    map.serve(listener);
-    let output = pull!(count(n), map.clone(), collect::<Vec<_>>());
-    (map, url, output)
+/// A map that wants `k` agreeing replicas of each result.
+fn replicas(k: u32) -> MapConfig {
+    MapConfig {
+        replicas: k,
+        ..MapConfig::default()
+    }
 }
 
 /// A worker named `name` that squares its values, or lies (`x² + 1`).
@@ -58,11 +47,7 @@ fn worker(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_with_one_lying_worker_out_of_three_give_the_right_output() {
     let n = 2_000;
-    let config = MapConfig {
-        replicas: 3,
-        ..MapConfig::default()
-    };
-    let (map, url, output) = master(config, n).await;
+    let (map, url, output) = ws_master(replicas(3), n).await;
     let workers = [
         worker(&url, "honest-1", false),
         worker(&url, "liar", true),
@@ -101,11 +86,7 @@ async fn three_replicas_with_one_lying_worker_out_of_three_give_the_right_output
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_fewer_workers_than_replicas_nothing_is_read_and_the_stats_say_so() {
     let n = 50;
-    let config = MapConfig {
-        replicas: 3,
-        ..MapConfig::default()
-    };
-    let (map, url, output) = master(config, n).await;
+    let (map, url, output) = ws_master(replicas(3), n).await;
     let output = tokio::spawn(output);
     let first = [worker(&url, "a", false), worker(&url, "b", false)];
     // Wait (with a deadline) until both have joined.
@@ -152,11 +133,7 @@ async fn with_fewer_workers_than_replicas_nothing_is_read_and_the_stats_say_so()
 #[tokio::test]
 async fn impossible_replicas_are_a_config_error() {
     for k in [0, MAX_REPLICAS + 1, u32::MAX] {
-        let config = MapConfig {
-            replicas: k,
-            ..MapConfig::default()
-        };
-        let e = DistributedMap::<u64, u64, ()>::try_new(config).unwrap_err();
+        let e = DistributedMap::<u64, u64, ()>::try_new(replicas(k)).unwrap_err();
         assert_eq!(e, ConfigError::Replicas(k));
         assert!(e.to_string().contains(&k.to_string()), "{e}");
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use pando_genet::ws::loopback::{LoopbackTree, TreeReport};
-use pando_genet::ws::{Relay, RelayConfig, WsError, WsNode, WsNodeConfig};
+use pando_genet::ws::{Relay, RelayConfig, Status, WsError, WsNode, WsNodeConfig};
 use pando_genet::{Config, Event, GenetError, LeftReason, State};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -57,6 +57,27 @@ async fn relay() -> Relay {
     Relay::bind("127.0.0.1:0", RelayConfig::new("secret", "token"))
         .await
         .unwrap()
+}
+
+/// Starts `node` joining the tree; its status once it has a parent.
+async fn joined(node: &WsNode, what: &str) -> Status {
+    node.join().await.unwrap();
+    node.wait_for(|s| s.parent().is_some(), WAIT, what).await.unwrap()
+}
+
+/// A registered root of one slot, and a listening node (`middle`) joined
+/// below it.
+async fn a_root_of_one_slot_and_a_middle(relay: &Relay) -> (WsNode, WsNode) {
+    let mut cfg = listening(relay, 1);
+    cfg.genet.children_limit = 1;
+    let root = WsNode::start(cfg).await.unwrap();
+    root.become_root("secret").await.unwrap();
+    root.wait_for(|s| s.root_registered, WAIT, "the root")
+        .await
+        .unwrap();
+    let middle = WsNode::start(listening(relay, 2)).await.unwrap();
+    joined(&middle, "middle joined").await;
+    (root, middle)
 }
 
 fn listening(relay: &Relay, seed: u64) -> WsNodeConfig {
@@ -135,30 +156,14 @@ async fn joining_without_a_root_fails_the_join() {
 #[tokio::test]
 async fn failures_free_the_slot_and_close_the_subtree() {
     let relay = relay().await;
-    let mut cfg = listening(&relay, 1);
-    cfg.genet.children_limit = 1;
-    let root = WsNode::start(cfg).await.unwrap();
-    root.become_root("secret").await.unwrap();
-    root.wait_for(|s| s.root_registered, WAIT, "the root")
-        .await
-        .unwrap();
-    let middle = WsNode::start(listening(&relay, 2)).await.unwrap();
-    middle.join().await.unwrap();
-    middle
-        .wait_for(|s| s.parent().is_some(), WAIT, "middle joined")
-        .await
-        .unwrap();
+    let (root, middle) = a_root_of_one_slot_and_a_middle(&relay).await;
     let middle_id = middle.status().borrow().id.unwrap();
 
     // The root is full: the leaf goes below `middle`.
     let leaf_a = WsNode::start(WsNodeConfig::new(relay.url(), "token", 3))
         .await
         .unwrap();
-    leaf_a.join().await.unwrap();
-    let s = leaf_a
-        .wait_for(|s| s.parent().is_some(), WAIT, "leaf A joined")
-        .await
-        .unwrap();
+    let s = joined(&leaf_a, "leaf A joined").await;
     assert_eq!(s.parent(), Some(middle_id));
     middle
         .wait_for(|s| s.children == 1, WAIT, "middle's child")
@@ -184,11 +189,7 @@ async fn failures_free_the_slot_and_close_the_subtree() {
         .await
         .unwrap();
     let mut b_events = leaf_b.subscribe();
-    leaf_b.join().await.unwrap();
-    let s = leaf_b
-        .wait_for(|s| s.parent().is_some(), WAIT, "leaf B joined")
-        .await
-        .unwrap();
+    let s = joined(&leaf_b, "leaf B joined").await;
     assert_eq!(s.parent(), Some(middle_id));
 
     // The root fails: `middle` loses its parent, leaves, and closes its
@@ -273,19 +274,7 @@ fn frames_have_the_documented_indices() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphans_rejoin_after_their_parent_fails() {
     let relay = relay().await;
-    let mut cfg = listening(&relay, 1);
-    cfg.genet.children_limit = 1;
-    let root = WsNode::start(cfg).await.unwrap();
-    root.become_root("secret").await.unwrap();
-    root.wait_for(|s| s.root_registered, WAIT, "the root")
-        .await
-        .unwrap();
-    let middle = WsNode::start(listening(&relay, 2)).await.unwrap();
-    middle.join().await.unwrap();
-    middle
-        .wait_for(|s| s.parent().is_some(), WAIT, "middle joined")
-        .await
-        .unwrap();
+    let (root, middle) = a_root_of_one_slot_and_a_middle(&relay).await;
 
     let mut orphans = Vec::new();
     for seed in 3..6 {
@@ -296,10 +285,7 @@ async fn orphans_rejoin_after_their_parent_fails() {
             max: Duration::from_millis(200),
         });
         let leaf = WsNode::start(cfg).await.unwrap();
-        leaf.join().await.unwrap();
-        leaf.wait_for(|s| s.parent().is_some(), WAIT, "a leaf joined")
-            .await
-            .unwrap();
+        joined(&leaf, "a leaf joined").await;
         orphans.push(leaf);
     }
     root.wait_for(|s| s.leaves == Some(3), WAIT, "the root to count 3 leaves")

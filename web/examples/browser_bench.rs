@@ -15,47 +15,23 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use pando_distributed_map::codec::Line;
-use pando_distributed_map::{DistributedMap, MapConfig, Worker, join_url};
+use pando_distributed_map::{MapConfig, Worker};
 use pando_pull_stream::{for_each, from_try_stream, pull};
 use tokio::sync::oneshot;
 
 #[path = "../tests/support/mod.rs"]
 mod support;
-use support::{Browser, tools, within};
+use support::{Browser, Master, tools, within};
 
 const SQUARE: &str = "export default (x) => Number(x) * Number(x);";
 const BATCH: usize = 16;
 
-struct Master {
-    map: DistributedMap<Line, Line, ()>,
-    page: String,
-    native: String,
-    _dir: tempfile::TempDir,
-}
-
 async fn master() -> Master {
-    let dir = tempfile::tempdir().expect("a directory");
-    std::fs::write(dir.path().join("f.js"), SQUARE).unwrap();
-    let map = DistributedMap::<Line, Line, ()>::new(MapConfig {
+    let config = MapConfig {
         batch_size: std::num::NonZeroUsize::new(BATCH).unwrap(),
         ..MapConfig::default()
-    });
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
-    let native = format!("ws://{addr}/");
-    let (router, listener) = pando_web::Site::new(&map.config().token, map.config().max_frame)
-        .function(dir.path().join("f.js"))
-        .unwrap()
-        .build(&native);
-    map.serve(listener);
-    tokio::spawn(pando_web::serve(tcp, router));
-    let token = map.config().token.clone();
-    Master {
-        page: format!("http://{addr}/?token={token}"),
-        native: join_url(&native, &token),
-        map,
-        _dir: dir,
-    }
+    };
+    Master::start(config, SQUARE, &[]).await
 }
 
 /// Runs `items` values once the gate opens; the time from then to the last result.

@@ -10,13 +10,13 @@ use std::time::Duration;
 use fantoccini::Locator;
 use futures::StreamExt;
 use pando_distributed_map::codec::Line;
-use pando_distributed_map::{DistributedMap, MapConfig, Worker, join_url};
+use pando_distributed_map::{MapConfig, Worker};
 use pando_pull_stream::{for_each, from_try_stream, pull};
 use serde_json::{Value as Json, json};
 use tokio::sync::{mpsc, oneshot};
 
 mod support;
-use support::{Browser, ONE_AT_A_TIME, tools, within};
+use support::{Browser, Master, ONE_AT_A_TIME, tools, within};
 
 /// The master's log lines (tracing), for the tests that check what it says.
 static LOGS: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
@@ -70,54 +70,18 @@ async fn logged(words: &[&str]) -> String {
     .await
 }
 
-/// A master on a loopback port with the JavaScript `function` (the file
-/// `f.js` in a directory of its own, with `siblings` beside it).
-struct Master {
-    map: DistributedMap<Line, Line, ()>,
-    page: String,
-    native: String,
-    browser_ws: String,
-    token: String,
-    _dir: tempfile::TempDir,
-}
-
 impl Master {
-    async fn start(config: MapConfig, function: &str, siblings: &[(&str, &str)]) -> Master {
-        let dir = tempfile::tempdir().expect("a directory");
-        std::fs::write(dir.path().join("f.js"), function).unwrap();
-        for (name, source) in siblings {
-            std::fs::write(dir.path().join(name), source).unwrap();
-        }
-        let map = DistributedMap::<Line, Line, ()>::new(config);
-        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = tcp.local_addr().unwrap();
-        let native = format!("ws://{addr}/");
-        let (router, listener) = pando_web::Site::new(&map.config().token, map.config().max_frame)
-            .function(dir.path().join("f.js"))
-            .unwrap()
-            .build(&native);
-        map.serve(listener);
-        tokio::spawn(pando_web::serve(tcp, router));
-        let token = map.config().token.clone();
-        Master {
-            page: format!("http://{addr}/?token={token}"),
-            native: join_url(&native, &token),
-            browser_ws: format!("ws://{addr}/browser"),
-            token,
-            map,
-            _dir: dir,
-        }
-    }
-
-    /// Runs the map over `inputs` once `gate` opens; each result on the channel.
+    /// Runs the map over `inputs` once the returned gate is opened (sent
+    /// to); each result on the channel.
     fn run(
         &self,
         inputs: Vec<String>,
-        gate: oneshot::Receiver<()>,
     ) -> (
+        oneshot::Sender<()>,
         mpsc::UnboundedReceiver<String>,
         tokio::task::JoinHandle<Result<(), String>>,
     ) {
+        let (open, gate) = oneshot::channel();
         let (tx, rx) = mpsc::unbounded_channel();
         let input = futures::stream::once(async move {
             let _ = gate.await;
@@ -137,8 +101,20 @@ impl Master {
             .await
             .map_err(|e| format!("{e:?}"))
         });
-        (rx, task)
+        (open, rx, task)
     }
+}
+
+/// Waits for the run to end, and for it to succeed.
+async fn ended(run: tokio::task::JoinHandle<Result<(), String>>) {
+    within(30, "the run to end", run).await.unwrap().unwrap();
+}
+
+/// Opens a tab on `page` and waits until it is working.
+async fn working_tab(browser: &Browser, page: &str) -> fantoccini::wd::WindowHandle {
+    let tab = browser.open_tab(page).await;
+    browser.wait_status("working").await;
+    tab
 }
 
 /// Receives `n` results, each within the deadline.
@@ -191,15 +167,13 @@ async fn three_tabs_compute_1000_values_in_order() {
     let (_one, tools) = browser_test!();
     let master = Master::start(config(), SQUARE_ESM, &[]).await;
     let browser = Browser::start(&tools).await;
-    let (open, gate) = oneshot::channel();
-    let (mut rx, run) = master.run(inputs(1000), gate);
+    let (open, mut rx, run) = master.run(inputs(1000));
     for _ in 0..3 {
-        browser.open_tab(&master.page).await;
-        browser.wait_status("working").await;
+        working_tab(&browser, &master.page).await;
     }
     let _ = open.send(());
     assert_eq!(results(&mut rx, 1000, 120).await, squares(1000));
-    within(30, "the run to end", run).await.unwrap().unwrap();
+    ended(run).await;
     let stats = master.map.stats();
     let busy = stats.workers.iter().filter(|w| w.done > 0).count();
     assert_eq!(busy, 3, "every tab took part: {stats}");
@@ -218,12 +192,11 @@ async fn the_original_callback_form_and_require_of_a_sibling_work() {
     )
     .await;
     let browser = Browser::start(&tools).await;
-    let (open, gate) = oneshot::channel();
-    let (mut rx, run) = master.run(inputs(100), gate);
+    let (open, mut rx, run) = master.run(inputs(100));
     browser.open_tab(&master.page).await;
     let _ = open.send(());
     assert_eq!(results(&mut rx, 100, 60).await, squares(100));
-    within(30, "the run to end", run).await.unwrap().unwrap();
+    ended(run).await;
     browser.wait_status("finished").await;
     browser.end().await;
 }
@@ -240,12 +213,11 @@ async fn an_es_module_imports_a_sibling() {
     )
     .await;
     let browser = Browser::start(&tools).await;
-    let (open, gate) = oneshot::channel();
-    let (mut rx, run) = master.run(inputs(50), gate);
+    let (open, mut rx, run) = master.run(inputs(50));
     browser.open_tab(&master.page).await;
     let _ = open.send(());
     assert_eq!(results(&mut rx, 50, 60).await, squares(50));
-    within(30, "the run to end", run).await.unwrap().unwrap();
+    ended(run).await;
     browser.end().await;
 }
 
@@ -257,12 +229,9 @@ async fn a_tab_closed_mid_run_loses_nothing_and_duplicates_nothing() {
         "export default (x) => new Promise((ok) => setTimeout(() => ok(Number(x) * Number(x)), 5));";
     let master = Master::start(config(), function, &[]).await;
     let browser = Browser::start(&tools).await;
-    let (open, gate) = oneshot::channel();
-    let (mut rx, run) = master.run(inputs(400), gate);
-    let stays = browser.open_tab(&master.page).await;
-    browser.wait_status("working").await;
-    browser.open_tab(&master.page).await;
-    browser.wait_status("working").await;
+    let (open, mut rx, run) = master.run(inputs(400));
+    let stays = working_tab(&browser, &master.page).await;
+    working_tab(&browser, &master.page).await;
     let _ = open.send(());
     let mut got = results(&mut rx, 100, 60).await;
     browser
@@ -273,7 +242,7 @@ async fn a_tab_closed_mid_run_loses_nothing_and_duplicates_nothing() {
     browser.client.switch_to_window(stays).await.unwrap();
     got.extend(results(&mut rx, 300, 120).await);
     assert_eq!(got, squares(400), "every value once, in order");
-    within(30, "the run to end", run).await.unwrap().unwrap();
+    ended(run).await;
     let stats = master.map.stats();
     assert_eq!(stats.workers.len(), 2, "{stats}");
     browser.end().await;
@@ -286,8 +255,7 @@ async fn a_tab_and_a_native_worker_share_one_map() {
         "export default (x) => new Promise((ok) => setTimeout(() => ok(Number(x) * Number(x)), 2));";
     let master = Master::start(config(), function, &[]).await;
     let browser = Browser::start(&tools).await;
-    let (open, gate) = oneshot::channel();
-    let (mut rx, run) = master.run(inputs(300), gate);
+    let (open, mut rx, run) = master.run(inputs(300));
     let url = master.native.clone();
     let native = tokio::spawn(async move {
         let session = Worker::new("native").connect(&url).await?;
@@ -303,11 +271,10 @@ async fn a_tab_and_a_native_worker_share_one_map() {
             .await
     });
     within(30, "the native worker to join", master.map.remote_worker_joined()).await;
-    browser.open_tab(&master.page).await;
-    browser.wait_status("working").await;
+    working_tab(&browser, &master.page).await;
     let _ = open.send(());
     assert_eq!(results(&mut rx, 300, 120).await, squares(300));
-    within(30, "the run to end", run).await.unwrap().unwrap();
+    ended(run).await;
     let stats = master.map.stats();
     let tab = stats
         .workers
@@ -338,15 +305,13 @@ async fn a_function_that_never_returns_is_stopped_at_the_timeout_and_its_worker_
     };
     let master = Master::start(config, function, &[]).await;
     let browser = Browser::start(&tools).await;
-    let (open, gate) = oneshot::channel();
-    let (mut rx, run) = master.run(inputs(20), gate);
-    browser.open_tab(&master.page).await;
-    browser.wait_status("working").await;
+    let (open, mut rx, run) = master.run(inputs(20));
+    working_tab(&browser, &master.page).await;
     let _ = open.send(());
     let mut expected = squares(20);
     expected.remove(2);
     assert_eq!(results(&mut rx, 19, 60).await, expected);
-    within(30, "the run to end", run).await.unwrap().unwrap();
+    ended(run).await;
     assert_eq!(master.map.stats().lender.skipped, 1);
     let log: Json = browser
         .client
@@ -375,12 +340,9 @@ async fn stop_leaves_cleanly() {
         "export default (x) => new Promise((ok) => setTimeout(() => ok(Number(x) * Number(x)), 5));";
     let master = Master::start(config(), function, &[]).await;
     let browser = Browser::start(&tools).await;
-    let (open, gate) = oneshot::channel();
-    let (mut rx, run) = master.run(inputs(200), gate);
-    let stays = browser.open_tab(&master.page).await;
-    browser.wait_status("working").await;
-    browser.open_tab(&master.page).await;
-    browser.wait_status("working").await;
+    let (open, mut rx, run) = master.run(inputs(200));
+    let stays = working_tab(&browser, &master.page).await;
+    working_tab(&browser, &master.page).await;
     let _ = open.send(());
     let mut got = results(&mut rx, 50, 60).await;
     browser
@@ -395,7 +357,7 @@ async fn stop_leaves_cleanly() {
     browser.client.switch_to_window(stays).await.unwrap();
     got.extend(results(&mut rx, 150, 120).await);
     assert_eq!(got, squares(200));
-    within(30, "the run to end", run).await.unwrap().unwrap();
+    ended(run).await;
     browser.end().await;
 }
 
@@ -473,8 +435,7 @@ async fn hostile_browser_input_disconnects_that_tab_only_and_loses_nothing() {
     };
     let master = Master::start(config, function, &[]).await;
     let browser = Browser::start(&tools).await;
-    let (open, gate) = oneshot::channel();
-    let (mut rx, run) = master.run(inputs(600), gate);
+    let (open, mut rx, run) = master.run(inputs(600));
 
     // The page without the token, or with a wrong one, says so, and has no script.
     for (url, says) in [
@@ -502,8 +463,7 @@ async fn hostile_browser_input_disconnects_that_tab_only_and_loses_nothing() {
         assert_eq!(scripts, json!(0));
     }
 
-    let honest = browser.open_tab(&master.page).await;
-    browser.wait_status("working").await;
+    let honest = working_tab(&browser, &master.page).await;
     let _ = open.send(());
     let mut got = results(&mut rx, 20, 60).await;
 
@@ -557,7 +517,7 @@ async fn hostile_browser_input_disconnects_that_tab_only_and_loses_nothing() {
     browser.client.switch_to_window(honest).await.unwrap();
     got.extend(results(&mut rx, 580, 120).await);
     assert_eq!(got, squares(600), "nothing lost, nothing twice");
-    within(30, "the run to end", run).await.unwrap().unwrap();
+    ended(run).await;
     browser.end().await;
 }
 
@@ -574,13 +534,11 @@ async fn heartbeats_keep_a_tab_whose_function_runs_longer_than_the_heartbeat_tim
     };
     let master = Master::start(config, function, &[]).await;
     let browser = Browser::start(&tools).await;
-    let (open, gate) = oneshot::channel();
-    let (mut rx, run) = master.run(inputs(3), gate);
-    browser.open_tab(&master.page).await;
-    browser.wait_status("working").await;
+    let (open, mut rx, run) = master.run(inputs(3));
+    working_tab(&browser, &master.page).await;
     let _ = open.send(());
     assert_eq!(results(&mut rx, 3, 60).await, squares(3));
-    within(30, "the run to end", run).await.unwrap().unwrap();
+    ended(run).await;
     let stats = master.map.stats();
     assert_eq!(stats.workers.len(), 1, "the tab was never dropped: {stats}");
     assert_eq!(

@@ -4,11 +4,37 @@
 use futures::{SinkExt, StreamExt};
 use pando_distributed_map::codec::Codec;
 use pando_distributed_map::frame::{Frame, PROTOCOL_VERSION};
-use pando_distributed_map::transport::{Connection, Connector};
-use pando_distributed_map::{JoinError, MapStats, Worker, WorkerReport, WorkerSummary, split_join_url};
+use pando_distributed_map::transport::{Connection, Connector, Listener, ws};
+use pando_distributed_map::{
+    DistributedMap, JoinError, MapConfig, MapStats, Worker, WorkerReport, WorkerSummary, join_url,
+    split_join_url,
+};
+use pando_lend_stream::LendError;
+use pando_pull_stream::{collect, count, pull};
 
 /// The frame limit the tests' raw clients accept.
 pub(crate) const RAW_MAX: usize = 1 << 22;
+
+/// The frame limit of the tests' masters.
+pub(crate) const MAX: usize = 1 << 20;
+
+/// A master with `config` on a loopback WebSocket listener, mapping
+/// `count(n)`: the map, its join URL, and the output still to be pulled.
+pub(crate) async fn ws_master(
+    config: MapConfig,
+    n: u64,
+) -> (
+    DistributedMap<u64, u64, ()>,
+    String,
+    impl std::future::Future<Output = Result<Vec<u64>, LendError<()>>>,
+) {
+    let map = DistributedMap::<u64, u64, ()>::new(config);
+    let listener = ws::WsListener::bind("127.0.0.1:0", MAX).await.unwrap();
+    let url = join_url(&listener.url(), &map.config().token);
+    map.serve(listener);
+    let output = pull!(count(n), map.clone(), collect::<Vec<_>>());
+    (map, url, output)
+}
 
 /// A raw client that joins `url` as `name` over `connector` (the handshake
 /// only), to play a misbehaving worker by hand: the connection and the

@@ -1,6 +1,7 @@
-//! What the browser tests and the browser benchmark share: finding chromium
-//! and chromedriver, one headless chromium session through chromedriver
-//! (fantoccini, plain HTTP on loopback), and deadlines.
+//! What the browser tests and the browser benchmark share: a master serving
+//! a JavaScript function, finding chromium and chromedriver, one headless
+//! chromium session through chromedriver (fantoccini, plain HTTP on
+//! loopback), and deadlines.
 //!
 //! `PANDO_CHROMIUM` and `PANDO_CHROMEDRIVER` name other binaries than the
 //! `chromium` and `chromedriver` on the `PATH`.
@@ -15,6 +16,8 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
+use pando_distributed_map::codec::Line;
+use pando_distributed_map::{DistributedMap, MapConfig, join_url};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -29,6 +32,49 @@ pub(crate) async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>)
     match tokio::time::timeout(Duration::from_secs(secs), f).await {
         Ok(t) => t,
         Err(_) => panic!("timed out after {secs} s waiting for {what}"),
+    }
+}
+
+/// A master on a loopback port with the JavaScript `function` (the file
+/// `f.js` in a directory of its own, with `siblings` beside it).
+pub(crate) struct Master {
+    pub(crate) map: DistributedMap<Line, Line, ()>,
+    /// The volunteer page, with the token.
+    pub(crate) page: String,
+    /// The native workers' join URL.
+    pub(crate) native: String,
+    /// The tabs' WebSocket endpoint.
+    pub(crate) browser_ws: String,
+    pub(crate) token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Master {
+    pub(crate) async fn start(config: MapConfig, function: &str, siblings: &[(&str, &str)]) -> Master {
+        let dir = tempfile::tempdir().expect("a directory");
+        std::fs::write(dir.path().join("f.js"), function).unwrap();
+        for (name, source) in siblings {
+            std::fs::write(dir.path().join(name), source).unwrap();
+        }
+        let map = DistributedMap::<Line, Line, ()>::new(config);
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let native = format!("ws://{addr}/");
+        let (router, listener) = pando_web::Site::new(&map.config().token, map.config().max_frame)
+            .function(dir.path().join("f.js"))
+            .unwrap()
+            .build(&native);
+        map.serve(listener);
+        tokio::spawn(pando_web::serve(tcp, router));
+        let token = map.config().token.clone();
+        Master {
+            page: format!("http://{addr}/?token={token}"),
+            native: join_url(&native, &token),
+            browser_ws: format!("ws://{addr}/browser"),
+            token,
+            map,
+            _dir: dir,
+        }
     }
 }
 
