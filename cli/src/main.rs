@@ -432,7 +432,9 @@ async fn master(args: MasterArgs) -> ExitCode {
     }
     let map = match Map::try_new(config) {
         Ok(map) => map,
-        Err(e @ ConfigError::Replicas(_)) => return fail(format!("--replicas: {e}")),
+        Err(e @ (ConfigError::Replicas(_) | ConfigError::ReplicasOverWorkers { .. })) => {
+            return fail(format!("--replicas: {e}"));
+        }
         Err(e) => return fail(e),
     };
     let addr = format!("{}:{}", args.bind, args.port);
@@ -607,6 +609,16 @@ async fn master(args: MasterArgs) -> ExitCode {
         }
     }
 
+    let replicas = map.config().replicas;
+    if replicas > 1 {
+        if n < replicas as usize {
+            eprintln!(
+                "pando: --replicas {replicas}: each value waits until {replicas} workers are connected ({n} local)"
+            );
+        }
+        tokio::spawn(replicas_waits(map.clone()));
+    }
+
     if args.monitor {
         let map = map.clone();
         tokio::spawn(async move {
@@ -716,6 +728,40 @@ async fn master(args: MasterArgs) -> ExitCode {
         End::Signal(code) => {
             say_last("stopped by a signal; local workers stopped");
             code
+        }
+    }
+}
+
+/// With replicas, says what values wait for (fewer workers than replicas,
+/// or values without a majority waiting for a worker that has not computed
+/// them): when it changes, and again every 30 s while it lasts.
+async fn replicas_waits(map: Map) {
+    let mut said: Option<(String, tokio::time::Instant)> = None;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let stats = map.stats();
+        let l = &stats.lender;
+        let wait = if let Some(w) = stats.replicas {
+            Some(format!(
+                "--replicas {}: values wait for workers: {} connected, {} needed",
+                w.wanted, w.connected, w.wanted
+            ))
+        } else if l.replicas_waiting > 0 {
+            Some(format!(
+                "--replicas {}: {} value(s) without a majority wait for a worker that has not computed them",
+                l.replicas, l.replicas_waiting
+            ))
+        } else {
+            None
+        };
+        let now = tokio::time::Instant::now();
+        match (&wait, &said) {
+            (Some(w), Some((s, at))) if w == s && now - *at < Duration::from_secs(30) => {}
+            (Some(w), _) => {
+                tracing::warn!("{w}");
+                said = Some((w.clone(), now));
+            }
+            (None, _) => said = None,
         }
     }
 }
@@ -917,6 +963,18 @@ fn interface_addresses() -> Vec<std::net::IpAddr> {
     found
 }
 
+/// `http://` as `ws://` and `https://` as `wss://` (a volunteer page's URL
+/// names the master's port too); other URLs as they are.
+fn websocket_scheme(url: &str) -> String {
+    if let Some(rest) = url.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else {
+        url.to_string()
+    }
+}
+
 /// The join URL with its token: from the URL, or else from `PANDO_TOKEN`.
 fn url_with_token(url: &str) -> String {
     let (base, token) = split_join_url(url);
@@ -959,8 +1017,10 @@ async fn work(args: WorkArgs) -> ExitCode {
         worker = worker.reconnect(policy.clone());
     }
     // Error messages name the URL without its token (nor one from the environment).
-    let url = url_with_token(&args.url);
-    let shown = split_join_url(&args.url).0;
+    // The volunteer page's http(s):// URL works too: it is the same port.
+    let given = websocket_scheme(&args.url);
+    let url = url_with_token(&given);
+    let shown = split_join_url(&given).0;
     // With --reconnect, this retries (with backoff, and log lines) until a
     // master answers or the policy gives up.
     let session = tokio::select! {
@@ -969,7 +1029,13 @@ async fn work(args: WorkArgs) -> ExitCode {
     };
     let session = match session {
         Ok(s) => s,
-        Err(e) => return fail(format!("cannot join {shown}: {e}")),
+        // The error may quote the URL: never with its token.
+        Err(e) => {
+            return fail(format!(
+                "cannot join {shown}: {}",
+                e.to_string().replace(&url, &shown)
+            ));
+        }
     };
     // The master says how to run COMMAND.
     let mode = match runner_mode(&session) {
@@ -1106,6 +1172,13 @@ fn confirm(command: &[String], mode: Mode) -> bool {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn a_volunteer_page_url_joins_over_websocket() {
+        assert_eq!(websocket_scheme("http://h:1/?token=t"), "ws://h:1/?token=t");
+        assert_eq!(websocket_scheme("https://h/p/?token=t"), "wss://h/p/?token=t");
+        assert_eq!(websocket_scheme("ws://h:1/"), "ws://h:1/");
+    }
 
     #[test]
     fn the_cli_is_well_formed() {

@@ -239,7 +239,12 @@ where
                 }
             }
             (_, Err(e)) => tracing::warn!("worker {worker} dropped: {e}"),
-            _ => tracing::info!("worker {worker} finished"),
+            _ => match stats.disagreements.load(std::sync::atomic::Ordering::Relaxed) {
+                0 => tracing::info!("worker {worker} finished"),
+                n => {
+                    tracing::warn!("worker {worker} finished; {n} of its answers were outvoted (--replicas)")
+                }
+            },
         }
     }
 }

@@ -159,6 +159,15 @@ pub enum ConfigError {
     /// [`MapConfig::replicas`] is 0 or more than [`MAX_REPLICAS`].
     #[error("replicas must be between 1 and {MAX_REPLICAS}, not {0}")]
     Replicas(u32),
+    /// [`MapConfig::replicas`] is more than [`MapConfig::max_workers`]: no
+    /// value could ever get its replicas.
+    #[error("{replicas} replicas need {replicas} workers, but at most {max_workers} may connect")]
+    ReplicasOverWorkers {
+        /// The replicas asked for.
+        replicas: u32,
+        /// The most workers.
+        max_workers: usize,
+    },
     /// The join token is empty: anyone could join.
     #[error("the join token must not be empty")]
     EmptyToken,
@@ -218,6 +227,12 @@ impl MapConfig {
         }
         if !(1..=MAX_REPLICAS).contains(&self.replicas) {
             return Err(ConfigError::Replicas(self.replicas));
+        }
+        if self.replicas as usize > self.max_workers {
+            return Err(ConfigError::ReplicasOverWorkers {
+                replicas: self.replicas,
+                max_workers: self.max_workers,
+            });
         }
         if self.max_frame < 1024 {
             return Err(ConfigError::FrameLimit(self.max_frame));

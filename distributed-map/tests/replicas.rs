@@ -137,6 +137,19 @@ async fn impossible_replicas_are_a_config_error() {
         assert_eq!(e, ConfigError::Replicas(k));
         assert!(e.to_string().contains(&k.to_string()), "{e}");
     }
+    // More replicas than workers may ever connect: it could never finish.
+    let config = MapConfig {
+        max_workers: 2,
+        ..replicas(3)
+    };
+    let e = DistributedMap::<u64, u64, ()>::try_new(config).unwrap_err();
+    assert_eq!(
+        e,
+        ConfigError::ReplicasOverWorkers {
+            replicas: 3,
+            max_workers: 2
+        }
+    );
 }
 
 /// Hostile review: a value the master's backstop took back (no answer

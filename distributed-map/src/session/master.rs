@@ -249,7 +249,10 @@ impl MasterSession {
                 }
             }
             Frame::Failed { id, reason } => match self.take_held(id) {
-                Some(_) => self.events.push_back(MasterEvent::Failed { id, reason }),
+                Some(_) => self.events.push_back(MasterEvent::Failed {
+                    id,
+                    reason: printable_text(&reason),
+                }),
                 None => self.fail(now, SessionError::UnknownValue(id)),
             },
             Frame::Heartbeat => {}
@@ -261,7 +264,9 @@ impl MasterSession {
                     self.end(now, Ok(()), None);
                 }
             }
-            Frame::Error { message } => self.end(now, Err(SessionError::Remote(message)), None),
+            Frame::Error { message } => {
+                self.end(now, Err(SessionError::Remote(printable_text(&message))), None)
+            }
             other => self.fail(now, SessionError::Unexpected(other.name())),
         }
     }
@@ -638,6 +643,30 @@ fn printable_name(name: &str) -> String {
     if name.is_empty() { "?".to_string() } else { name }
 }
 
+/// The most characters of a worker's failure reason or error message that
+/// the master keeps (and logs).
+pub(crate) const MAX_REASON: usize = 1024;
+
+/// A worker's free text (a failure's reason, an error message) made safe to
+/// log on one line: at most [`MAX_REASON`] characters (then `…`), a newline
+/// shown as `\n` and other control characters as `?`, so that it can
+/// neither flood the log nor forge a line of its own.
+fn printable_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_REASON + 8));
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_REASON {
+            out.push('…');
+            break;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A duration in whole milliseconds, saturating.
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -648,6 +677,22 @@ mod tests {
     use super::*;
 
     const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_workers_text_is_logged_on_one_bounded_line() {
+        assert_eq!(
+            printable_text("x\n pando: all done\u{1b}[2J"),
+            "x\\n pando: all done?[2J"
+        );
+        let long = "a".repeat(10 * MAX_REASON);
+        let shown = printable_text(&long);
+        assert_eq!(shown.chars().count(), MAX_REASON + 1);
+        assert!(shown.ends_with('…'));
+        assert_eq!(
+            printable_text("sh exited with exit status: 3"),
+            "sh exited with exit status: 3"
+        );
+    }
 
     fn config(f: impl FnOnce(&mut MapConfig)) -> Arc<MapConfig> {
         let mut c = MapConfig {
