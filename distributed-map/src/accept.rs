@@ -98,7 +98,7 @@ where
 
     async fn serve_connection(
         self,
-        incoming: Incoming,
+        mut incoming: Incoming,
         accepted_at: Instant,
         pending: Counted,
         remote: bool,
@@ -106,6 +106,7 @@ where
         let config = self.config.clone();
         let peer = incoming.peer().to_string();
         let codec = incoming.codec();
+        let throttle = incoming.take_throttle().unwrap_or_default();
         let deadline = tokio::time::Instant::from_std(at(accepted_at, config.heartbeat_timeout));
         let connection = match tokio::time::timeout_at(deadline, incoming.upgrade()).await {
             Ok(Ok(connection)) => connection,
@@ -186,8 +187,9 @@ where
             _in: std::marker::PhantomData,
         };
         let limited = limit(Duplex::new(from, to), config.batch_size.get()).expect("batch_size is nonzero");
+        throttle.attach(limited.handle(), config.batch_size.get());
         let _ = stats.limit.set(limited.handle());
-        let pipeline = pull!(sub.source, limited, rejections, sub.sink);
+        let pipeline = pull!(sub.source, throttle.gate(), limited, rejections, sub.sink);
         let mut never = |_: &str| Err("already joined".to_string());
         // The pipeline (the lender's side) and the driver (the session's I/O)
         // run in this one task, and go round again while either changed

@@ -80,6 +80,7 @@ mod local;
 mod master;
 pub mod session;
 mod stats;
+mod throttle;
 pub mod transport;
 mod worker;
 
@@ -90,4 +91,5 @@ pub use join::{generate_token, join_url, split_join_url};
 pub use master::DistributedMap;
 pub use pando_lend_stream::PoisonPolicy;
 pub use stats::{MapStats, ReplicaWait, WorkerReport};
+pub use throttle::Throttle;
 pub use worker::{Backoff, Reconnect, Session, Worker, WorkerSummary};

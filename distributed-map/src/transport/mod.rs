@@ -25,11 +25,14 @@ use futures::{Sink, Stream};
 use pin_project_lite::pin_project;
 use thiserror::Error;
 
+mod channel;
 pub mod memory;
 #[cfg(feature = "tcp")]
 pub mod tcp;
 #[cfg(feature = "ws")]
 pub mod ws;
+
+pub use channel::ChannelListener;
 
 /// The sending half of a connection: whole frames in.
 pub type FrameSink = Pin<Box<dyn Sink<Vec<u8>, Error = TransportError> + Send>>;
@@ -125,6 +128,8 @@ pub struct Incoming {
     /// The codec of the frames on this connection (postcard unless the
     /// listener says otherwise, as the browser endpoint does).
     codec: crate::codec::Codec,
+    /// Who controls the flow to this connection, if anyone.
+    throttle: Option<crate::Throttle>,
 }
 
 impl Incoming {
@@ -145,6 +150,7 @@ impl Incoming {
             peer: connection.peer.clone(),
             upgrade: Box::pin(futures::future::ready(Ok(connection))),
             codec: crate::codec::Codec::Postcard,
+            throttle: None,
         }
     }
 
@@ -165,6 +171,7 @@ impl Incoming {
             peer,
             upgrade: Box::pin(upgrade),
             codec: crate::codec::Codec::Postcard,
+            throttle: None,
         }
     }
 
@@ -185,6 +192,20 @@ impl Incoming {
     pub fn with_codec(mut self, codec: crate::codec::Codec) -> Self {
         self.codec = codec;
         self
+    }
+
+    /// The same connection, whose flow of values `throttle` controls: it can
+    /// pause and resume lending to it, and set its Limiter's limit.
+    ///
+    /// See [`Throttle`](crate::Throttle) for an example.
+    pub fn with_throttle(mut self, throttle: crate::Throttle) -> Self {
+        self.throttle = Some(throttle);
+        self
+    }
+
+    /// The throttle given with [`Incoming::with_throttle`], taken out.
+    pub(crate) fn take_throttle(&mut self) -> Option<crate::Throttle> {
+        self.throttle.take()
     }
 
     /// The codec of the frames on this connection.
