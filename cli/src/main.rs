@@ -25,6 +25,7 @@ mod log;
 mod relay;
 mod runner;
 mod supervise;
+mod tree;
 
 use std::io::{BufRead, Write};
 use std::num::{NonZeroU32, NonZeroUsize};
@@ -170,6 +171,12 @@ struct MasterArgs {
     /// The address volunteers and workers reach this master at, when it is not one of this machine's (behind a proxy or NAT), such as `https://example.org/pando/`: printed instead of this machine's addresses.
     #[arg(long, value_name = "URL")]
     public_url: Option<url::Url>,
+    /// Make this master the root of a Genet fat tree of workers, each with at most L children: it prints a tree URL, and each `pando work` given it joins the tree; a worker started with --listen takes children and relays values to them (it stops computing while it has children). Workers joining with the plain URL, browsers and --local workers still work directly for the master and take no child slot.
+    #[arg(long, value_name = "L", conflicts_with = "js")]
+    children_limit: Option<NonZeroUsize>,
+    /// With --children-limit: the port of the tree's relay, on --bind (0: any free port).
+    #[arg(long, default_value_t = 0, value_name = "PORT", requires = "children_limit")]
+    relay_port: u16,
     /// The command to run on each input.
     #[arg(last = true, required_unless_present = "js", value_name = "COMMAND")]
     command: Vec<String>,
@@ -200,6 +207,15 @@ struct WorkArgs {
     /// With --reconnect: also give up after N failed attempts in a row.
     #[arg(long, value_name = "N", requires = "reconnect")]
     reconnect_attempts: Option<NonZeroU32>,
+    /// With a tree URL (from a master with --children-limit): take children at ADDR, an address they can reach (such as 192.168.1.5:0 or, on one machine, 127.0.0.1:0), and relay values to them. Without it, this worker joins as a leaf.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// With a tree URL and --listen: the most children this worker takes.
+    #[arg(long, default_value_t = NonZeroUsize::new(pando_genet::DEFAULT_CHILDREN_LIMIT).unwrap(), value_name = "L")]
+    children_limit: NonZeroUsize,
+    /// With a tree URL: values lent to each child per leaf below it (its Limiter's limit is N × the leaves it reports).
+    #[arg(long, default_value_t = NonZeroUsize::new(2).unwrap(), value_name = "N")]
+    batch_size: NonZeroUsize,
     /// Run this command instead of the master's.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -493,6 +509,27 @@ async fn master(args: MasterArgs) -> ExitCode {
             eprintln!("pando: watch the run at {monitor}");
         }
     }
+    // The tree's root, kept until the end of the run.
+    let _tree = match args.children_limit {
+        None => None,
+        Some(limit) => {
+            let host = tree_host(&listener_url);
+            match tree::start_root(&map, &args.bind, args.relay_port, &host, limit).await {
+                Ok((root, url)) => {
+                    eprintln!(
+                        "pando: tree nodes join with: pando work '{url}' (add --listen {}:0 to take up to {limit} children)",
+                        if host.contains(':') {
+                            format!("[{host}]")
+                        } else {
+                            host.clone()
+                        }
+                    );
+                    Some(root)
+                }
+                Err(e) => return fail(e),
+            }
+        }
+    };
     if args.js.is_some() && args.command.is_empty() && args.local.is_none() {
         eprintln!(
             "pando: no local workers (--js without COMMAND): waiting for browsers and `pando work` to join"
@@ -934,6 +971,26 @@ fn volunteer_urls(listener_url: &str, public: Option<&url::Url>, token: &str) ->
         .collect()
 }
 
+/// Where the tree's root takes children: the address the master is bound
+/// to, or else this machine's first interface address (127.0.0.1 if none).
+fn tree_host(listener_url: &str) -> String {
+    let bound = url::Url::parse(listener_url).ok().and_then(|u| {
+        u.host_str().and_then(|h| {
+            h.trim_matches(|c| c == '[' || c == ']')
+                .parse::<std::net::IpAddr>()
+                .ok()
+        })
+    });
+    match bound {
+        Some(ip) if !ip.is_unspecified() => ip.to_string(),
+        _ => interface_addresses()
+            .into_iter()
+            .find(std::net::IpAddr::is_ipv4)
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into())
+            .to_string(),
+    }
+}
+
 /// The addresses of this machine's interfaces that are up, without the
 /// loopback and link-local ones, IPv4 first.
 fn interface_addresses() -> Vec<std::net::IpAddr> {
@@ -1011,7 +1068,7 @@ fn reconnect_policy(args: &WorkArgs) -> Option<Reconnect> {
 async fn work(args: WorkArgs) -> ExitCode {
     let name = args.name.clone().unwrap_or_else(join::hostname);
     let jobs = args.jobs.map_or_else(default_workers, NonZeroUsize::get);
-    let mut worker = Worker::new(name);
+    let mut worker = Worker::new(name.clone());
     let policy = reconnect_policy(&args);
     if let Some(policy) = &policy {
         worker = worker.reconnect(policy.clone());
@@ -1021,6 +1078,15 @@ async fn work(args: WorkArgs) -> ExitCode {
     let given = websocket_scheme(&args.url);
     let url = url_with_token(&given);
     let shown = split_join_url(&given).0;
+    if tree::is_tree_url(&url) {
+        return tree::work(&args, &url, &shown, name, jobs).await;
+    }
+    if args.listen.is_some() {
+        return fail(format!(
+            "--listen takes children in a tree, and {shown} is not a tree's URL (a master started with --children-limit prints one, ending in {})",
+            tree::TREE_PATH
+        ));
+    }
     // With --reconnect, this retries (with backoff, and log lines) until a
     // master answers or the policy gives up.
     let session = tokio::select! {

@@ -195,6 +195,8 @@ mod message;
 mod node;
 pub mod scenario;
 pub mod sim;
+#[cfg(feature = "map")]
+pub mod tree;
 #[cfg(feature = "ws")]
 pub mod ws;
 
