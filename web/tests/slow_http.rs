@@ -149,9 +149,10 @@ async fn a_stalled_header_is_dropped_at_the_deadline_and_workers_and_streams_sta
     let mut events = EventStream::open(m.addr).await;
 
     // Then a slow client.
+    // From before the connection: the server's deadline cannot start earlier.
+    let started = tokio::time::Instant::now();
     let mut slow = TcpStream::connect(m.addr).await.unwrap();
     let peer = slow.local_addr().unwrap();
-    let started = tokio::time::Instant::now();
     slow.write_all(HALF).await.unwrap();
     let answer = within("the stalled connection to be dropped", until_closed(&mut slow)).await;
     assert!(
