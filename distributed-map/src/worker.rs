@@ -711,8 +711,11 @@ impl Session {
         core.stop(now(), reason.into());
         std::future::poll_fn(|cx| {
             io.drive(&mut core, cx, |core, _, finished| {
-                while core.poll_event().is_some() {}
-                if finished { Step::Done(()) } else { Step::Idle }
+                let mut step = Step::Idle;
+                while core.poll_event().is_some() {
+                    step = Step::Progressed;
+                }
+                if finished { Step::Done(()) } else { step }
             })
             .map(|_| ())
         })
