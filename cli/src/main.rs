@@ -135,7 +135,7 @@ struct MasterArgs {
     /// Skip values that fail more than --max-retries times instead of stopping (with --pipe, a failed block is skipped whole: none of its lines has output; the last line on stderr names the first skipped block and its input lines).
     #[arg(long)]
     skip_failed: bool,
-    /// The most connections still in their handshake; more are closed at once.
+    /// The most connections still in their handshake; more are closed at once. Over WebSocket, the connections whose HTTP request has not arrived whole are capped at N too, and dropped at the handshake deadline.
     #[arg(long, default_value_t = NonZeroUsize::new(256).unwrap(), value_name = "N")]
     max_pending: NonZeroUsize,
     /// The most connected workers; more are turned away (the master is full).
@@ -916,8 +916,13 @@ async fn serve_web(map: &Map, addr: &str, js: Option<&std::path::Path>) -> Resul
         map.config().token.clone(),
     ));
     map.serve(listener);
+    // Connections whose request header has not arrived count against
+    // --max-pending too (a budget of their own), for the handshake deadline.
+    let http = pando_web::ServeConfig::default()
+        .max_pending(map.config().max_pending)
+        .header_timeout(map.config().heartbeat_timeout);
     tokio::spawn(async move {
-        if let Err(e) = pando_web::serve(tcp, router).await {
+        if let Err(e) = pando_web::serve_with(tcp, router, http).await {
             tracing::error!("the HTTP server stopped: {e}");
         }
     });
@@ -1068,7 +1073,11 @@ fn reconnect_policy(args: &WorkArgs) -> Option<Reconnect> {
 async fn work(args: WorkArgs) -> ExitCode {
     let name = args.name.clone().unwrap_or_else(join::hostname);
     let jobs = args.jobs.map_or_else(default_workers, NonZeroUsize::get);
-    let mut worker = Worker::new(name.clone());
+    // Rejoins make one attempt each: the loop below retries them with the
+    // backoff of the whole run (the worker's own would start its count over
+    // and log the same attempt twice).
+    let once = Worker::new(name.clone());
+    let mut worker = once.clone();
     let policy = reconnect_policy(&args);
     if let Some(policy) = &policy {
         worker = worker.reconnect(policy.clone());
@@ -1191,30 +1200,47 @@ async fn work(args: WorkArgs) -> ExitCode {
                 return fail(format!("gave up on the master at {shown}: {e}"));
             }
         }
-        let next = tokio::select! {
-            next = worker.connect(&url) => next,
-            code = shutdown_signal() => return code,
+        let next = loop {
+            let next = tokio::select! {
+                next = once.connect(&url) => next,
+                code = shutdown_signal() => return code,
+            };
+            match next {
+                Err(e) if e.is_lost_master() => {
+                    let go_on = tokio::select! {
+                        go_on = backoff.wait(&shown, &e) => go_on,
+                        code = shutdown_signal() => return code,
+                    };
+                    if !go_on {
+                        return fail(format!("gave up on the master at {shown}: {e}"));
+                    }
+                }
+                next => break next,
+            }
         };
         let next = match next {
             Ok(s) => s,
             Err(e) => return fail(format!("cannot rejoin {shown}: {e}")),
         };
-        match runner_mode(&next) {
-            Ok(m) if m == mode => {}
-            Ok(m) => {
-                return fail(format!(
-                    "the master at {shown} came back running its command {} instead of {}; stopping",
-                    m.describe(),
-                    mode.describe()
-                ));
-            }
-            Err(e) => return fail(e),
-        }
-        if args.command.is_empty() && next.command() != agreed.as_slice() {
-            return fail(format!(
-                "the master at {shown} came back asking to run {:?}, not {agreed:?} as agreed; stopping",
+        // A master that changed what it asks is told why the worker leaves.
+        let changed = match runner_mode(&next) {
+            Ok(m) if m != mode => Some(format!(
+                "running its command {} instead of {}",
+                m.describe(),
+                mode.describe()
+            )),
+            Ok(_) if args.command.is_empty() && next.command() != agreed.as_slice() => Some(format!(
+                "asking to run {:?}, not {agreed:?} as agreed",
                 next.command()
-            ));
+            )),
+            Ok(_) => None,
+            Err(e) => return fail(e),
+        };
+        if let Some(why) = changed {
+            let reason = format!("the volunteer refuses: the master came back {why}");
+            // The master's heartbeat bounds the goodbye; this is a backstop.
+            let _ = tokio::time::timeout(Duration::from_secs(10), next.stop(reason)).await;
+            return fail(format!("the master at {shown} came back {why}; stopping"));
         }
         tracing::info!("rejoined the master at {shown}");
         session = prepare(next);

@@ -691,6 +691,37 @@ impl Session {
         self
     }
 
+    /// Leaves without running anything: the master gets an `Error` frame
+    /// with `reason` (its log says why the worker left, not just that the
+    /// connection closed), and the connection is closed once the frame is
+    /// sent, or at the closing deadline (the heartbeat interval).
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let session = pando_distributed_map::Worker::new("laptop")
+    ///     .connect("ws://192.0.2.1:9000/?token=…")
+    ///     .await?;
+    /// if session.command() != ["cat"] {
+    ///     session.stop("this volunteer only runs cat").await;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn stop(self, reason: impl Into<String>) {
+        let Session { mut core, mut io, .. } = self;
+        core.stop(now(), reason.into());
+        std::future::poll_fn(|cx| {
+            io.drive(&mut core, cx, |core, _, finished| {
+                let mut step = Step::Idle;
+                while core.poll_event().is_some() {
+                    step = Step::Progressed;
+                }
+                if finished { Step::Done(()) } else { step }
+            })
+            .map(|_| ())
+        })
+        .await;
+    }
+
     /// Applies `f` to each value the master sends (up to
     /// [`Worker::jobs`] at once), and sends back each result, or the
     /// failure, which counts towards that value's retries. A value whose

@@ -50,9 +50,12 @@ mod files;
 mod listener;
 pub mod monitor;
 mod page;
+mod serve;
 mod site;
 mod socket;
+mod throttle;
 
 pub use files::FunctionError;
 pub use listener::WebListener;
-pub use site::{Site, serve};
+pub use serve::{ServeConfig, serve, serve_with};
+pub use site::Site;

@@ -10,6 +10,10 @@
 //!   shared by the pages open at once: the map's snapshot is taken at most
 //!   twice per interval (pages opened at different times see the same one
 //!   while it is less than half an interval old), never per page nor per device.
+//!   At most [`MonitorConfig::max_streams`] streams are open at once
+//!   ([`DEFAULT_MAX_STREAMS`] by default); beyond, `503 Service Unavailable`
+//!   with a short text saying why. A stream ends when its page goes (at the
+//!   next update it cannot send).
 //! * `GET /monitor/assets/…`: the page's script and style, and uPlot (MIT,
 //!   vendored with its licence), compiled into the binary: no CDN.
 //!
@@ -55,11 +59,16 @@ use futures::Stream;
 use pando_distributed_map::MapStats;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 // Tokio's clock: the tests pause it.
 use tokio::time::Instant;
 
 /// How often the page is updated.
 pub const UPDATE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How many event streams may be open at once, by default (see
+/// [`MonitorConfig::max_streams`]).
+pub const DEFAULT_MAX_STREAMS: usize = 64;
 
 /// The window of the devices' rates (items done in it, per second).
 const RATE_WINDOW: Duration = Duration::from_secs(5);
@@ -71,8 +80,55 @@ const UPLOT_SCRIPT: &str = include_str!("../assets/uplot/uPlot.iife.min.js");
 const UPLOT_STYLE: &str = include_str!("../assets/uplot/uPlot.min.css");
 const UPLOT_LICENSE: &str = include_str!("../assets/uplot/LICENSE");
 
+/// The monitoring page's limits: give it to [`router_with`].
+///
+/// ```
+/// let config = pando_web::monitor::MonitorConfig::default().max_streams(8);
+/// assert_eq!(config.get_max_streams(), 8);
+/// assert_eq!(
+///     pando_web::monitor::MonitorConfig::default().get_max_streams(),
+///     pando_web::monitor::DEFAULT_MAX_STREAMS,
+/// );
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MonitorConfig {
+    max_streams: usize,
+}
+
+impl Default for MonitorConfig {
+    /// At most [`DEFAULT_MAX_STREAMS`] event streams.
+    ///
+    /// See [`MonitorConfig`] for an example.
+    fn default() -> Self {
+        MonitorConfig {
+            max_streams: DEFAULT_MAX_STREAMS,
+        }
+    }
+}
+
+impl MonitorConfig {
+    /// The most `/monitor/events` streams open at once (at least 1); one
+    /// more is answered `503 Service Unavailable`. Each stream holds a
+    /// connection and its buffers until its page goes.
+    ///
+    /// See [`MonitorConfig`] for an example.
+    #[must_use]
+    pub fn max_streams(mut self, max: usize) -> Self {
+        self.max_streams = max.max(1);
+        self
+    }
+
+    /// See [`max_streams`](MonitorConfig::max_streams).
+    ///
+    /// See [`MonitorConfig`] for an example.
+    pub fn get_max_streams(&self) -> usize {
+        self.max_streams
+    }
+}
+
 /// The monitoring page's routes, to merge into the master's server:
-/// `app.merge(pando_web::monitor::router(move || map.stats(), token))`.
+/// `app.merge(pando_web::monitor::router(move || map.stats(), token))`,
+/// with the default [`MonitorConfig`] (see [`router_with`]).
 ///
 /// `stats` is called at most twice per [`UPDATE_INTERVAL`], however many
 /// pages are open (and never while none is); `token` is the join token, which
@@ -92,9 +148,32 @@ pub fn router<F>(stats: F, token: impl Into<String>) -> Router
 where
     F: Fn() -> MapStats + Send + Sync + 'static,
 {
+    router_with(stats, token, MonitorConfig::default())
+}
+
+/// The monitoring page's routes, as [`router`] makes them, with the limits
+/// of `config`.
+///
+/// ```
+/// use pando_distributed_map::{DistributedMap, MapConfig};
+/// use pando_web::monitor::{MonitorConfig, router_with};
+///
+/// let map = DistributedMap::<u64, u64, ()>::new(MapConfig::default());
+/// let token = map.config().token.clone();
+/// let stats = map.clone();
+/// let config = MonitorConfig::default().max_streams(4);
+/// let app = axum::Router::new().merge(router_with(move || stats.stats(), token, config));
+/// # let _ = app;
+/// ```
+pub fn router_with<F>(stats: F, token: impl Into<String>, config: MonitorConfig) -> Router
+where
+    F: Fn() -> MapStats + Send + Sync + 'static,
+{
     let shared = Arc::new(Shared {
         stats: Box::new(stats),
         token: token.into(),
+        streams: Arc::new(Semaphore::new(config.max_streams)),
+        max_streams: config.max_streams,
         interval: UPDATE_INTERVAL,
         last: Mutex::new(None),
         rates: Mutex::new(rates::Rates::new(RATE_WINDOW)),
@@ -130,6 +209,9 @@ type StatsFn = Box<dyn Fn() -> MapStats + Send + Sync>;
 struct Shared {
     stats: StatsFn,
     token: String,
+    /// One permit per event stream open.
+    streams: Arc<Semaphore>,
+    max_streams: usize,
     interval: Duration,
     /// The last snapshot, shared by the pages open at once.
     last: Mutex<Option<(Instant, Arc<str>)>>,
@@ -226,22 +308,37 @@ async fn page(State(shared): State<Arc<Shared>>, Query(query): Query<HashMap<Str
 }
 
 async fn events(State(shared): State<Arc<Shared>>, Query(query): Query<HashMap<String, String>>) -> Response {
-    match shared.check(&query) {
-        Ok(()) => Sse::new(updates(shared))
-            .keep_alive(KeepAlive::default())
-            .into_response(),
-        Err(denied) => denied.into_response(),
+    if let Err(denied) = shared.check(&query) {
+        return denied.into_response();
     }
+    let Ok(open) = shared.streams.clone().try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            format!(
+                "too many monitoring pages are open ({}, the most at once): close one and reload this page\n",
+                shared.max_streams
+            ),
+        )
+            .into_response();
+    };
+    Sse::new(updates(shared, open))
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
-/// One event per interval, the first at once; ends when the page goes.
-fn updates(shared: Arc<Shared>) -> impl Stream<Item = Result<Event, Infallible>> {
+/// One event per interval, the first at once; ends when the page goes,
+/// and with it `open`, its place among the streams.
+fn updates(shared: Arc<Shared>, open: OwnedSemaphorePermit) -> impl Stream<Item = Result<Event, Infallible>> {
     let mut ticks = tokio::time::interval(shared.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    futures::stream::unfold((shared, ticks), |(shared, mut ticks)| async move {
+    futures::stream::unfold((shared, ticks, open), |(shared, mut ticks, open)| async move {
         ticks.tick().await;
         let event = Event::default().data(&*shared.snapshot());
-        Some((Ok(event), (shared, ticks)))
+        Some((Ok(event), (shared, ticks, open)))
     })
 }
 

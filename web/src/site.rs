@@ -1,4 +1,4 @@
-//! [`Site`]: the router of the master's port, and [`serve`].
+//! [`Site`]: the router of the master's port.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -85,7 +85,7 @@ impl Site {
     /// connections it accepts; `url` is the native workers' URL, without
     /// the token (what [`Listener::url`](pando_distributed_map::transport::Listener::url) says).
     ///
-    /// Serve the router with [`serve`], which gives the handlers the peers'
+    /// Serve the router with [`serve`](crate::serve), which gives the handlers the peers'
     /// addresses. Other routers (the monitoring page) can be merged into it.
     ///
     /// See [`Site::new`] for an example.
@@ -114,22 +114,6 @@ impl Site {
     }
 }
 
-/// Serves `router` on `listener` until the task is dropped, with the peers'
-/// addresses for the handlers, and Nagle's algorithm off.
-///
-/// See the [crate documentation](crate) for an example.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
-}
-
 async fn script(source: &'static str) -> Response {
     (
         [
@@ -141,7 +125,7 @@ async fn script(source: &'static str) -> Response {
         .into_response()
 }
 
-/// The peer's address, when the router is served with [`serve`].
+/// The peer's address, when the router is served with [`serve`](crate::serve).
 fn peer_of(parts: &axum::http::request::Parts) -> String {
     parts
         .extensions

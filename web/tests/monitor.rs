@@ -260,3 +260,34 @@ async fn one_snapshot_per_interval_whatever_the_pages() {
         "three pages, one snapshot per interval"
     );
 }
+
+/// At most `max_streams` event streams at once: one more gets 503 and a
+/// text saying why; a page that goes gives its place back.
+#[tokio::test]
+async fn event_streams_beyond_the_cap_get_503_until_one_goes() {
+    let map = map();
+    let stats = map.clone();
+    let config = pando_web::monitor::MonitorConfig::default().max_streams(3);
+    let app = pando_web::monitor::router_with(move || stats.stats(), TOKEN, config);
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let mut events = Events::open(&app).await;
+        events.next().await;
+        open.push(events);
+    }
+    let uri = format!("/monitor/events?token={TOKEN}");
+    let (status, content_type, body) = get(&app, &uri).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(content_type, "text/plain; charset=utf-8");
+    assert!(body.contains("too many monitoring pages are open (3"), "{body}");
+    // The page itself is not capped.
+    let (status, _, _) = get(&app, &format!("/monitor?token={TOKEN}")).await;
+    assert_eq!(status, StatusCode::OK);
+    // A page that goes (its stream dropped) frees its place.
+    drop(open.pop());
+    Events::open(&app).await.next().await;
+    assert_eq!(
+        pando_web::monitor::MonitorConfig::default().get_max_streams(),
+        pando_web::monitor::DEFAULT_MAX_STREAMS
+    );
+}
