@@ -816,3 +816,38 @@ async fn misplaced_frames_and_version_1_are_refused() {
     let r = refused(exchange(&url, &[v1]).await);
     assert_eq!(r, "version 1 is not supported: this node speaks 2");
 }
+
+/// An application that drops its `rx` keeps the link: the peer's payloads
+/// are dropped on arrival (its sends never stall), and the other way still
+/// works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_rx_drops_payloads_and_keeps_the_link() {
+    let relay = relay().await;
+    let (root, mut root_links) = app_root(&relay, 10).await;
+    let (leaf, mut leaf_links) = start_with_links(app_node(&relay, 2, false)).await;
+    joined(&leaf, "the leaf joined").await;
+    let mut up = next_link(&mut leaf_links, "the leaf's parent link").await;
+    let down = next_link(&mut root_links, "the root's child link").await;
+    let AppLink { tx: down_tx, rx, .. } = down;
+    drop(rx);
+    // Far more than the queues and sockets hold: only dropping lets them
+    // all through.
+    let sends = async {
+        for i in 0..2000 {
+            up.tx.send(payload(i, 16 * 1024)).await.unwrap();
+        }
+    };
+    tokio::time::timeout(WAIT, sends)
+        .await
+        .expect("the leaf's sends went through");
+    down_tx.send(b"still here".to_vec()).await.unwrap();
+    assert_eq!(
+        recv(&mut up, "the leaf's parent link").await.unwrap(),
+        b"still here"
+    );
+    for n in [&root, &leaf] {
+        let s = n.status().borrow().clone();
+        assert_eq!(s.errors, 0, "{:?}", s.last_error);
+    }
+    assert_eq!(root.status().borrow().children, 1);
+}
