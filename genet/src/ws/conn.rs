@@ -1,6 +1,7 @@
 //! The WebSocket plumbing shared by the relay and the nodes: listening with
 //! a deep backlog, reading one frame with a deadline, and splitting a
-//! connection into a writer task fed by a channel and a stream of frames.
+//! connection into a writer task fed by a channel (two on a direct link:
+//! Genet's frames and the application's payloads) and a stream of frames.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,21 +10,33 @@ use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 
-use super::{Frame, MAX_FRAME, WsError};
+use super::frame::app_bytes;
+use super::{APP_OVERHEAD, Frame, MAX_FRAME, WsError};
 
 /// The backlog of every listener: a thousand nodes may connect at once.
 const BACKLOG: u32 = 4096;
 
-/// The WebSocket settings: Genet's frame limit, a small read buffer.
+/// The WebSocket settings of a relay connection: Genet's frame limit, a
+/// small read buffer.
 pub(crate) fn ws_config() -> WebSocketConfig {
+    config_up_to(MAX_FRAME)
+}
+
+/// The WebSocket settings of a direct link, on both ends: App frames of up
+/// to `max_app_frame` bytes of payload.
+pub(crate) fn peer_ws_config(max_app_frame: usize) -> WebSocketConfig {
+    config_up_to(MAX_FRAME.max(max_app_frame.saturating_add(APP_OVERHEAD)))
+}
+
+fn config_up_to(max: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .max_message_size(Some(MAX_FRAME))
-        .max_frame_size(Some(MAX_FRAME))
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
         .read_buffer_size(4 * 1024)
 }
 
@@ -109,48 +122,161 @@ where
 {
     let (sink, stream) = ws.split();
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-    tokio::spawn(write_loop(sink, rx));
+    tokio::spawn(write_loop(sink, rx, None, None));
     (tx, stream)
 }
 
+/// A direct link, split: [`Writer`] for Genet's frames, `app` for the
+/// application's payloads (a second queue of [`APP_QUEUE`](super::APP_QUEUE),
+/// which the writer serves after Genet's frames), the stream of frames, and
+/// `failed`, which says why the writer stopped if it failed (a write that
+/// failed or timed out, a payload over the limit).
+pub(crate) struct PeerConn<S> {
+    pub(crate) writer: Writer,
+    pub(crate) app: mpsc::Sender<Vec<u8>>,
+    pub(crate) stream: SplitStream<WebSocketStream<S>>,
+    pub(crate) failed: oneshot::Receiver<String>,
+}
+
+/// Splits a direct link; payloads over `max_app_frame` bytes fail it.
+pub(crate) fn split_peer<S>(ws: WebSocketStream<S>, max_app_frame: usize) -> PeerConn<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sink, stream) = ws.split();
+    let (writer, control) = mpsc::channel(WRITE_QUEUE);
+    let (app, app_rx) = mpsc::channel(super::APP_QUEUE);
+    let (failed_tx, failed) = oneshot::channel();
+    tokio::spawn(write_loop(
+        sink,
+        control,
+        Some(AppQueue {
+            rx: app_rx,
+            max: max_app_frame,
+        }),
+        Some(failed_tx),
+    ));
+    PeerConn {
+        writer,
+        app,
+        stream,
+        failed,
+    }
+}
+
 /// How long one write may wait for the peer to read; a peer slower than
-/// that is dropped (its reading side then reports the end).
+/// that is dropped (on a direct link, the writer says so on `failed` and
+/// the link fails; on a relay connection, the reading side reports the
+/// end).
 pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Writes the frames as they come, flushing once the channel is empty;
-/// closes the connection when every sender is gone. A failed or timed-out
-/// write ends it quietly: the reading side reports the failure.
-async fn write_loop<S>(mut sink: SplitSink<WebSocketStream<S>, WsMessage>, mut rx: mpsc::Receiver<Frame>)
-where
+/// The application's payloads for a direct link, and their size limit.
+struct AppQueue {
+    rx: mpsc::Receiver<Vec<u8>>,
+    max: usize,
+}
+
+/// What the writer writes next.
+enum Out {
+    Frame(Frame),
+    Payload(Vec<u8>),
+}
+
+/// The next payload; never, once the queue is gone. `None` when every
+/// sender is gone.
+async fn next_payload(app: &mut Option<AppQueue>) -> Option<Vec<u8>> {
+    match app {
+        Some(q) => q.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes the frames as they come, Genet's before the application's
+/// payloads, flushing once nothing more is ready; closes the connection
+/// when every sender of Genet's frames is gone (the application's payloads
+/// still queued are dropped then). A failed or timed-out write ends it,
+/// saying why on `failed` (on a relay connection, quietly: the reading
+/// side reports the end). A payload over the limit is not written: the
+/// writer says so on `failed` and takes no more payloads.
+async fn write_loop<S>(
+    mut sink: SplitSink<WebSocketStream<S>, WsMessage>,
+    mut control: mpsc::Receiver<Frame>,
+    mut app: Option<AppQueue>,
+    mut failed: Option<oneshot::Sender<String>>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    while let Some(frame) = rx.recv().await {
-        if !feed(&mut sink, frame).await {
-            return;
+    let mut fail = |reason: String| {
+        if let Some(f) = failed.take() {
+            let _ = f.send(reason);
         }
-        while let Ok(frame) = rx.try_recv() {
-            if !feed(&mut sink, frame).await {
-                return;
+    };
+    loop {
+        let first = tokio::select! {
+            biased;
+            f = control.recv() => match f {
+                Some(f) => Out::Frame(f),
+                None => break,
+            },
+            p = next_payload(&mut app) => match p {
+                Some(p) => Out::Payload(p),
+                None => {
+                    app = None;
+                    continue;
+                }
+            },
+        };
+        let mut next = Some(first);
+        while let Some(out) = next.take() {
+            let bytes = match out {
+                Out::Frame(f) => Some(f.encode()),
+                Out::Payload(p) => match &app {
+                    Some(q) if p.len() > q.max => {
+                        fail(format!(
+                            "the application sent a payload of {} bytes, over max_app_frame ({} bytes)",
+                            p.len(),
+                            q.max
+                        ));
+                        app = None;
+                        None
+                    }
+                    _ => Some(app_bytes(&p)),
+                },
+            };
+            if let Some(bytes) = bytes {
+                if let Err(reason) = feed(&mut sink, bytes).await {
+                    return fail(reason);
+                }
+            }
+            next = match control.try_recv() {
+                Ok(f) => Some(Out::Frame(f)),
+                Err(_) => app.as_mut().and_then(|q| q.rx.try_recv().ok()).map(Out::Payload),
+            };
+        }
+        match tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return fail(format!("a write failed: {e}")),
+            Err(_) => {
+                return fail(format!(
+                    "a write waited more than {WRITE_TIMEOUT:?} for the peer to read"
+                ));
             }
         }
-        if !matches!(
-            tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await,
-            Ok(Ok(()))
-        ) {
-            return;
-        }
     }
+    drop(app);
     let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
 }
 
-/// Feeds one frame to the sink within [`WRITE_TIMEOUT`]; `false` if it failed.
-async fn feed<S>(sink: &mut SplitSink<WebSocketStream<S>, WsMessage>, frame: Frame) -> bool
+/// Feeds one message to the sink within [`WRITE_TIMEOUT`].
+async fn feed<S>(sink: &mut SplitSink<WebSocketStream<S>, WsMessage>, bytes: Vec<u8>) -> Result<(), String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let message = WsMessage::Binary(frame.encode().into());
-    matches!(
-        tokio::time::timeout(WRITE_TIMEOUT, sink.feed(message)).await,
-        Ok(Ok(()))
-    )
+    match tokio::time::timeout(WRITE_TIMEOUT, sink.feed(WsMessage::Binary(bytes.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("a write failed: {e}")),
+        Err(_) => Err(format!(
+            "a write waited more than {WRITE_TIMEOUT:?} for the peer to read"
+        )),
+    }
 }

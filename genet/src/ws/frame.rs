@@ -10,20 +10,41 @@ use thiserror::Error;
 use crate::{Message, NodeId};
 
 /// The version of Genet's frames, carried by [`Frame::Hello`] and
-/// [`Frame::PeerHello`]; a peer with another version is refused.
+/// [`Frame::PeerHello`]; a peer with another version is refused. Version 2
+/// added [`Frame::App`].
 ///
 /// ```
-/// assert_eq!(pando_genet::ws::GENET_VERSION, 1);
+/// assert_eq!(pando_genet::ws::GENET_VERSION, 2);
 /// ```
-pub const GENET_VERSION: u16 = 1;
+pub const GENET_VERSION: u16 = 2;
 
-/// The largest frame accepted, in bytes: Genet's frames are small (a join
-/// request is a few dozen bytes).
+/// The largest frame accepted on a relay connection, in bytes: Genet's
+/// frames are small (a join request is a few dozen bytes). Direct links
+/// also accept [`Frame::App`] frames of up to
+/// [`WsNodeConfig::max_app_frame`](super::WsNodeConfig::max_app_frame)
+/// bytes of payload.
 ///
 /// ```
 /// assert_eq!(pando_genet::ws::MAX_FRAME, 64 * 1024);
 /// ```
 pub const MAX_FRAME: usize = 64 * 1024;
+
+/// The variant index of [`Frame::App`], its first byte on the wire.
+///
+/// ```
+/// use pando_genet::ws::{APP_INDEX, Frame};
+/// assert_eq!(Frame::App { payload: vec![7] }.encode(), [APP_INDEX, 1, 7]);
+/// ```
+pub const APP_INDEX: u8 = 12;
+
+/// The most bytes an [`Frame::App`] frame adds to its payload: the variant
+/// index and the payload's length (a varint of at most 10 bytes).
+///
+/// ```
+/// use pando_genet::ws::{APP_OVERHEAD, Frame};
+/// assert!(Frame::App { payload: vec![0; 300] }.encode().len() <= 300 + APP_OVERHEAD);
+/// ```
+pub const APP_OVERHEAD: usize = 11;
 
 /// Where a node asks the relay to deliver a [`Message`].
 ///
@@ -54,7 +75,7 @@ impl std::fmt::Display for Dest {
 /// ```
 /// use pando_genet::ws::{Frame, GENET_VERSION};
 /// let f = Frame::Hello { version: GENET_VERSION, token: "t".into() };
-/// assert_eq!(f.encode(), [0, 1, 1, b't']);
+/// assert_eq!(f.encode(), [0, 2, 1, b't']);
 /// assert_eq!(Frame::decode(&f.encode()).unwrap(), f);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +151,15 @@ pub enum Frame {
         /// The message.
         message: Message,
     },
+    /// 12 ([`APP_INDEX`]), both ways on an open direct link of nodes with
+    /// application links ([`WsNodeConfig::app_links`](super::WsNodeConfig::app_links)):
+    /// one payload of the application's duplex ([`AppLink`](super::AppLink)),
+    /// opaque to Genet. Anywhere else it is a protocol error.
+    App {
+        /// The application's bytes, at most
+        /// [`WsNodeConfig::max_app_frame`](super::WsNodeConfig::max_app_frame).
+        payload: Vec<u8>,
+    },
 }
 
 /// A frame that does not decode.
@@ -155,7 +185,10 @@ impl Frame {
     /// ```
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("postcard encodes Genet frames into a Vec")
+        match self {
+            Frame::App { payload } => app_bytes(payload),
+            _ => postcard::to_allocvec(self).expect("postcard encodes Genet frames into a Vec"),
+        }
     }
 
     /// Decodes exactly one frame; trailing bytes make it malformed.
@@ -164,12 +197,27 @@ impl Frame {
     /// use pando_genet::ws::Frame;
     /// assert_eq!(Frame::decode(&[4]).unwrap(), Frame::RootAccepted);
     /// assert!(Frame::decode(&[4, 0]).is_err());
+    /// assert_eq!(Frame::decode(&[12, 2, 8, 9]).unwrap(), Frame::App { payload: vec![8, 9] });
+    /// assert!(Frame::decode(&[12, 2, 8]).is_err());
     /// ```
     pub fn decode(bytes: &[u8]) -> Result<Self, MalformedFrame> {
         let malformed = |reason: String| MalformedFrame {
             len: bytes.len(),
             reason,
         };
+        // An App payload is copied at once, not byte by byte through serde;
+        // the bytes and the errors are postcard's (checked by the tests).
+        if let Some((&APP_INDEX, body)) = bytes.split_first() {
+            let (len, rest) =
+                postcard::take_from_bytes::<usize>(body).map_err(|e| malformed(e.to_string()))?;
+            return match rest.len().checked_sub(len) {
+                Some(0) => Ok(Frame::App {
+                    payload: rest.to_vec(),
+                }),
+                Some(extra) => Err(malformed(format!("{extra} trailing bytes"))),
+                None => Err(malformed(postcard::Error::DeserializeUnexpectedEnd.to_string())),
+            };
+        }
         let (frame, rest) = postcard::take_from_bytes(bytes).map_err(|e| malformed(e.to_string()))?;
         if rest.is_empty() {
             Ok(frame)
@@ -198,8 +246,19 @@ impl Frame {
             Frame::PeerHello { .. } => "PeerHello",
             Frame::PeerWelcome => "PeerWelcome",
             Frame::Peer { .. } => "Peer",
+            Frame::App { .. } => "App",
         }
     }
+}
+
+/// The encoding of `Frame::App { payload }`, without cloning the payload
+/// into a frame first: [`APP_INDEX`], the length as a varint, the bytes.
+pub(crate) fn app_bytes(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + APP_OVERHEAD);
+    out.push(APP_INDEX);
+    out = postcard::to_extend(&payload.len(), out).expect("postcard encodes a length into a Vec");
+    out.extend_from_slice(payload);
+    out
 }
 
 /// What a WebSocket endpoint puts in the core's opaque [`Signal`](crate::Signal)s.

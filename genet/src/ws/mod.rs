@@ -19,6 +19,20 @@
 //!    link open. Reports and join requests then go over the direct link
 //!    ([`Frame::Peer`]).
 //!
+//! # The application's duplexes
+//! With [`WsNodeConfig::app_links`], each direct link also carries the
+//! application's own protocol (the seeds' `duplex` of `parentConnected`
+//! and `childConnected`): [`WsNode::take_links`] hands the application one
+//! [`AppLink`] per link as the core indicates it connected, whose payloads
+//! travel as [`Frame::App`] frames, in order, at most
+//! [`WsNodeConfig::max_app_frame`] bytes each (direct links accept
+//! WebSocket messages that large; relay connections keep [`MAX_FRAME`]).
+//! Its [`leaves`](AppLink::leaves) follow the core's
+//! [`Event::LeafNumber`](crate::Event::LeafNumber) for that child, or for
+//! the node itself on its parent link. An App frame anywhere else (to the
+//! relay, before the `PeerHello`/`PeerWelcome` handshake, to a node
+//! without application links, over the limit) is a protocol error.
+//!
 //! A node takes children only if it listens ([`WsNodeConfig::listen`]) at
 //! an address its children can reach; the others join as leaves
 //! ([`Config::accepts_children`](crate::Config::accepts_children) is set
@@ -29,7 +43,15 @@
 //! and a writer task fed by the node, which never waits on it: a writer
 //! holds at most 1024 frames, and a link whose peer lets that many pile up
 //! is closed as failed (the relay answers `Undeliverable` instead); a
-//! write that waits more than 30 s for its peer drops the connection. Timers are
+//! write that waits more than 30 s for its peer drops the connection (on
+//! a direct link, as failed). The application's payloads do not count
+//! against those 1024 frames: a direct link's writer has a second queue
+//! of [`APP_QUEUE`] payloads, fed by [`AppLink::tx`] with waiting sends,
+//! and serves Genet's frames first; its reader hands App payloads straight
+//! to [`AppLink::rx`], waiting for the application (TCP then holds the
+//! peer back), not through the node's inbox. So a slow application slows
+//! its peer but never fails the link, and it stalls that link's Genet
+//! frames behind its payloads (head of line). Timers are
 //! tokio's: the core's [`poll_timeout`](crate::Node::poll_timeout) is slept
 //! on. Connection failures reach the core as
 //! [`handle_closed`](crate::Node::handle_closed) with their reason, and the
@@ -39,7 +61,8 @@
 //!
 //! A node holds two connections: to the relay and to its parent (plus one
 //! per child). The frames are documented in docs/PROTOCOL.md, "Genet over
-//! WebSocket".
+//! WebSocket" (Genet version [`GENET_VERSION`] 2: version 1 had no App
+//! frame, and is refused).
 
 mod conn;
 mod frame;
@@ -51,11 +74,19 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-pub use frame::{Dest, Frame, GENET_VERSION, MAX_FRAME, MalformedFrame, WsSignal};
-pub use node::{Status, WsNode, WsNodeConfig};
+pub use frame::{APP_INDEX, APP_OVERHEAD, Dest, Frame, GENET_VERSION, MAX_FRAME, MalformedFrame, WsSignal};
+pub use node::{AppLink, DEFAULT_MAX_APP_FRAME, Status, WsNode, WsNodeConfig};
 pub use relay::{Relay, RelayConfig};
 
 use crate::{ConfigError, RequestError};
+
+/// The application's payloads a direct link's writer queues
+/// ([`AppLink::tx`]'s bound), apart from Genet's own frames.
+///
+/// ```
+/// assert_eq!(pando_genet::ws::APP_QUEUE, 64);
+/// ```
+pub const APP_QUEUE: usize = 64;
 
 /// What stops a WebSocket node or relay, or a request to it.
 ///

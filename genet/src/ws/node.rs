@@ -4,15 +4,17 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use futures::stream::SplitStream;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::MaybeTlsStream;
 
-use super::conn::{WRITE_QUEUE, Writer, first_frame, listen, next_frame, split, ws_config};
-use super::{Dest, Frame, GENET_VERSION, WsError, WsSignal};
+use super::conn::{
+    PeerConn, WRITE_QUEUE, Writer, first_frame, listen, next_frame, peer_ws_config, split, split_peer,
+    ws_config,
+};
+use super::{APP_QUEUE, Dest, Frame, GENET_VERSION, WsError, WsSignal};
 use crate::{Action, Config, Event, From, GenetError, Link, Node, NodeId, RequestError, Signal, State, To};
 
 /// A node's settings.
@@ -22,6 +24,8 @@ use crate::{Action, Config, Event, From, GenetError, Link, Node, NodeId, Request
 /// let c = WsNodeConfig::new("ws://127.0.0.1:9000/", "token", 1);
 /// assert!(c.listen.is_none()); // joins as a leaf
 /// assert_eq!(c.handshake_timeout.as_secs(), 10);
+/// assert!(!c.app_links);
+/// assert_eq!(c.max_app_frame, 16 * 1024 * 1024 + 1024);
 /// ```
 #[derive(Clone, Debug)]
 pub struct WsNodeConfig {
@@ -41,6 +45,120 @@ pub struct WsNodeConfig {
     /// How long connecting to the relay or to a parent, with its hello,
     /// may take.
     pub handshake_timeout: Duration,
+    /// Give the application a duplex over each direct link
+    /// ([`WsNode::take_links`]). Off, an [`Frame::App`] frame from a peer
+    /// is a protocol error that fails its link.
+    pub app_links: bool,
+    /// The largest [`AppLink`] payload, in bytes, both ways: direct links
+    /// accept WebSocket messages of this plus [`APP_OVERHEAD`](super::APP_OVERHEAD)
+    /// (relay connections keep [`MAX_FRAME`](super::MAX_FRAME)). A larger
+    /// payload from the application fails its link, reported with its
+    /// size; one from the peer fails the link too. Every node of a tree
+    /// must use the same value.
+    pub max_app_frame: usize,
+}
+
+/// [`WsNodeConfig::max_app_frame`]'s default: 16 MiB and 1 KiB (a 16 MiB
+/// value and the framing of the protocol that carries it).
+///
+/// ```
+/// assert_eq!(pando_genet::ws::DEFAULT_MAX_APP_FRAME, (16 << 20) + 1024);
+/// ```
+pub const DEFAULT_MAX_APP_FRAME: usize = 16 * 1024 * 1024 + 1024;
+
+/// An application duplex over one direct tree link (the seeds' `duplex` of
+/// `parentConnected` and `childConnected`), from [`WsNode::take_links`].
+///
+/// Payloads travel as [`Frame::App`] frames on the link's WebSocket
+/// connection, in order, after Genet's own frames that were queued before
+/// them (a link's writer serves Genet's frames first).
+///
+/// - **Backpressure.** `tx` holds at most [`APP_QUEUE`] payloads; a
+///   `send` waits while the peer does not read. On the other side, the
+///   link's reader waits for the application to take each payload from
+///   `rx` (at most [`APP_QUEUE`] waiting), and so stops reading the
+///   connection: TCP holds the writer back. Nothing fails because the
+///   application is slow, but a link whose application does not read
+///   stalls that link's Genet frames too (head of line: reports and join
+///   requests behind the payloads wait). Read `rx` concurrently with
+///   sending on `tx`: two applications that only send deadlock. A write
+///   that waits more than 30 s for the peer still fails the link, as for
+///   Genet's frames.
+/// - **Size.** A payload is at most [`WsNodeConfig::max_app_frame`]
+///   bytes: a larger one is not sent, and the link fails with a
+///   [`GenetError::ChannelFailed`](crate::GenetError::ChannelFailed)
+///   naming its size. Memory: at most [`APP_QUEUE`] payloads wait each
+///   way on a link, plus the sockets' buffers.
+/// - **End.** When the link ends (closed or failed, the node leaves or
+///   shuts down), `rx` yields the payloads already received, then `None`;
+///   `tx`'s queue closes as soon as the link's writer stops (at once,
+///   unless it is in the middle of a write): `tx.closed()` resolves and
+///   `send` fails. Payloads queued and not yet written are lost.
+/// - **Dropping `rx`** does not close the link: payloads arriving after
+///   it are dropped. Dropping `tx` sends nothing more; the link stays.
+///
+/// A root and a leaf, each with its end of their link:
+///
+/// ```
+/// use std::time::Duration;
+/// use pando_genet::Link;
+/// use pando_genet::ws::{Relay, RelayConfig, WsNode, WsNodeConfig};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let relay = Relay::bind("127.0.0.1:0", RelayConfig::new("secret", "token")).await.unwrap();
+/// let mut cfg = WsNodeConfig::new(relay.url(), "token", 1);
+/// cfg.listen = Some("127.0.0.1:0".into());
+/// cfg.app_links = true;
+/// let mut root = WsNode::start(cfg).await.unwrap();
+/// let mut root_links = root.take_links().unwrap();
+/// root.become_root("secret").await.unwrap();
+/// root.wait_for(|s| s.root_registered, Duration::from_secs(10), "root").await.unwrap();
+///
+/// let mut cfg = WsNodeConfig::new(relay.url(), "token", 2);
+/// cfg.app_links = true;
+/// let mut leaf = WsNode::start(cfg).await.unwrap();
+/// let mut leaf_links = leaf.take_links().unwrap();
+/// leaf.join().await.unwrap();
+///
+/// let mut up = leaf_links.recv().await.unwrap();
+/// assert_eq!(up.link, Link::Parent);
+/// let mut down = root_links.recv().await.unwrap();
+/// assert_eq!(down.link, Link::Child(up_id(&leaf)));
+/// up.tx.send(b"hello".to_vec()).await.unwrap();
+/// assert_eq!(down.rx.recv().await.unwrap(), b"hello");
+/// down.tx.send(b"hi".to_vec()).await.unwrap();
+/// assert_eq!(up.rx.recv().await.unwrap(), b"hi");
+/// assert_eq!(*down.leaves.borrow(), 1);
+///
+/// leaf.shutdown().await;
+/// assert_eq!(down.rx.recv().await, None);
+/// # fn up_id(n: &WsNode) -> pando_genet::NodeId { n.status().borrow().id.unwrap() }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct AppLink {
+    /// Which link: [`Link::Parent`] or [`Link::Child`].
+    pub link: Link,
+    /// The node at the other end.
+    pub peer: NodeId,
+    /// Payloads to the peer. Bounded ([`APP_QUEUE`]: backpressure);
+    /// `send` fails once the link is gone.
+    pub tx: mpsc::Sender<Vec<u8>>,
+    /// Payloads from the peer, in order; `None` once the link closed or
+    /// failed.
+    pub rx: mpsc::Receiver<Vec<u8>>,
+    /// For a child link: the leaves that child last reported
+    /// ([`Event::LeafNumber`]; 1 until its first report). For the parent
+    /// link: this node's own leaf count as it reports it to the parent.
+    /// The sender is gone once the link is.
+    pub leaves: watch::Receiver<u64>,
+}
+
+/// A link's application channels between its opening and the core's
+/// indication that hands them to the application.
+#[derive(Debug)]
+struct PendingApp {
+    tx: mpsc::Sender<Vec<u8>>,
+    rx: mpsc::Receiver<Vec<u8>>,
 }
 
 impl WsNodeConfig {
@@ -59,6 +177,8 @@ impl WsNodeConfig {
             listen: None,
             seed,
             handshake_timeout: Duration::from_secs(10),
+            app_links: false,
+            max_app_frame: DEFAULT_MAX_APP_FRAME,
         }
     }
 }
@@ -122,23 +242,18 @@ enum Command {
     Shutdown,
 }
 
-type Stream = SplitStream<WebSocketStream<TcpStream>>;
-type ClientStream = SplitStream<WebSocketStream<MaybeTlsStream<TcpStream>>>;
-
 enum Input {
     Relay(Result<Option<Frame>, String>),
     /// A child's connection, after its `PeerHello`.
     Accepted {
         child: NodeId,
         ticket: u64,
-        writer: Writer,
-        stream: Stream,
+        conn: PeerConn<TcpStream>,
     },
     /// The parent's connection, after its `PeerWelcome`.
     ParentOpened {
         serial: u64,
-        writer: Writer,
-        stream: ClientStream,
+        conn: PeerConn<MaybeTlsStream<TcpStream>>,
     },
     /// A frame on a link.
     Frame {
@@ -161,6 +276,11 @@ struct LinkState {
     connecting: bool,
     writer: Option<Writer>,
     tasks: Vec<AbortHandle>,
+    /// The application's channels, until the core says the link is
+    /// connected.
+    app: Option<PendingApp>,
+    /// The [`AppLink::leaves`] of the link, once handed.
+    leaves: Option<watch::Sender<u64>>,
 }
 
 impl Drop for LinkState {
@@ -200,6 +320,7 @@ pub struct WsNode {
     status: watch::Receiver<Status>,
     events: broadcast::Sender<Event>,
     listen_url: Option<String>,
+    links: Option<mpsc::UnboundedReceiver<AppLink>>,
     task: JoinHandle<()>,
 }
 
@@ -277,10 +398,17 @@ impl WsNode {
                 }
             })
         };
+        let max_app_frame = config.max_app_frame;
         let accept_task = listener.map(|(l, _)| {
             let tx = inbox_tx.clone();
-            tokio::spawn(accept_loop(l, tx, deadline))
+            tokio::spawn(accept_loop(l, tx, deadline, max_app_frame))
         });
+        let (app_out, links) = if config.app_links {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (status_tx, status) = watch::channel(Status::default());
         let (events, _) = broadcast::channel(256);
@@ -297,6 +425,8 @@ impl WsNode {
             events: events.clone(),
             handshake: deadline,
             tickets: TicketSource::new(config.seed),
+            app_out,
+            max_app_frame,
         };
         let task = tokio::spawn(async move {
             driver.run(inbox, commands_rx).await;
@@ -310,8 +440,31 @@ impl WsNode {
             status,
             events,
             listen_url,
+            links,
             task,
         })
+    }
+
+    /// The application's duplexes over the direct links ([`AppLink`]), one
+    /// sent as the core indicates each [`Event::ParentConnected`] or
+    /// [`Event::ChildConnected`], in the order of those events. `Some`
+    /// once if [`WsNodeConfig::app_links`] is set, `None` after (and
+    /// without it). Links handed to a dropped receiver are dropped (their
+    /// payloads with them); the links stay up.
+    ///
+    /// ```
+    /// # use pando_genet::ws::{Relay, RelayConfig, WsNode, WsNodeConfig};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # let relay = Relay::bind("127.0.0.1:0", RelayConfig::new("s", "t")).await.unwrap();
+    /// let mut cfg = WsNodeConfig::new(relay.url(), "t", 1);
+    /// cfg.app_links = true;
+    /// let mut node = WsNode::start(cfg).await.unwrap();
+    /// assert!(node.take_links().is_some());
+    /// assert!(node.take_links().is_none());
+    /// # }
+    /// ```
+    pub fn take_links(&mut self) -> Option<mpsc::UnboundedReceiver<AppLink>> {
+        self.links.take()
     }
 
     /// Request: become the root, registering at the relay with `secret`;
@@ -470,7 +623,12 @@ impl TicketSource {
 
 /// Accepts children's connections: the upgrade and their `PeerHello` on a
 /// task of their own, within the deadline, then to the node's task.
-async fn accept_loop(listener: tokio::net::TcpListener, tx: mpsc::Sender<Input>, deadline: Duration) {
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    tx: mpsc::Sender<Input>,
+    deadline: Duration,
+    max_app_frame: usize,
+) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
@@ -480,36 +638,29 @@ async fn accept_loop(listener: tokio::net::TcpListener, tx: mpsc::Sender<Input>,
         tokio::spawn(async move {
             let Ok(Ok(ws)) = tokio::time::timeout(
                 deadline,
-                tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config())),
+                tokio_tungstenite::accept_async_with_config(tcp, Some(peer_ws_config(max_app_frame))),
             )
             .await
             else {
                 return;
             };
-            let (writer, mut stream) = split(ws);
-            match first_frame(&mut stream, deadline, "PeerHello").await {
+            let mut conn = split_peer(ws, max_app_frame);
+            match first_frame(&mut conn.stream, deadline, "PeerHello").await {
                 Ok(Frame::PeerHello {
                     version,
                     child,
                     ticket,
                 }) if version == GENET_VERSION => {
-                    let _ = tx
-                        .send(Input::Accepted {
-                            child,
-                            ticket,
-                            writer,
-                            stream,
-                        })
-                        .await;
+                    let _ = tx.send(Input::Accepted { child, ticket, conn }).await;
                 }
                 Ok(Frame::PeerHello { version, .. }) => {
                     let reason =
                         format!("version {version} is not supported: this node speaks {GENET_VERSION}");
-                    let _ = writer.try_send(Frame::Refused { reason });
+                    let _ = conn.writer.try_send(Frame::Refused { reason });
                 }
                 Ok(other) => {
                     let reason = format!("expected PeerHello, got {}", other.kind());
-                    let _ = writer.try_send(Frame::Refused { reason });
+                    let _ = conn.writer.try_send(Frame::Refused { reason });
                 }
                 Err(_) => {}
             }
@@ -517,8 +668,19 @@ async fn accept_loop(listener: tokio::net::TcpListener, tx: mpsc::Sender<Input>,
     }
 }
 
-/// Reads a link's frames into the node's inbox until it ends.
-fn spawn_reader<S>(mut stream: S, link: Link, serial: u64, tx: mpsc::Sender<Input>) -> AbortHandle
+/// Reads a link's frames into the node's inbox until it ends: Genet's
+/// frames to the node's task, [`Frame::App`] payloads straight to the
+/// application (`app`, waiting for it to take them; dropped if it dropped
+/// its receiver). An App frame on a node without application links
+/// (`app` is `None`), or over `max_app_frame`, fails the link. So does the
+/// writer's failure (`failed`).
+fn spawn_reader<S>(
+    mut stream: S,
+    (link, serial): (Link, u64),
+    tx: mpsc::Sender<Input>,
+    (app, max_app_frame): (Option<mpsc::Sender<Vec<u8>>>, usize),
+    mut failed: oneshot::Receiver<String>,
+) -> AbortHandle
 where
     S: futures::Stream<
             Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
@@ -527,18 +689,49 @@ where
         + 'static,
 {
     tokio::spawn(async move {
+        let closed = |failure| Input::Closed {
+            link,
+            serial,
+            failure,
+        };
+        let mut writer_running = true;
         loop {
-            let input = match next_frame(&mut stream).await {
-                Ok(Some(frame)) => Input::Frame { link, serial, frame },
-                Ok(None) => Input::Closed {
-                    link,
-                    serial,
-                    failure: None,
+            let read = async {
+                match next_frame(&mut stream).await {
+                    Ok(Some(Frame::App { payload })) => match &app {
+                        Some(_) if payload.len() > max_app_frame => Some(closed(Some(format!(
+                            "an App frame of {} bytes, over max_app_frame ({max_app_frame} bytes)",
+                            payload.len()
+                        )))),
+                        Some(app) => {
+                            // Dropped if the application dropped its `rx`.
+                            let _ = app.send(payload).await;
+                            None
+                        }
+                        None => Some(closed(Some(format!(
+                            "an App frame ({} bytes) to a node without application links (app_links is off)",
+                            payload.len()
+                        )))),
+                    },
+                    Ok(Some(frame)) => Some(Input::Frame { link, serial, frame }),
+                    Ok(None) => Some(closed(None)),
+                    Err(reason) => Some(closed(Some(reason))),
+                }
+            };
+            let input = tokio::select! {
+                biased;
+                reason = &mut failed, if writer_running => match reason {
+                    Ok(reason) => closed(Some(reason)),
+                    // The writer stopped without failing: the link is
+                    // being closed, the node drops this reader.
+                    Err(_) => {
+                        writer_running = false;
+                        continue;
+                    }
                 },
-                Err(reason) => Input::Closed {
-                    link,
-                    serial,
-                    failure: Some(reason),
+                input = read => match input {
+                    Some(input) => input,
+                    None => continue,
                 },
             };
             let end = matches!(input, Input::Closed { .. });
@@ -563,6 +756,9 @@ struct Driver {
     events: broadcast::Sender<Event>,
     handshake: Duration,
     tickets: TicketSource,
+    /// Where the [`AppLink`]s go, with [`WsNodeConfig::app_links`].
+    app_out: Option<mpsc::UnboundedSender<AppLink>>,
+    max_app_frame: usize,
 }
 
 fn now() -> std::time::Instant {
@@ -628,39 +824,37 @@ impl Driver {
                 self.error(GenetError::Relay { reason });
                 return false;
             }
-            Input::Accepted {
-                child,
-                ticket,
-                writer,
-                stream,
-            } => {
+            Input::Accepted { child, ticket, conn } => {
                 let link = Link::Child(child);
                 let tx = self.inbox_tx.clone();
+                let app_links = self.app_out.is_some();
                 match self.links.get_mut(&link) {
                     Some(l) if l.writer.is_none() && l.ticket == ticket => {
-                        let _ = writer.try_send(Frame::PeerWelcome);
-                        l.writer = Some(writer);
-                        l.tasks.push(spawn_reader(stream, link, l.serial, tx));
+                        let _ = conn.writer.try_send(Frame::PeerWelcome);
+                        l.writer = Some(conn.writer);
+                        let app = (open_app(l, conn.app, app_links), self.max_app_frame);
+                        l.tasks
+                            .push(spawn_reader(conn.stream, (link, l.serial), tx, app, conn.failed));
                         self.node.handle_opened(link, now());
                     }
                     _ => {
-                        let _ = writer.try_send(Frame::Refused {
+                        let _ = conn.writer.try_send(Frame::Refused {
                             reason: format!("no offer to {child} with this ticket"),
                         });
                     }
                 }
             }
-            Input::ParentOpened {
-                serial,
-                writer,
-                stream,
-            } => {
+            Input::ParentOpened { serial, conn } => {
                 let tx = self.inbox_tx.clone();
+                let app_links = self.app_out.is_some();
                 if let Some(l) = self.links.get_mut(&Link::Parent) {
                     if l.serial == serial && l.writer.is_none() {
                         l.connecting = false;
-                        l.writer = Some(writer);
-                        l.tasks.push(spawn_reader(stream, Link::Parent, serial, tx));
+                        l.writer = Some(conn.writer);
+                        let app = (open_app(l, conn.app, app_links), self.max_app_frame);
+                        let link = (Link::Parent, serial);
+                        l.tasks
+                            .push(spawn_reader(conn.stream, link, tx, app, conn.failed));
                         self.node.handle_opened(Link::Parent, now());
                     }
                 }
@@ -728,9 +922,50 @@ impl Driver {
         self.publish(Event::Error(e));
     }
 
+    /// Hands the application its duplex over `link`, now connected to
+    /// `peer`. A link that is already gone is handed closed.
+    fn hand_link(&mut self, link: Link, peer: NodeId) {
+        let Some(out) = &self.app_out else { return };
+        let initial = match link {
+            Link::Parent => self.node.leaves(),
+            Link::Child(_) => 1,
+        };
+        let (leaves_tx, leaves) = watch::channel(initial);
+        let pending = self.links.get_mut(&link).and_then(|l| {
+            let app = l.app.take()?;
+            l.leaves = Some(leaves_tx);
+            Some(app)
+        });
+        let PendingApp { tx, rx } = pending.unwrap_or_else(|| {
+            let (tx, _) = mpsc::channel(1);
+            let (_, rx) = mpsc::channel(1);
+            PendingApp { tx, rx }
+        });
+        let _ = out.send(AppLink {
+            link,
+            peer,
+            tx,
+            rx,
+            leaves,
+        });
+    }
+
+    /// Updates the [`AppLink::leaves`] of `link`.
+    fn set_leaves(&self, link: Link, n: u64) {
+        if let Some(w) = self.links.get(&link).and_then(|l| l.leaves.as_ref()) {
+            w.send_replace(n);
+        }
+    }
+
     fn publish(&mut self, e: Event) {
         match &e {
-            Event::LeafNumber { id, n } if Some(*id) == self.node.id() => self.status.leaves = Some(*n),
+            Event::ParentConnected { id } => self.hand_link(Link::Parent, *id),
+            Event::ChildConnected { id } => self.hand_link(Link::Child(*id), *id),
+            Event::LeafNumber { id, n } if Some(*id) == self.node.id() => {
+                self.status.leaves = Some(*n);
+                self.set_leaves(Link::Parent, *n);
+            }
+            Event::LeafNumber { id, n } => self.set_leaves(Link::Child(*id), *n),
             Event::Error(err) => {
                 self.status.errors += 1;
                 self.status.last_error = Some(err.clone());
@@ -852,6 +1087,8 @@ impl Driver {
                         connecting: false,
                         writer: None,
                         tasks: Vec::new(),
+                        app: None,
+                        leaves: None,
                     },
                 );
                 let signal = match (link, &self.listen_url) {
@@ -910,13 +1147,10 @@ impl Driver {
                 let serial = l.serial;
                 let tx = self.inbox_tx.clone();
                 let deadline = self.handshake;
+                let max_app_frame = self.max_app_frame;
                 let task = tokio::spawn(async move {
-                    let input = match connect_parent(&url, me, ticket, deadline).await {
-                        Ok((writer, stream)) => Input::ParentOpened {
-                            serial,
-                            writer,
-                            stream,
-                        },
+                    let input = match connect_parent(&url, me, ticket, deadline, max_app_frame).await {
+                        Ok(conn) => Input::ParentOpened { serial, conn },
                         Err(reason) => Input::Closed {
                             link: Link::Parent,
                             serial,
@@ -941,21 +1175,41 @@ async fn connect_parent(
     me: NodeId,
     ticket: u64,
     deadline: Duration,
-) -> Result<(Writer, ClientStream), String> {
-    let connect = tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true);
+    max_app_frame: usize,
+) -> Result<PeerConn<MaybeTlsStream<TcpStream>>, String> {
+    let config = peer_ws_config(max_app_frame);
+    let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
     let (ws, _) = match tokio::time::timeout(deadline, connect).await {
         Err(_) => return Err(format!("no connection within {deadline:?}")),
         Ok(r) => r.map_err(|e| e.to_string())?,
     };
-    let (writer, mut stream) = split(ws);
-    let _ = writer.try_send(Frame::PeerHello {
+    let mut conn = split_peer(ws, max_app_frame);
+    let _ = conn.writer.try_send(Frame::PeerHello {
         version: GENET_VERSION,
         child: me,
         ticket,
     });
-    match first_frame(&mut stream, deadline, "PeerWelcome").await? {
-        Frame::PeerWelcome => Ok((writer, stream)),
+    match first_frame(&mut conn.stream, deadline, "PeerWelcome").await? {
+        Frame::PeerWelcome => Ok(conn),
         Frame::Refused { reason } => Err(format!("refused: {reason}")),
         other => Err(format!("expected PeerWelcome, got {}", other.kind())),
     }
+}
+
+/// Sets up the application's channels of a link that just opened: the
+/// payloads to the peer go to the link's writer (`to_peer`), those from
+/// the peer come from its reader, whose sender this returns. Without
+/// application links, nothing: the writer's queue of payloads closes, and
+/// the reader fails the link on an App frame.
+fn open_app(
+    l: &mut LinkState,
+    to_peer: mpsc::Sender<Vec<u8>>,
+    app_links: bool,
+) -> Option<mpsc::Sender<Vec<u8>>> {
+    if !app_links {
+        return None;
+    }
+    let (from_peer, rx) = mpsc::channel(APP_QUEUE);
+    l.app = Some(PendingApp { tx: to_peer, rx });
+    Some(from_peer)
 }
