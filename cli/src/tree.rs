@@ -14,7 +14,7 @@ use pando_distributed_map::session::RESULT_OVERHEAD;
 use pando_distributed_map::{generate_token, join_url, split_join_url};
 use pando_genet::tree::{self, TreeConfig, TreeError, Volunteer};
 use pando_genet::ws::{Relay, RelayConfig, WsNode, WsNodeConfig};
-use pando_genet::{Backoff, Config};
+use pando_genet::{Backoff, Config, Event};
 
 use crate::runner::Runner;
 use crate::{Map, WorkArgs, confirm, fail, runner_mode, shutdown_signal};
@@ -96,6 +96,26 @@ fn seed() -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// Logs what the node says of its tree: errors as warnings, the rest at
+/// debug level (`PANDO_LOG=debug`).
+fn log_events(node: &WsNode) {
+    let mut events = node.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(Event::Error(e)) => tracing::warn!("genet: {e}"),
+                Ok(Event::Left { reason }) => tracing::info!("genet: left the tree ({reason:?})"),
+                Ok(Event::Rejoining { .. }) => tracing::info!("genet: re-joining the tree"),
+                Ok(e) => tracing::debug!("genet: {e:?}"),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!("genet: {n} events not logged (too many at once)")
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
 /// Whether `url` (a ws:// URL) is a tree's join URL.
 pub(crate) fn is_tree_url(url: &str) -> bool {
     url::Url::parse(url).is_ok_and(|u| u.path() == TREE_PATH)
@@ -120,6 +140,7 @@ pub(crate) async fn work(args: &WorkArgs, url: &str, shown: &str, name: String, 
         },
         code = shutdown_signal() => return code,
     };
+    log_events(&node);
     match node.listen_url() {
         Some(at) => tracing::info!("joining the tree at {shown}; taking children at {at}"),
         None => tracing::info!("joining the tree at {shown} as a leaf (no --listen)"),

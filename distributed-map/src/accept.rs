@@ -106,7 +106,22 @@ where
         let config = self.config.clone();
         let peer = incoming.peer().to_string();
         let codec = incoming.codec();
-        let throttle = incoming.take_throttle().unwrap_or_default();
+        // A paused connection hears the end once nothing is left to lend
+        // (the watcher stops with the connection: `_watching` is dropped).
+        let (_watching, connection_gone) = tokio::sync::oneshot::channel::<()>();
+        let throttle = match incoming.take_throttle() {
+            Some(t) => {
+                let (settled, ended) = (self.lender.settled(), t.clone());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = settled => ended.end(),
+                        _ = connection_gone => {}
+                    }
+                });
+                t
+            }
+            None => crate::Throttle::default(),
+        };
         let deadline = tokio::time::Instant::from_std(at(accepted_at, config.heartbeat_timeout));
         let connection = match tokio::time::timeout_at(deadline, incoming.upgrade()).await {
             Ok(Ok(connection)) => connection,

@@ -20,6 +20,9 @@ use pin_project_lite::pin_project;
 #[derive(Debug, Default)]
 struct Shared {
     paused: AtomicBool,
+    /// The map has nothing more to lend: the gate lets asks through, so
+    /// that a paused connection hears the end.
+    ended: AtomicBool,
     waker: AtomicWaker,
     limit: Mutex<Limit>,
 }
@@ -42,7 +45,9 @@ struct Limit {
 ///   `batch_size`). Set before the worker joins, it is its first limit.
 ///
 /// Clones control the same connection. A throttle outlives its connection
-/// harmlessly: its calls then do nothing.
+/// harmlessly: its calls then do nothing. Once the map has nothing more to
+/// lend (its input ended and every value has its result), a paused
+/// connection is let through, so that it ends like the others.
 ///
 /// ```
 /// use std::num::NonZeroUsize;
@@ -147,6 +152,12 @@ impl Throttle {
         limit.wanted.map(NonZeroUsize::get)
     }
 
+    /// The map has nothing more to lend: open the gate for good.
+    pub(crate) fn end(&self) {
+        self.shared.ended.store(true, Ordering::Release);
+        self.shared.waker.wake();
+    }
+
     /// Attaches the connection's Limiter, and sets its first limit.
     pub(crate) fn attach(&self, handle: LimitHandle, batch_size: usize) {
         let mut limit = self.shared.limit.lock().unwrap_or_else(|p| p.into_inner());
@@ -194,10 +205,11 @@ impl<S: Source> Source for Gated<S> {
 
     fn poll_ask(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer<S::Item, S::Error>> {
         let this = self.project();
-        if this.throttle.is_paused() {
+        let held = |t: &Throttle| t.is_paused() && !t.shared.ended.load(Ordering::Acquire);
+        if held(this.throttle) {
             this.throttle.shared.waker.register(cx.waker());
-            // Resumed between the check and the registration: go on.
-            if this.throttle.is_paused() {
+            // Resumed or ended between the check and the registration: go on.
+            if held(this.throttle) {
                 return Poll::Pending;
             }
         }

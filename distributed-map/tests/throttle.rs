@@ -188,3 +188,35 @@ async fn a_resumed_worker_gets_values() {
     assert_eq!(out, (1..=50).collect::<Vec<u64>>());
     assert_eq!(ran.load(Ordering::SeqCst), 50);
 }
+
+/// A connection paused to the end hears the end like the others: the map
+/// finishes, and its worker's run returns.
+#[tokio::test]
+async fn a_worker_paused_to_the_end_hears_the_end() {
+    let map = DistributedMap::<u64, u64, ()>::new(MapConfig::default());
+    let (mut listener, connector) = memory::endpoint("m");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    map.serve(ChannelListener::new("throttled", rx));
+    let url = join_url("memory://m", &map.config().token);
+    let t = Throttle::new();
+    t.pause();
+    let paused = tokio::spawn(async move {
+        Worker::new("paused")
+            .run_with(&connector, &url, |x: u64| async move { Ok::<_, String>(x) })
+            .await
+    });
+    tx.send(listener.accept().await.unwrap().with_throttle(t))
+        .unwrap();
+    map.local_workers(1, false, |x: u64| async move { Ok::<_, String>(x) });
+    let out = pull!(count(20), map.clone(), collect::<Vec<_>>()).await.unwrap();
+    assert_eq!(out, (1..=20).collect::<Vec<u64>>());
+    tokio::time::timeout(Duration::from_secs(30), map.finish(Duration::from_secs(30)))
+        .await
+        .expect("finish returned");
+    let summary = tokio::time::timeout(Duration::from_secs(30), paused)
+        .await
+        .expect("the paused worker's run returned")
+        .unwrap()
+        .expect("the paused worker heard Done");
+    assert_eq!(summary.done, 0);
+}

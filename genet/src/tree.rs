@@ -1,7 +1,7 @@
 //! The scalable DistributedMap (seed 000, Abstraction 5, Algorithms 20-21)
 //! over real Genet nodes (the `map` feature): pando-distributed-map's
 //! protocol runs, unchanged, over each tree link's duplex
-//! ([`AppLink`](crate::ws::AppLink)), and every node runs a
+//! ([`AppLink`]), and every node runs a
 //! [`DistributedMap`], whose StreamLender lends to the node's children.
 //!
 //! ```text
@@ -84,13 +84,17 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt::Display;
 use std::future::Future;
 use std::num::NonZeroUsize;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::{Sink, StreamExt};
+use pando_distributed_map::codec::Codec;
+use pando_distributed_map::frame::Frame;
 use pando_distributed_map::transport::{
-    ChannelListener, Connection, Connector, Incoming, Listener, TransportError, memory,
+    ChannelListener, Connection, Connector, FrameSink, Incoming, Listener, TransportError, memory,
 };
 use pando_distributed_map::{
     DistributedMap, JoinError, MapConfig, Session, Throttle, Worker, WorkerSummary, join_url,
@@ -99,7 +103,7 @@ use pando_pull_stream::{for_each, from_stream, pull};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::coordinator::{Coordinator, Step};
 use crate::ws::AppLink;
@@ -379,6 +383,105 @@ pub struct Volunteer {
     config: TreeConfig,
     /// The parent of the session from [`Volunteer::next_parent`].
     parent: Option<NodeId>,
+    /// The end of that session.
+    end: End,
+}
+
+/// The end of a session with the parent: the parent's `Done` is seen
+/// coming in, and this node's own `Done` going up waits for its subtree.
+#[derive(Debug)]
+struct End {
+    parent_done: watch::Receiver<bool>,
+    subtree_done: watch::Sender<bool>,
+}
+
+impl End {
+    fn new() -> Self {
+        Self {
+            parent_done: watch::channel(false).1,
+            subtree_done: watch::channel(false).0,
+        }
+    }
+
+    /// Watches `connection` for the ends: a fresh pair for each session.
+    fn watch(&mut self, connection: Connection) -> Connection {
+        let done = Codec::Postcard.encode(&Frame::Done);
+        let (parent_tx, parent_rx) = watch::channel(false);
+        let (subtree_tx, subtree_rx) = watch::channel(false);
+        self.parent_done = parent_rx;
+        self.subtree_done = subtree_tx;
+        let Connection { peer, sink, stream } = connection;
+        let seen = done.clone();
+        let stream = stream.inspect(move |frame| {
+            if matches!(frame, Ok(f) if *f == seen) {
+                let _ = parent_tx.send(true);
+            }
+        });
+        let mut subtree = subtree_rx;
+        let release = Box::pin(async move {
+            // Released when the subtree is done, or when the session is
+            // over (the sender dropped).
+            let _ = subtree.wait_for(|d| *d).await;
+        });
+        Connection {
+            peer,
+            sink: Box::pin(HoldDone {
+                inner: sink,
+                done,
+                held: None,
+                release,
+            }),
+            stream: Box::pin(stream),
+        }
+    }
+}
+
+/// A sink that holds this node's `Done` until its subtree is done.
+struct HoldDone {
+    inner: FrameSink,
+    done: Vec<u8>,
+    held: Option<Vec<u8>>,
+    release: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl HoldDone {
+    fn drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        if self.held.is_some() {
+            ready!(self.release.as_mut().poll(cx));
+            ready!(self.inner.as_mut().poll_ready(cx))?;
+            let done = self.held.take().expect("held");
+            self.inner.as_mut().start_send(done)?;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Sink<Vec<u8>> for HoldDone {
+    type Error = TransportError;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        ready!(self.drive(cx))?;
+        self.inner.as_mut().poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, frame: Vec<u8>) -> Result<(), TransportError> {
+        if frame == self.done {
+            self.held = Some(frame);
+            Ok(())
+        } else {
+            self.inner.as_mut().start_send(frame)
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        ready!(self.drive(cx))?;
+        self.inner.as_mut().poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        ready!(self.drive(cx))?;
+        self.inner.as_mut().poll_close(cx)
+    }
 }
 
 impl Volunteer {
@@ -406,6 +509,7 @@ impl Volunteer {
             token: token.to_string(),
             config,
             parent: None,
+            end: End::new(),
         })
     }
 
@@ -434,24 +538,36 @@ impl Volunteer {
     ///
     /// See the [module](self) for an example.
     pub async fn next_parent(&mut self, within: Duration) -> Result<Session, TreeError> {
-        if self.node.status().borrow().state == State::Idle {
-            self.node
-                .join()
-                .await
-                .map_err(|e| TreeError::Join(e.to_string()))?;
-        }
         let deadline = tokio::time::Instant::now() + within;
+        let mut status = self.node.status();
         let link = loop {
-            match tokio::time::timeout_at(deadline, self.links.recv()).await {
-                Err(_) => return Err(TreeError::NoParent(within)),
-                Ok(None) => return Err(TreeError::Stopped),
-                Ok(Some(link)) if link.link == Link::Parent => break link,
-                Ok(Some(_)) => {}
+            // Idle (not joined yet, or after leaving): join. A node that
+            // re-joins on its own is waited for.
+            let idle = status.borrow_and_update().state == State::Idle;
+            if idle {
+                self.node
+                    .join()
+                    .await
+                    .map_err(|e| TreeError::Join(e.to_string()))?;
+            }
+            tokio::select! {
+                link = self.links.recv() => match link {
+                    None => return Err(TreeError::Stopped),
+                    Some(link) if link.link == Link::Parent => break link,
+                    Some(_) => {}
+                },
+                changed = status.changed() => {
+                    if changed.is_err() {
+                        return Err(TreeError::Stopped);
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => return Err(TreeError::NoParent(within)),
             }
         };
         let parent = link.peer;
         self.parent = Some(parent);
         let connection = Connection::from_channels(format!("genet parent {parent}"), link.tx, link.rx);
+        let connection = self.end.watch(connection);
         let connector = LinkConnector(Mutex::new(Some(connection)));
         let url = join_url("genet://parent", &self.token);
         let session = Worker::new(&self.config.name)
@@ -517,7 +633,9 @@ impl Volunteer {
         // The parent's values go into the node's map, in order; its results
         // come out in the same order and answer them.
         let (values, mut input) = mpsc::unbounded_channel::<In>();
-        let waiting: Arc<Mutex<VecDeque<oneshot::Sender<Result<Out, String>>>>> = Arc::default();
+        // Dropped when the parent says it is done: the node's input ends.
+        let values = Arc::new(Mutex::new(Some(values)));
+        let waiting: Waiting<Out> = Arc::default();
         let pipeline = {
             let waiting = waiting.clone();
             let answer = move |out: Out| {
@@ -533,13 +651,16 @@ impl Volunteer {
         let mut pipeline = tokio::spawn(pipeline);
         let forward = {
             let waiting = waiting.clone();
+            let values = values.clone();
             move |x: In| {
                 let (tx, rx) = oneshot::channel();
                 {
                     // One lock for both: the queue and the input stay in step.
                     let mut w = lock(&waiting);
                     w.push_back(tx);
-                    let _ = values.send(x);
+                    if let Some(values) = &*lock(&values) {
+                        let _ = values.send(x);
+                    }
                 }
                 async move {
                     match rx.await {
@@ -556,6 +677,9 @@ impl Volunteer {
         let (control_tx, mut control) = mpsc::unbounded_channel();
         let mut children = Children::new(cfg.batch_size, incoming, control_tx, Some(local));
         let mut links_open = true;
+        let mut parent_done = false;
+        let mut map_done = false;
+        let grace = cfg.handshake_timeout;
         let result = loop {
             tokio::select! {
                 r = &mut served => break r.map_err(|source| TreeError::Parent { parent, source }),
@@ -568,30 +692,41 @@ impl Volunteer {
                     None => links_open = false,
                 },
                 Some(c) = control.recv() => children.on_control(c),
-                r = &mut pipeline => {
-                    // The node's map ended before its parent did: a value
-                    // failed too often in this subtree. The values waiting
-                    // stay unanswered: the node leaves, and its parent lends
-                    // them again (charging each, so that the culprit, lent
-                    // alone, is named in the end).
-                    let reason = match r {
-                        Ok(Err(e)) => e.to_string(),
-                        Ok(Ok(())) => "the node's map ended".to_string(),
-                        Err(e) => format!("the node's map panicked: {e}"),
-                    };
-                    break Err(TreeError::Subtree(reason));
+                () = async { let _ = self.end.parent_done.wait_for(|d| *d).await; }, if !parent_done => {
+                    // The parent sent its last value: the node's input ends.
+                    parent_done = true;
+                    lock(&values).take();
+                }
+                r = &mut pipeline, if !map_done => {
+                    map_done = true;
+                    match r {
+                        Ok(Ok(())) if parent_done => {
+                            // Every value answered: the children hear the
+                            // end before this node says its own `Done`
+                            // upward (held until then), so that the parent
+                            // going away does not cut them short.
+                            map.finish(grace).await;
+                            let _ = self.end.subtree_done.send(true);
+                        }
+                        r => {
+                            // The node's map ended before its parent did: a
+                            // value failed too often in this subtree. The
+                            // values waiting stay unanswered: the node
+                            // leaves, and its parent lends them again
+                            // (charging each, so that the culprit, lent
+                            // alone, is named in the end).
+                            let reason = match r {
+                                Ok(Err(e)) => e.to_string(),
+                                Ok(Ok(())) => "the node's map ended".to_string(),
+                                Err(e) => format!("the node's map panicked: {e}"),
+                            };
+                            break Err(TreeError::Subtree(reason));
+                        }
+                    }
                 }
             }
         };
-        // The parent is done: the node's input ends with the session (its
-        // sender was in `forward`), and its map tells its children so.
         drop(served);
-        if result.is_ok() {
-            let grace = self.config.handshake_timeout;
-            if tokio::time::timeout(grace, &mut pipeline).await.is_ok() {
-                map.finish(grace).await;
-            }
-        }
         local_task.abort();
         pipeline.abort();
         if result.is_err() {
@@ -600,6 +735,9 @@ impl Volunteer {
         result
     }
 }
+
+/// The answers awaited from the node's map, in input order.
+type Waiting<Out> = Arc<Mutex<VecDeque<oneshot::Sender<Result<Out, String>>>>>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())

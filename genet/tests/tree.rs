@@ -247,3 +247,42 @@ async fn killed_nodes_lose_nothing_in_a_three_level_tree() {
     println!("computed per node: {computed:?}");
     assert!(computed.iter().sum::<u64>() >= N);
 }
+
+/// An orphan re-joins: with the root full (one child), B joins below A;
+/// A is killed mid-run; B re-joins at the root and finishes the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphan_rejoins_and_finishes_the_run() {
+    let (relay, _root, map, root_id) = root(1, 4).await;
+    let a = volunteer(relay.url(), 200, 2, 4).await;
+    wait_members(std::slice::from_ref(&a), "A below the root", |m| {
+        depths(root_id, m)[0] == Some(1)
+    })
+    .await;
+    let b = volunteer(relay.url(), 201, 2, 4).await;
+    let members = vec![a, b];
+    wait_members(&members, "B below A", |m| depths(root_id, m)[1] == Some(2)).await;
+    let (kill_tx, mut kill_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let done = Arc::new(AtomicUsize::new(0));
+    let record = {
+        let done = done.clone();
+        pando_pull_stream::map(move |r: u64| {
+            if done.fetch_add(1, Ordering::Relaxed) + 1 == 2_000 {
+                let _ = kill_tx.send(());
+            }
+            r
+        })
+    };
+    let run = tokio::spawn(pull!(count(10_000), map.clone(), record, collect::<Vec<_>>()));
+    kill_rx.recv().await.unwrap();
+    members[0].task.abort();
+    let b_at_kill = members[1].computed.load(Ordering::Relaxed);
+    let out = tokio::time::timeout(WAIT, run)
+        .await
+        .expect("the run ended within its deadline")
+        .unwrap()
+        .unwrap();
+    assert_eq!(out, (1..=10_000).map(|x| x * 2).collect::<Vec<u64>>());
+    let b_after = members[1].computed.load(Ordering::Relaxed);
+    println!("B computed {b_at_kill} before A was killed, {b_after} in all");
+    assert!(b_after > b_at_kill, "B computed after re-joining");
+}
