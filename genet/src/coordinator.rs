@@ -1,8 +1,8 @@
 //! The per-node logic of the scalable DistributedMap (seed 000,
 //! Abstraction 5, Algorithms 20-21), as a deterministic policy: it reads a
 //! node's Genet [`Event`]s and says what the node's StreamLender, its
-//! local processing and its Limiters must do. The glue that applies these
-//! steps to `pando-lend-stream` and `pando-limiter` is not written yet.
+//! local processing and its Limiters must do. The `tree` module (feature
+//! `map`) applies these steps to real nodes, through the map's Throttles.
 //!
 //! - A node processes values locally while it has no child (it is a
 //!   *processor*, a leaf).

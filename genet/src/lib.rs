@@ -134,15 +134,19 @@
 //! has more than 10 children or child links. The seeds took 21-55 s for
 //! 1000 browser windows on a LAN; see BENCHMARKS.md for our figure.
 //!
-//! # Towards the scalable DistributedMap
-//! [`coordinator::Coordinator`] is the per-node policy of Abstraction 5
-//! (Algorithms 20-21): it reads a node's events and says when to pause and
-//! resume local processing, when to lend to a child through a Limiter of
-//! limit `batch_size × the child's leaves`, and when to reclaim a child's
-//! values. It resumes local processing when the last child leaves — the
-//! seeds' test (`n = 0` for the node itself) never fires, since a childless
-//! node reports 1 leaf. The glue to `pando-lend-stream` and `pando-limiter`
-//! comes with the real nodes.
+//! # The scalable DistributedMap
+//! With the `map` feature, the module `tree` runs the DistributedMap over a
+//! tree of real nodes (Abstraction 5, Algorithms 20-21): the map's own
+//! protocol goes over each link's duplex, the root lends through Limiters
+//! of limit `batch_size × the child's leaves`, and every other node is a
+//! worker of its parent's map that lends to its children in turn, computing
+//! itself only while it has none. [`coordinator::Coordinator`] is the
+//! per-node policy it applies: when to pause and resume local processing,
+//! when to lend to a child, update its limit, or reclaim its values. It
+//! resumes local processing when the last child leaves — the seeds' test
+//! (`n = 0` for the node itself) never fires, since a childless node
+//! reports 1 leaf. `pando --children-limit` uses it; the properties of
+//! Abstraction 5 are tested in `tests/tree.rs` and `tests/tree_props.rs`.
 //!
 //! # Depth, against the seeds
 //! Depth and N as the seeds define them (line 6387, "N nodes in a perfectly

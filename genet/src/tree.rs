@@ -583,7 +583,9 @@ impl Volunteer {
 
     /// Serves the parent's `session` until the parent says it is done (then
     /// the node's own map finishes, and its children with it) or the link
-    /// fails. `f` is applied to the values processed locally. On an error
+    /// fails. `f` is applied to the values processed locally. After the
+    /// parent's `Done`, it returns once the parent has closed the link (it
+    /// has this node's `Done`), or after the handshake timeout. On an error
     /// the node leaves its tree (its subtree goes with it), so that its
     /// values are lent again above it; [`next_parent`](Volunteer::next_parent)
     /// joins again.
@@ -731,6 +733,15 @@ impl Volunteer {
         pipeline.abort();
         if result.is_err() {
             let _ = self.node.leave();
+        } else {
+            // Our `Done` may still be on its way up: the parent closes the
+            // link once it has it (and has finished), so wait for that
+            // before the caller stops the node.
+            let mut status = self.node.status();
+            let gone = async {
+                let _ = status.wait_for(|s| s.parent() != Some(parent) || s.stopped).await;
+            };
+            let _ = tokio::time::timeout(grace, gone).await;
         }
         result
     }
