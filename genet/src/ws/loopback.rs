@@ -24,7 +24,7 @@ pub struct LoopbackTree {
     /// leaf (0: every joiner listens).
     pub leaf_only_every: usize,
     /// How long any one wait may take before the run fails, naming what it
-    /// waited for.
+    /// waited for; each connection's handshake included.
     pub deadline: Duration,
     /// Seeds the nodes' identifiers.
     pub seed: u64,
@@ -63,10 +63,17 @@ impl LoopbackTree {
     /// # }
     /// ```
     pub async fn run(&self) -> Result<TreeReport, WsError> {
-        let relay = Relay::bind("127.0.0.1:0", RelayConfig::new("secret", "token")).await?;
+        // A thousand connections at once on a loaded machine can take more
+        // than the default 10 s each: the run's deadline bounds them instead.
+        let relay_config = RelayConfig {
+            handshake_timeout: self.deadline,
+            ..RelayConfig::new("secret", "token")
+        };
+        let relay = Relay::bind("127.0.0.1:0", relay_config).await?;
         let node_config = |i: usize, listen: bool| WsNodeConfig {
             genet: self.genet.clone(),
             listen: listen.then(|| "127.0.0.1:0".to_owned()),
+            handshake_timeout: self.deadline,
             ..WsNodeConfig::new(relay.url(), "token", crate::id::mix64(self.seed ^ i as u64))
         };
         let root = WsNode::start(node_config(0, true)).await?;
