@@ -160,6 +160,11 @@ pub(crate) async fn work(args: &WorkArgs, url: &str, shown: &str, name: String, 
         };
         let session = match session {
             Ok(s) => s,
+            Err(e @ TreeError::NoParent(_)) => {
+                return fail(format!(
+                    "tree at {shown}: {e}; the tree may be full of nodes that take no children (joined without --listen)"
+                ));
+            }
             Err(e) => return fail(format!("tree at {shown}: {e}")),
         };
         let mode = match runner_mode(&session) {
