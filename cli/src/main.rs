@@ -473,7 +473,26 @@ async fn master(args: MasterArgs) -> ExitCode {
         Some(url) => join::join_url(&websocket_url(url), &token),
         None => public_url,
     };
+    // The tree's root (kept until the end of the run), started before
+    // anything is printed: a relay port in use fails the run first.
+    let tree = match args.children_limit {
+        None => None,
+        Some(limit) => {
+            let host = tree_host(&listener_url);
+            match tree::start_root(&map, &args.bind, args.relay_port, &host, limit).await {
+                Ok((root, url)) => Some((root, url, host, limit)),
+                Err(e) => return fail(e),
+            }
+        }
+    };
     eprintln!("pando: other machines join with: pando work '{public_url}'");
+    let _tree = tree.map(|(root, url, host, limit)| {
+        eprintln!(
+            "pando: tree nodes join with: pando work '{url}' (add --listen {}:0 to take up to {limit} children)",
+            if host.contains(':') { format!("[{host}]") } else { host }
+        );
+        root
+    });
     if args.js.is_some() {
         eprintln!("pando: volunteers open in a browser:");
         let urls = volunteer_urls(&listener_url, args.public_url.as_ref(), &token);
@@ -509,27 +528,6 @@ async fn master(args: MasterArgs) -> ExitCode {
             eprintln!("pando: watch the run at {monitor}");
         }
     }
-    // The tree's root, kept until the end of the run.
-    let _tree = match args.children_limit {
-        None => None,
-        Some(limit) => {
-            let host = tree_host(&listener_url);
-            match tree::start_root(&map, &args.bind, args.relay_port, &host, limit).await {
-                Ok((root, url)) => {
-                    eprintln!(
-                        "pando: tree nodes join with: pando work '{url}' (add --listen {}:0 to take up to {limit} children)",
-                        if host.contains(':') {
-                            format!("[{host}]")
-                        } else {
-                            host.clone()
-                        }
-                    );
-                    Some(root)
-                }
-                Err(e) => return fail(e),
-            }
-        }
-    };
     if args.js.is_some() && args.command.is_empty() && args.local.is_none() {
         eprintln!(
             "pando: no local workers (--js without COMMAND): waiting for browsers and `pando work` to join"

@@ -7,6 +7,7 @@
 use std::num::NonZeroUsize;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pando_distributed_map::frame::DEFAULT_MAX_FRAME;
@@ -22,8 +23,12 @@ use crate::{Map, WorkArgs, confirm, fail, runner_mode, shutdown_signal};
 /// The path of a tree's join URL: `pando work` joins the tree when its URL has it.
 pub(crate) const TREE_PATH: &str = "/genet";
 
-/// How long a node waits for its parent link after joining (or re-joining).
+/// How long a node waits for its parent link after joining (or re-joining),
+/// at each attempt.
 const PARENT_WAIT: Duration = Duration::from_secs(60);
+
+/// A tree node's join and candidate timeouts.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The root of a tree: the relay, and the master's node.
 pub(crate) struct Root {
@@ -73,6 +78,7 @@ pub(crate) async fn start_root(
     let mut node = WsNode::start(cfg)
         .await
         .map_err(|e| format!("--children-limit: cannot start the tree's root: {e}"))?;
+    log_events(&node, Arc::new(AtomicBool::new(false)));
     let links = node.take_links().ok_or("the root node gives no links")?;
     tree::lend_to_children(map, links, map.config().batch_size);
     node.become_root(&secret)
@@ -96,13 +102,15 @@ fn seed() -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// Logs what the node says of its tree: errors as warnings, the rest at
-/// debug level (`PANDO_LOG=debug`).
-fn log_events(node: &WsNode) {
+/// Logs what the node says of its tree: errors as warnings (at debug level
+/// once `ending` is set: the run is over), the rest at debug level
+/// (`RUST_LOG=debug`).
+pub(crate) fn log_events(node: &WsNode, ending: Arc<AtomicBool>) {
     let mut events = node.subscribe();
     tokio::spawn(async move {
         loop {
             match events.recv().await {
+                Ok(Event::Error(e)) if ending.load(Ordering::Relaxed) => tracing::debug!("genet: {e}"),
                 Ok(Event::Error(e)) => tracing::warn!("genet: {e}"),
                 Ok(Event::Left { reason }) => tracing::info!("genet: left the tree ({reason:?})"),
                 Ok(Event::Rejoining { .. }) => tracing::info!("genet: re-joining the tree"),
@@ -118,7 +126,7 @@ fn log_events(node: &WsNode) {
 
 /// Whether `url` (a ws:// URL) is a tree's join URL.
 pub(crate) fn is_tree_url(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| u.path() == TREE_PATH)
+    url::Url::parse(url).is_ok_and(|u| u.scheme() == "ws" && u.path() == TREE_PATH)
 }
 
 /// `pando work` with a tree's URL: joins the tree as a node and serves
@@ -131,6 +139,10 @@ pub(crate) async fn work(args: &WorkArgs, url: &str, shown: &str, name: String, 
     cfg.genet = Config {
         children_limit: args.children_limit.get(),
         rejoin: args.reconnect.map(|_| Backoff::default()),
+        // Over WebSocket a join takes milliseconds: one lost on its way (to
+        // a parent that just died) is retried after 10 s, not the seeds' 60 s.
+        candidate_timeout: JOIN_TIMEOUT,
+        join_timeout: JOIN_TIMEOUT,
         ..Config::default()
     };
     let node = tokio::select! {
@@ -140,7 +152,9 @@ pub(crate) async fn work(args: &WorkArgs, url: &str, shown: &str, name: String, 
         },
         code = shutdown_signal() => return code,
     };
-    log_events(&node);
+    // After the run's end, the relay and the parent going away is normal.
+    let ending = Arc::new(AtomicBool::new(false));
+    log_events(&node, ending.clone());
     match node.listen_url() {
         Some(at) => tracing::info!("joining the tree at {shown}; taking children at {at}"),
         None => tracing::info!("joining the tree at {shown} as a leaf (no --listen)"),
@@ -153,6 +167,8 @@ pub(crate) async fn work(args: &WorkArgs, url: &str, shown: &str, name: String, 
         Err(e) => return fail(e),
     };
     let mut agreed: Option<Vec<String>> = None;
+    // With --reconnect: since when this node has had no parent.
+    let mut orphan_since: Option<tokio::time::Instant> = None;
     loop {
         let session = tokio::select! {
             s = volunteer.next_parent(PARENT_WAIT) => s,
@@ -160,6 +176,26 @@ pub(crate) async fn work(args: &WorkArgs, url: &str, shown: &str, name: String, 
         };
         let session = match session {
             Ok(s) => s,
+            Err(TreeError::Stopped) if orphan_since.is_some() => {
+                // The relay (the master) went away while this node was
+                // re-joining: the run is over, or its master is gone.
+                ending.store(true, Ordering::Relaxed);
+                tracing::info!("the tree's relay at {shown} closed while this node was re-joining: stopping");
+                return ExitCode::SUCCESS;
+            }
+            // With --reconnect, a join or a parent's handshake that fails is
+            // tried again (the node re-joins) until the window closes.
+            Err(e @ (TreeError::NoParent(_) | TreeError::Parent { .. } | TreeError::Join(_)))
+                if args.reconnect.is_some_and(|window| {
+                    orphan_since
+                        .get_or_insert_with(tokio::time::Instant::now)
+                        .elapsed()
+                        < window
+                }) =>
+            {
+                tracing::warn!("tree at {shown}: {e}; trying again");
+                continue;
+            }
             Err(e @ TreeError::NoParent(_)) => {
                 return fail(format!(
                     "tree at {shown}: {e}; the tree may be full of nodes that take no children (joined without --listen)"
@@ -206,11 +242,13 @@ pub(crate) async fn work(args: &WorkArgs, url: &str, shown: &str, name: String, 
         };
         match served {
             Ok(_) => {
+                ending.store(true, Ordering::Relaxed);
                 volunteer.shutdown().await;
                 return ExitCode::SUCCESS;
             }
-            Err(e @ TreeError::Parent { .. }) if args.reconnect.is_some() => {
+            Err(e @ (TreeError::Parent { .. } | TreeError::Subtree(_))) if args.reconnect.is_some() => {
                 tracing::warn!("lost the parent in the tree at {shown} ({e}); re-joining");
+                orphan_since = Some(tokio::time::Instant::now());
             }
             Err(e) => return fail(format!("tree at {shown}: {e}")),
         }

@@ -30,12 +30,12 @@ impl Drop for Guard {
     }
 }
 
-/// `pando work TREE --accept --reconnect --listen 127.0.0.1:0 --children-limit 2 --name NAME`,
+/// `pando work TREE --accept --reconnect --listen 127.0.0.1:0 --children-limit L --name NAME`,
 /// its stderr lines sent to `lines` with its index.
-fn node(url: &str, i: usize, lines: &mpsc::Sender<(usize, String)>) -> Child {
+fn node(url: &str, i: usize, limit: &str, lines: &mpsc::Sender<(usize, String)>) -> Child {
     let mut child = Command::new(common::PANDO)
         .args(["work", url, "--accept", "--reconnect", "--listen", "127.0.0.1:0"])
-        .args(["--children-limit", "2", "--name", &format!("n{i}")])
+        .args(["--children-limit", limit, "--name", &format!("n{i}")])
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -54,10 +54,15 @@ fn node(url: &str, i: usize, lines: &mpsc::Sender<(usize, String)>) -> Child {
     child
 }
 
-#[test]
-fn a_three_level_tree_with_a_killed_node_loses_nothing() {
+/// Runs N values through a tree of `nodes` nodes of at most `limit`
+/// children (the master's too), kills the first node that says it has a
+/// child once results flow, and checks every result and every exit.
+fn run_and_kill_a_parent(limit: &str, nodes: usize) {
     const N: u64 = 2000;
-    let mut m = master(&["--children-limit", "2"], &["sh", "-c", "read x; echo $((x*x))"]);
+    let mut m = master(
+        &["--children-limit", limit],
+        &["sh", "-c", "read x; echo $((x*x))"],
+    );
     let tree = loop {
         let mut line = String::new();
         std::io::BufRead::read_line(&mut m.stderr, &mut line).unwrap();
@@ -75,16 +80,16 @@ fn a_three_level_tree_with_a_killed_node_loses_nothing() {
     let mut master = Guard(Some(m.child));
 
     let (tx, nodes_said) = mpsc::channel();
-    let mut nodes: Vec<Guard> = (0..6).map(|i| Guard(Some(node(&tree, i, &tx)))).collect();
-    // A node with children (two levels below the root are filled by six
-    // nodes of at most two children each), once results flow.
+    let mut nodes: Vec<Guard> = (0..nodes)
+        .map(|i| Guard(Some(node(&tree, i, limit, &tx))))
+        .collect();
     let first = common::next_line(&m.stdout, DEADLINE, "the first result");
-    let (victim, _) = loop {
+    let victim = loop {
         let (i, line) = nodes_said
             .recv_timeout(DEADLINE)
             .expect("a node says a child joined it");
         if line.contains("a child joined; local processing paused") {
-            break (i, line);
+            break i;
         }
     };
     let mut killed = nodes[victim].take();
@@ -97,10 +102,28 @@ fn a_three_level_tree_with_a_killed_node_loses_nothing() {
     assert!(wait(master.take(), "the master").success());
     for (i, n) in nodes.iter_mut().enumerate() {
         if i != victim {
-            assert!(
-                wait(n.take(), &format!("node n{i}")).success(),
-                "node n{i} ends with success"
-            );
+            let status = wait(n.take(), &format!("node n{i}"));
+            if !status.success() {
+                let said: Vec<String> = nodes_said
+                    .try_iter()
+                    .filter(|(j, _)| *j == i)
+                    .map(|(_, l)| l)
+                    .collect();
+                panic!("node n{i} ended with {status}; it said:\n{}", said.join("\n"));
+            }
         }
     }
+}
+
+/// Six nodes of at most two children: three levels or more below the master.
+#[test]
+fn a_three_level_tree_with_a_killed_node_loses_nothing() {
+    run_and_kill_a_parent("2", 6);
+}
+
+/// A chain (one child each): the master, A, B. A is killed; B, its orphan,
+/// re-joins at the master and finishes the run.
+#[test]
+fn an_orphan_rejoins_when_its_parent_is_killed() {
+    run_and_kill_a_parent("1", 2);
 }

@@ -385,6 +385,8 @@ pub struct Volunteer {
     parent: Option<NodeId>,
     /// The end of that session.
     end: End,
+    /// The parent of the last session, if it ended well.
+    finished: Option<NodeId>,
 }
 
 /// The end of a session with the parent: the parent's `Done` is seen
@@ -510,6 +512,7 @@ impl Volunteer {
             config,
             parent: None,
             end: End::new(),
+            finished: None,
         })
     }
 
@@ -521,10 +524,20 @@ impl Volunteer {
         &self.node
     }
 
-    /// Stops the node: it leaves its tree.
+    /// Stops the node: it leaves its tree. After a session that ended well,
+    /// it first lets the parent close the link (it does once it has this
+    /// node's `Done` and has finished), up to the handshake timeout: this
+    /// node's `Done` may still be on its way up.
     ///
     /// See the [module](self) for an example.
     pub async fn shutdown(self) {
+        if let Some(parent) = self.finished {
+            let mut status = self.node.status();
+            let gone = async {
+                let _ = status.wait_for(|s| s.parent() != Some(parent) || s.stopped).await;
+            };
+            let _ = tokio::time::timeout(self.config.handshake_timeout, gone).await;
+        }
         self.node.shutdown().await;
     }
 
@@ -539,6 +552,7 @@ impl Volunteer {
     /// See the [module](self) for an example.
     pub async fn next_parent(&mut self, within: Duration) -> Result<Session, TreeError> {
         let deadline = tokio::time::Instant::now() + within;
+        self.finished = None;
         let mut status = self.node.status();
         let link = loop {
             // Idle (not joined yet, or after leaving): join. A node that
@@ -583,9 +597,9 @@ impl Volunteer {
 
     /// Serves the parent's `session` until the parent says it is done (then
     /// the node's own map finishes, and its children with it) or the link
-    /// fails. `f` is applied to the values processed locally. After the
-    /// parent's `Done`, it returns once the parent has closed the link (it
-    /// has this node's `Done`), or after the handshake timeout. On an error
+    /// fails. `f` is applied to the values processed locally. Call
+    /// [`shutdown`](Volunteer::shutdown) after it, so that its `Done`
+    /// reaches the parent. On an error
     /// the node leaves its tree (its subtree goes with it), so that its
     /// values are lent again above it; [`next_parent`](Volunteer::next_parent)
     /// joins again.
@@ -732,16 +746,16 @@ impl Volunteer {
         local_task.abort();
         pipeline.abort();
         if result.is_err() {
-            let _ = self.node.leave();
+            // The map failed while the tree link may still be up: leave, so
+            // that the tree heals and the parent lends the values again. A
+            // node that already lost its parent is left alone: Genet
+            // re-joins it on its own if it is set to.
+            let still_below = self.node.status().borrow().parent() == Some(parent);
+            if still_below {
+                let _ = self.node.leave();
+            }
         } else {
-            // Our `Done` may still be on its way up: the parent closes the
-            // link once it has it (and has finished), so wait for that
-            // before the caller stops the node.
-            let mut status = self.node.status();
-            let gone = async {
-                let _ = status.wait_for(|s| s.parent() != Some(parent) || s.stopped).await;
-            };
-            let _ = tokio::time::timeout(grace, gone).await;
+            self.finished = Some(parent);
         }
         result
     }
