@@ -67,6 +67,7 @@
 mod conn;
 mod frame;
 pub mod loopback;
+mod net;
 mod node;
 mod relay;
 
@@ -75,7 +76,9 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use frame::{APP_INDEX, APP_OVERHEAD, Dest, Frame, GENET_VERSION, MAX_FRAME, MalformedFrame, WsSignal};
-pub use node::{AppLink, DEFAULT_MAX_APP_FRAME, Status, WsNode, WsNodeConfig};
+pub use net::{Network, TcpNetwork};
+pub use node::{AppLink, DEFAULT_LINK_TIMEOUT, DEFAULT_MAX_APP_FRAME, Status, WsNode, WsNodeConfig};
+pub use pando_distributed_map::transport::{Dialer, StreamListener};
 pub use relay::{Relay, RelayConfig};
 
 use crate::{ConfigError, RequestError};
