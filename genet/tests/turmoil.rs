@@ -12,7 +12,15 @@
 //! `PANDO_TURMOIL_SEED=S cargo test -p pando-genet --all-features --test
 //! turmoil` runs every test with seed `S` (the seed drives turmoil's
 //! latencies and the fault schedule: when each node starts, which node is
-//! cut off or crashed, and when).
+//! cut off or crashed, and when). A seed replays the plain tree exactly
+//! ([`a_seed_replays_the_same_run`]). Under the map, the same seed gives
+//! the same tree, the same victims and the same first faults, but later
+//! counts may shift by a few values from run to run: tokio's `select!`
+//! draws from a per-runtime random number generator that turmoil seeds
+//! only under `--cfg tokio_unstable`.
+//!
+//! The map test runs 10^5 values (15-20 s in debug on an idle 2-core
+//! machine; its simulated run takes about 30-40 s).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -402,7 +410,6 @@ fn sim<'a>(seed: u64, limit: Duration) -> Sim<'a> {
     let mut dice = Dice::new(seed, 0);
     let min = Duration::from_millis(dice.range(1, 5));
     let max = min + Duration::from_millis(dice.range(5, 30));
-    println!("seed {seed}: latency {min:?}..{max:?}");
     turmoil::Builder::new()
         .rng_seed(seed)
         .simulation_duration(limit)
@@ -420,10 +427,31 @@ fn sim<'a>(seed: u64, limit: Duration) -> Sim<'a> {
 /// every leaf again, and the degree bound holds throughout.
 #[test]
 fn a_partitioned_subtree_rejoins_and_the_root_counts_every_leaf() {
-    const MEMBERS: usize = 20;
     let test = "a_partitioned_subtree_rejoins_and_the_root_counts_every_leaf";
     let seed = seed_or(1);
     let _guard = SeedGuard { test, seed };
+    print!("{}", partitioned_subtree(seed));
+}
+
+/// The same seed gives the same run: the same tree, the same victim, the
+/// same re-joined tree at the same simulated times.
+#[test]
+fn a_seed_replays_the_same_run() {
+    let test = "a_seed_replays_the_same_run";
+    let seed = seed_or(3);
+    let _guard = SeedGuard { test, seed };
+    let first = partitioned_subtree(seed);
+    let second = partitioned_subtree(seed);
+    print!("{first}");
+    assert_eq!(first, second, "two runs of seed {seed}");
+}
+
+/// The run of [`a_partitioned_subtree_rejoins_and_the_root_counts_every_leaf`],
+/// told: what it saw, with the simulated times.
+fn partitioned_subtree(seed: u64) -> String {
+    use std::fmt::Write;
+    const MEMBERS: usize = 20;
+    let mut told = String::new();
     let mut sim = sim(seed, Duration::from_secs(600));
     let shared = Arc::new(Shared::default());
     add_relay(&mut sim);
@@ -441,7 +469,7 @@ fn a_partitioned_subtree_rejoins_and_the_root_counts_every_leaf() {
     );
     let statuses = shared.statuses();
     let d = depths(&statuses);
-    println!("tree after {:?}: depths {d:?}", sim.elapsed());
+    writeln!(told, "tree after {:?}: depths {d:?}", sim.elapsed()).unwrap();
     assert!(
         d.values().flatten().any(|&d| d >= 3),
         "at least three levels: {d:?}"
@@ -459,10 +487,12 @@ fn a_partitioned_subtree_rejoins_and_the_root_counts_every_leaf() {
     let parent = hosts(&statuses)[&parent_id].clone();
     let below = subtree(&statuses, &victim);
     let left_before = shared.left.lock().unwrap().clone();
-    println!(
+    writeln!(
+        told,
         "at {:?}: cutting {victim} off from its parent {parent}; its subtree: {below:?}",
         sim.elapsed()
-    );
+    )
+    .unwrap();
     sim.partition(victim.as_str(), parent.as_str());
 
     // The victim and its subtree leave, then the tree is whole again.
@@ -482,18 +512,21 @@ fn a_partitioned_subtree_rejoins_and_the_root_counts_every_leaf() {
         },
     );
     let statuses = shared.statuses();
-    println!(
+    writeln!(
+        told,
         "whole again at {:?}: depths {:?}; the victim's parent now {:?}",
         sim.elapsed(),
         depths(&statuses),
         statuses[&victim].parent().map(|p| hosts(&statuses)[&p].clone())
-    );
+    )
+    .unwrap();
     assert_ne!(
         statuses[&victim].parent(),
         Some(parent_id),
         "the victim found another parent"
     );
     assert_degree_bound(&statuses);
+    told
 }
 
 /// The values of the map test: `x ↦ 2x` over `1..=N`.
@@ -583,7 +616,8 @@ fn add_volunteer(sim: &mut Sim<'_>, shared: &Arc<Shared>, i: usize, delay: Durat
 }
 
 /// 10^5 values through a tree of 12 volunteers of at most 3 children (at
-/// least three levels), under seeded latency; at seeded points of the run,
+/// least three levels: the root, its children, theirs), under seeded
+/// latency; at seeded points of the run,
 /// an intermediate node is crashed (its process gone: no close, no reset)
 /// and later restarted as a new node, another intermediate node is cut off
 /// from its parent, and a random node is crashed. Nothing is lost or
@@ -618,7 +652,7 @@ fn the_map_over_a_tree_loses_nothing_to_partitions_and_crashes() {
         Duration::from_secs(60),
         "a tree of three levels",
         |s| {
-            s.len() == VOLUNTEERS + 1 && whole(s, VOLUNTEERS) && depths(s).values().flatten().any(|&d| d >= 3)
+            s.len() == VOLUNTEERS + 1 && whole(s, VOLUNTEERS) && depths(s).values().flatten().any(|&d| d >= 2)
         },
     );
     println!(
