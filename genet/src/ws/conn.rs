@@ -1,25 +1,21 @@
-//! The WebSocket plumbing shared by the relay and the nodes: listening with
-//! a deep backlog, reading one frame with a deadline, and splitting a
+//! The WebSocket plumbing shared by the relay and the nodes: reading one
+//! frame with a deadline, and splitting a
 //! connection into a writer task fed by a channel (two on a direct link:
 //! Genet's frames and the application's payloads) and a stream of frames.
 
-use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 
 use super::frame::app_bytes;
-use super::{APP_OVERHEAD, Frame, MAX_FRAME, WsError};
-
-/// The backlog of every listener: a thousand nodes may connect at once.
-const BACKLOG: u32 = 4096;
+use super::{APP_OVERHEAD, Frame, MAX_FRAME};
 
 /// The WebSocket settings of a relay connection: Genet's frame limit, a
 /// small read buffer.
@@ -40,34 +36,6 @@ fn config_up_to(max: usize) -> WebSocketConfig {
         .read_buffer_size(4 * 1024)
 }
 
-/// Listens on `addr` with a backlog of [`BACKLOG`].
-pub(crate) async fn listen(addr: &str) -> Result<(TcpListener, SocketAddr), WsError> {
-    let io = |source| WsError::Io {
-        context: format!("cannot listen on {addr}"),
-        source,
-    };
-    let mut last = None;
-    for a in tokio::net::lookup_host(addr).await.map_err(io)? {
-        let socket = if a.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }
-        .map_err(io)?;
-        socket.set_reuseaddr(true).map_err(io)?;
-        match socket.bind(a).and_then(|()| socket.listen(BACKLOG)) {
-            Ok(listener) => {
-                let local = listener.local_addr().map_err(io)?;
-                return Ok((listener, local));
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(io(last.unwrap_or_else(|| {
-        std::io::Error::other("the address resolves to nothing")
-    })))
-}
-
 /// Reads the next frame: `Ok(None)` when the peer closed the connection,
 /// `Err` (one line) on a transport error or a malformed or text message.
 pub(crate) async fn next_frame<S>(stream: &mut S) -> Result<Option<Frame>, String>
@@ -75,21 +43,45 @@ where
     S: Stream<Item = Result<WsMessage, tungstenite::Error>> + Unpin,
 {
     loop {
-        match stream.next().await {
-            None | Some(Ok(WsMessage::Close(_))) => return Ok(None),
-            Some(Err(
-                tungstenite::Error::ConnectionClosed
-                | tungstenite::Error::AlreadyClosed
-                | tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake),
-            )) => return Err("the peer reset the connection".into()),
-            Some(Err(e)) => return Err(e.to_string()),
-            Some(Ok(WsMessage::Binary(bytes))) => {
-                return Frame::decode(&bytes).map(Some).map_err(|e| e.to_string());
-            }
-            Some(Ok(WsMessage::Text(_))) => return Err("a text message (Genet uses binary messages)".into()),
-            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {}
+        if let Some(f) = frame_of(stream.next().await) {
+            return f;
         }
     }
+}
+
+/// [`next_frame`] on a direct link: a link on which nothing at all (not
+/// even a ping) was heard for `idle` has failed.
+pub(crate) async fn next_frame_within<S>(stream: &mut S, idle: Duration) -> Result<Option<Frame>, String>
+where
+    S: Stream<Item = Result<WsMessage, tungstenite::Error>> + Unpin,
+{
+    loop {
+        match tokio::time::timeout(idle, stream.next()).await {
+            Err(_) => return Err(format!("nothing heard from the peer for {idle:?}")),
+            Ok(m) => {
+                if let Some(f) = frame_of(m) {
+                    return f;
+                }
+            }
+        }
+    }
+}
+
+/// What a message says: a frame, the end, an error, or nothing (`None`:
+/// a ping or a pong).
+fn frame_of(m: Option<Result<WsMessage, tungstenite::Error>>) -> Option<Result<Option<Frame>, String>> {
+    Some(match m {
+        None | Some(Ok(WsMessage::Close(_))) => Ok(None),
+        Some(Err(
+            tungstenite::Error::ConnectionClosed
+            | tungstenite::Error::AlreadyClosed
+            | tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake),
+        )) => Err("the peer reset the connection".into()),
+        Some(Err(e)) => Err(e.to_string()),
+        Some(Ok(WsMessage::Binary(bytes))) => Frame::decode(&bytes).map(Some).map_err(|e| e.to_string()),
+        Some(Ok(WsMessage::Text(_))) => Err("a text message (Genet uses binary messages)".into()),
+        Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => return None,
+    })
 }
 
 /// [`next_frame`] within `deadline`, expecting a frame: the end of the
@@ -122,7 +114,7 @@ where
 {
     let (sink, stream) = ws.split();
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-    tokio::spawn(write_loop(sink, rx, None, None));
+    tokio::spawn(write_loop(sink, rx, None, None, None));
     (tx, stream)
 }
 
@@ -131,15 +123,19 @@ where
 /// which the writer serves after Genet's frames), the stream of frames, and
 /// `failed`, which says why the writer stopped if it failed (a write that
 /// failed or timed out, a payload over the limit).
-pub(crate) struct PeerConn<S> {
+pub(crate) struct PeerConn {
     pub(crate) writer: Writer,
     pub(crate) app: mpsc::Sender<Vec<u8>>,
-    pub(crate) stream: SplitStream<WebSocketStream<S>>,
+    pub(crate) stream: MessageStream,
     pub(crate) failed: oneshot::Receiver<String>,
 }
 
-/// Splits a direct link; payloads over `max_app_frame` bytes fail it.
-pub(crate) fn split_peer<S>(ws: WebSocketStream<S>, max_app_frame: usize) -> PeerConn<S>
+/// The messages of a direct link, whatever the network under it.
+pub(crate) type MessageStream = Pin<Box<dyn Stream<Item = Result<WsMessage, tungstenite::Error>> + Send>>;
+
+/// Splits a direct link; payloads over `max_app_frame` bytes fail it. The
+/// writer sends a ping whenever it has written nothing for `ping`.
+pub(crate) fn split_peer<S>(ws: WebSocketStream<S>, max_app_frame: usize, ping: Duration) -> PeerConn
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -155,11 +151,12 @@ where
             max: max_app_frame,
         }),
         Some(failed_tx),
+        Some(ping),
     ));
     PeerConn {
         writer,
         app,
-        stream,
+        stream: Box::pin(stream),
         failed,
     }
 }
@@ -180,6 +177,16 @@ struct AppQueue {
 enum Out {
     Frame(Frame),
     Payload(Vec<u8>),
+    /// A keepalive: nothing was written for the ping interval.
+    Ping,
+}
+
+/// Resolves after `ping`; never without it.
+async fn idle(ping: Option<Duration>) {
+    match ping {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next payload; never, once the queue is gone. `None` when every
@@ -203,6 +210,7 @@ async fn write_loop<S>(
     mut control: mpsc::Receiver<Frame>,
     mut app: Option<AppQueue>,
     mut failed: Option<oneshot::Sender<String>>,
+    ping: Option<Duration>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -225,10 +233,17 @@ async fn write_loop<S>(
                     continue;
                 }
             },
+            () = idle(ping) => Out::Ping,
         };
         let mut next = Some(first);
         while let Some(out) = next.take() {
             let bytes = match out {
+                Out::Ping => {
+                    if let Err(reason) = feed_message(&mut sink, WsMessage::Ping(Default::default())).await {
+                        return fail(reason);
+                    }
+                    None
+                }
                 Out::Frame(f) => Some(f.encode()),
                 Out::Payload(p) => match &app {
                     Some(q) if p.len() > q.max => {
@@ -267,12 +282,23 @@ async fn write_loop<S>(
     let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
 }
 
-/// Feeds one message to the sink within [`WRITE_TIMEOUT`].
+/// Feeds one binary message to the sink within [`WRITE_TIMEOUT`].
 async fn feed<S>(sink: &mut SplitSink<WebSocketStream<S>, WsMessage>, bytes: Vec<u8>) -> Result<(), String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    match tokio::time::timeout(WRITE_TIMEOUT, sink.feed(WsMessage::Binary(bytes.into()))).await {
+    feed_message(sink, WsMessage::Binary(bytes.into())).await
+}
+
+/// Feeds one message to the sink within [`WRITE_TIMEOUT`].
+async fn feed_message<S>(
+    sink: &mut SplitSink<WebSocketStream<S>, WsMessage>,
+    message: WsMessage,
+) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(WRITE_TIMEOUT, sink.feed(message)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!("a write failed: {e}")),
         Err(_) => Err(format!(

@@ -33,6 +33,19 @@
 //! relay, before the `PeerHello`/`PeerWelcome` handshake, to a node
 //! without application links, over the limit) is a protocol error.
 //!
+//! # The network
+//! Every connection (a node's to the relay, a child's to its parent) and
+//! every listener (the relay's, a node's for its children) goes through a
+//! [`Network`]: tokio's TCP ([`TcpNetwork`]) for [`WsNode::start`] and
+//! [`Relay::bind`], any other for [`WsNode::start_with`] and
+//! [`Relay::bind_with`]. A network is pando-distributed-map's [`Dialer`]
+//! (the one its WebSocket and TCP transports dial with) and a `bind` that
+//! gives its [`StreamListener`]; the WebSocket framing, the frames and the
+//! core are the same on every network. The tests run whole trees, and the
+//! map over a tree, on turmoil's simulated network (genet/tests/turmoil.rs:
+//! latency, partitions, crashes, replayed by seed). Timers are tokio's, so
+//! a simulation whose clock drives tokio's runs the nodes unchanged.
+//!
 //! A node takes children only if it listens ([`WsNodeConfig::listen`]) at
 //! an address its children can reach; the others join as leaves
 //! ([`Config::accepts_children`](crate::Config::accepts_children) is set
@@ -51,8 +64,12 @@
 //! to [`AppLink::rx`], waiting for the application (TCP then holds the
 //! peer back), not through the node's inbox. So a slow application slows
 //! its peer but never fails the link, and it stalls that link's Genet
-//! frames behind its payloads (head of line). Timers are
-//! tokio's: the core's [`poll_timeout`](crate::Node::poll_timeout) is slept
+//! frames behind its payloads (head of line). A direct link on which
+//! nothing at all was heard for [`WsNodeConfig::link_timeout`] (30 s by
+//! default) has failed: each end pings whenever it has written nothing
+//! for a third of it, so that a peer cut off or crashed without a close
+//! (a partition, a machine gone) is found, and its subtree re-joins.
+//! Timers are tokio's: the core's [`poll_timeout`](crate::Node::poll_timeout) is slept
 //! on. Connection failures reach the core as
 //! [`handle_closed`](crate::Node::handle_closed) with their reason, and the
 //! application as [`Event::Error`](crate::Event::Error); losing the relay
@@ -67,6 +84,7 @@
 mod conn;
 mod frame;
 pub mod loopback;
+mod net;
 mod node;
 mod relay;
 
@@ -75,7 +93,9 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use frame::{APP_INDEX, APP_OVERHEAD, Dest, Frame, GENET_VERSION, MAX_FRAME, MalformedFrame, WsSignal};
-pub use node::{AppLink, DEFAULT_MAX_APP_FRAME, Status, WsNode, WsNodeConfig};
+pub use net::{Network, TcpNetwork};
+pub use node::{AppLink, DEFAULT_LINK_TIMEOUT, DEFAULT_MAX_APP_FRAME, Status, WsNode, WsNodeConfig};
+pub use pando_distributed_map::transport::{Dialer, StreamListener};
 pub use relay::{Relay, RelayConfig};
 
 use crate::{ConfigError, RequestError};

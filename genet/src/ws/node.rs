@@ -2,19 +2,20 @@
 //! task, its timers from tokio's clock, its links WebSocket connections.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
+use pando_distributed_map::transport::StreamListener;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle};
-use tokio_tungstenite::MaybeTlsStream;
 
 use super::conn::{
-    PeerConn, WRITE_QUEUE, Writer, first_frame, listen, next_frame, peer_ws_config, split, split_peer,
-    ws_config,
+    PeerConn, WRITE_QUEUE, Writer, first_frame, next_frame, next_frame_within, peer_ws_config, split,
+    split_peer, ws_config,
 };
-use super::{APP_QUEUE, Dest, Frame, GENET_VERSION, WsError, WsSignal};
+use super::net::{address, listen};
+use super::{APP_QUEUE, Dest, Frame, GENET_VERSION, Network, TcpNetwork, WsError, WsSignal};
 use crate::{Action, Config, Event, From, GenetError, Link, Node, NodeId, RequestError, Signal, State, To};
 
 /// A node's settings.
@@ -26,6 +27,7 @@ use crate::{Action, Config, Event, From, GenetError, Link, Node, NodeId, Request
 /// assert_eq!(c.handshake_timeout.as_secs(), 10);
 /// assert!(!c.app_links);
 /// assert_eq!(c.max_app_frame, 16 * 1024 * 1024 + 1024);
+/// assert_eq!(c.link_timeout.as_secs(), 30);
 /// ```
 #[derive(Clone, Debug)]
 pub struct WsNodeConfig {
@@ -56,7 +58,22 @@ pub struct WsNodeConfig {
     /// size; one from the peer fails the link too. Every node of a tree
     /// must use the same value.
     pub max_app_frame: usize,
+    /// How long a direct link (to the parent or a child) may stay silent
+    /// before it has failed: each end sends a WebSocket ping whenever it
+    /// has written nothing for a third of it, so that a peer that crashed
+    /// or was cut off without a close (a partition, a machine gone) is
+    /// found. Default 30 s ([`DEFAULT_LINK_TIMEOUT`]). Every node of a tree
+    /// should use the same value.
+    pub link_timeout: Duration,
 }
+
+/// [`WsNodeConfig::link_timeout`]'s default: 30 s, as long as a write may
+/// wait for its peer.
+///
+/// ```
+/// assert_eq!(pando_genet::ws::DEFAULT_LINK_TIMEOUT.as_secs(), 30);
+/// ```
+pub const DEFAULT_LINK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// [`WsNodeConfig::max_app_frame`]'s default: 16 MiB and 1 KiB (a 16 MiB
 /// value and the framing of the protocol that carries it).
@@ -179,6 +196,7 @@ impl WsNodeConfig {
             handshake_timeout: Duration::from_secs(10),
             app_links: false,
             max_app_frame: DEFAULT_MAX_APP_FRAME,
+            link_timeout: DEFAULT_LINK_TIMEOUT,
         }
     }
 }
@@ -248,12 +266,12 @@ enum Input {
     Accepted {
         child: NodeId,
         ticket: u64,
-        conn: PeerConn<TcpStream>,
+        conn: PeerConn,
     },
     /// The parent's connection, after its `PeerWelcome`.
     ParentOpened {
         serial: u64,
-        conn: PeerConn<MaybeTlsStream<TcpStream>>,
+        conn: PeerConn,
     },
     /// A frame on a link.
     Frame {
@@ -341,8 +359,9 @@ impl Status {
 
 impl WsNode {
     /// Binds the listener (if any), connects to the relay and says hello,
-    /// within the handshake timeout, then starts the node's task. The node
-    /// is idle: call [`WsNode::become_root`] or [`WsNode::join`].
+    /// within the handshake timeout, then starts the node's task, over
+    /// tokio's TCP ([`TcpNetwork`]). The node is idle: call
+    /// [`WsNode::become_root`] or [`WsNode::join`].
     ///
     /// ```
     /// use pando_genet::ws::{WsError, WsNode, WsNodeConfig};
@@ -351,9 +370,35 @@ impl WsNode {
     /// assert!(matches!(e, WsError::Relay { .. }));
     /// # }
     /// ```
-    pub async fn start(mut config: WsNodeConfig) -> Result<WsNode, WsError> {
+    pub async fn start(config: WsNodeConfig) -> Result<WsNode, WsError> {
+        WsNode::start_with(config, TcpNetwork).await
+    }
+
+    /// [`WsNode::start`] over `net`: the listener for children
+    /// ([`WsNodeConfig::listen`]) is bound on it, and the connections to
+    /// the relay and to the parent are dialed on it. Children reach the
+    /// node at `ws://` and its listener's
+    /// [`local_addr`](StreamListener::local_addr). Timers are tokio's
+    /// (a simulated network whose clock drives tokio's, as turmoil does,
+    /// runs the node unchanged).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pando_genet::ws::{Relay, RelayConfig, TcpNetwork, WsNode, WsNodeConfig};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let relay = Relay::bind_with("127.0.0.1:0", RelayConfig::new("s", "t"), TcpNetwork).await.unwrap();
+    /// let mut cfg = WsNodeConfig::new(relay.url(), "t", 1);
+    /// cfg.listen = Some("127.0.0.1:0".into());
+    /// let root = WsNode::start_with(cfg, TcpNetwork).await.unwrap();
+    /// assert!(root.listen_url().unwrap().starts_with("ws://127.0.0.1:"));
+    /// root.become_root("s").await.unwrap();
+    /// root.wait_for(|s| s.root_registered, Duration::from_secs(10), "root").await.unwrap();
+    /// # }
+    /// ```
+    pub async fn start_with<N: Network>(mut config: WsNodeConfig, net: N) -> Result<WsNode, WsError> {
+        let net = Arc::new(net);
         let listener = match &config.listen {
-            Some(addr) => Some(listen(addr).await?),
+            Some(addr) => Some(listen(&*net, addr).await?),
             None => None,
         };
         let listen_url = listener.as_ref().map(|(_, a)| format!("ws://{a}/"));
@@ -365,11 +410,10 @@ impl WsNode {
             reason,
         };
         let deadline = config.handshake_timeout;
-        let connect = tokio_tungstenite::connect_async_with_config(&config.relay, Some(ws_config()), true);
-        let (ws, _) = match tokio::time::timeout(deadline, connect).await {
+        let connect = connect_ws(&*net, &config.relay, ws_config());
+        let ws = match tokio::time::timeout(deadline, connect).await {
             Err(_) => return Err(relay_err(format!("no connection within {deadline:?}"))),
-            Ok(Err(e)) => return Err(relay_err(e.to_string())),
-            Ok(Ok(ws)) => ws,
+            Ok(r) => r.map_err(relay_err)?,
         };
         let (relay, mut relay_stream) = split(ws);
         let _ = relay.try_send(Frame::Hello {
@@ -399,9 +443,10 @@ impl WsNode {
             })
         };
         let max_app_frame = config.max_app_frame;
+        let link_timeout = config.link_timeout;
         let accept_task = listener.map(|(l, _)| {
             let tx = inbox_tx.clone();
-            tokio::spawn(accept_loop(l, tx, deadline, max_app_frame))
+            tokio::spawn(accept_loop(l, tx, deadline, max_app_frame, link_timeout))
         });
         let (app_out, links) = if config.app_links {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -427,6 +472,8 @@ impl WsNode {
             tickets: TicketSource::new(config.seed),
             app_out,
             max_app_frame,
+            link_timeout,
+            net,
         };
         let task = tokio::spawn(async move {
             driver.run(inbox, commands_rx).await;
@@ -623,17 +670,17 @@ impl TicketSource {
 
 /// Accepts children's connections: the upgrade and their `PeerHello` on a
 /// task of their own, within the deadline, then to the node's task.
-async fn accept_loop(
-    listener: tokio::net::TcpListener,
+async fn accept_loop<L: StreamListener>(
+    mut listener: L,
     tx: mpsc::Sender<Input>,
     deadline: Duration,
     max_app_frame: usize,
+    link_timeout: Duration,
 ) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
         };
-        let _ = tcp.set_nodelay(true);
         let tx = tx.clone();
         tokio::spawn(async move {
             let Ok(Ok(ws)) = tokio::time::timeout(
@@ -644,7 +691,7 @@ async fn accept_loop(
             else {
                 return;
             };
-            let mut conn = split_peer(ws, max_app_frame);
+            let mut conn = split_peer(ws, max_app_frame, ping_interval(link_timeout));
             match first_frame(&mut conn.stream, deadline, "PeerHello").await {
                 Ok(Frame::PeerHello {
                     version,
@@ -680,6 +727,7 @@ fn spawn_reader<S>(
     tx: mpsc::Sender<Input>,
     (app, max_app_frame): (Option<mpsc::Sender<Vec<u8>>>, usize),
     mut failed: oneshot::Receiver<String>,
+    link_timeout: Duration,
 ) -> AbortHandle
 where
     S: futures::Stream<
@@ -697,7 +745,7 @@ where
         let mut writer_running = true;
         loop {
             let read = async {
-                match next_frame(&mut stream).await {
+                match next_frame_within(&mut stream, link_timeout).await {
                     Ok(Some(Frame::App { payload })) => match &app {
                         Some(_) if payload.len() > max_app_frame => Some(closed(Some(format!(
                             "an App frame of {} bytes, over max_app_frame ({max_app_frame} bytes)",
@@ -743,7 +791,7 @@ where
     .abort_handle()
 }
 
-struct Driver {
+struct Driver<N> {
     node: Node,
     relay: Writer,
     bound: Option<NodeId>,
@@ -759,13 +807,16 @@ struct Driver {
     /// Where the [`AppLink`]s go, with [`WsNodeConfig::app_links`].
     app_out: Option<mpsc::UnboundedSender<AppLink>>,
     max_app_frame: usize,
+    link_timeout: Duration,
+    /// The network the parent is dialed on.
+    net: Arc<N>,
 }
 
 fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
-impl Driver {
+impl<N: Network> Driver<N> {
     async fn run(mut self, mut inbox: mpsc::Receiver<Input>, mut commands: mpsc::UnboundedReceiver<Command>) {
         loop {
             self.flush();
@@ -833,8 +884,14 @@ impl Driver {
                         let _ = conn.writer.try_send(Frame::PeerWelcome);
                         l.writer = Some(conn.writer);
                         let app = (open_app(l, conn.app, app_links), self.max_app_frame);
-                        l.tasks
-                            .push(spawn_reader(conn.stream, (link, l.serial), tx, app, conn.failed));
+                        l.tasks.push(spawn_reader(
+                            conn.stream,
+                            (link, l.serial),
+                            tx,
+                            app,
+                            conn.failed,
+                            self.link_timeout,
+                        ));
                         self.node.handle_opened(link, now());
                     }
                     _ => {
@@ -853,8 +910,14 @@ impl Driver {
                         l.writer = Some(conn.writer);
                         let app = (open_app(l, conn.app, app_links), self.max_app_frame);
                         let link = (Link::Parent, serial);
-                        l.tasks
-                            .push(spawn_reader(conn.stream, link, tx, app, conn.failed));
+                        l.tasks.push(spawn_reader(
+                            conn.stream,
+                            link,
+                            tx,
+                            app,
+                            conn.failed,
+                            self.link_timeout,
+                        ));
                         self.node.handle_opened(Link::Parent, now());
                     }
                 }
@@ -1147,9 +1210,10 @@ impl Driver {
                 let serial = l.serial;
                 let tx = self.inbox_tx.clone();
                 let deadline = self.handshake;
-                let max_app_frame = self.max_app_frame;
+                let limits = (self.max_app_frame, self.link_timeout);
+                let net = Arc::clone(&self.net);
                 let task = tokio::spawn(async move {
-                    let input = match connect_parent(&url, me, ticket, deadline, max_app_frame).await {
+                    let input = match connect_parent(&*net, &url, me, ticket, deadline, limits).await {
                         Ok(conn) => Input::ParentOpened { serial, conn },
                         Err(reason) => Input::Closed {
                             link: Link::Parent,
@@ -1169,21 +1233,43 @@ impl Driver {
     }
 }
 
+/// How often an idle direct link is pinged: a third of its timeout.
+fn ping_interval(link_timeout: Duration) -> Duration {
+    (link_timeout / 3).max(Duration::from_millis(1))
+}
+
+/// Opens a WebSocket connection to `url` (`ws://HOST:PORT/`) over `net`.
+async fn connect_ws<N: Network>(
+    net: &N,
+    url: &str,
+    config: tokio_tungstenite::tungstenite::protocol::WebSocketConfig,
+) -> Result<tokio_tungstenite::WebSocketStream<N::Stream>, String> {
+    let addr = address(url)?;
+    let stream = net
+        .dial(&addr)
+        .await
+        .map_err(|e| format!("cannot reach {addr}: {e}"))?;
+    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
 /// The child's side of a direct link: connect, `PeerHello`, `PeerWelcome`.
-async fn connect_parent(
+async fn connect_parent<N: Network>(
+    net: &N,
     url: &str,
     me: NodeId,
     ticket: u64,
     deadline: Duration,
-    max_app_frame: usize,
-) -> Result<PeerConn<MaybeTlsStream<TcpStream>>, String> {
+    (max_app_frame, link_timeout): (usize, Duration),
+) -> Result<PeerConn, String> {
     let config = peer_ws_config(max_app_frame);
-    let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
-    let (ws, _) = match tokio::time::timeout(deadline, connect).await {
+    let ws = match tokio::time::timeout(deadline, connect_ws(net, url, config)).await {
         Err(_) => return Err(format!("no connection within {deadline:?}")),
-        Ok(r) => r.map_err(|e| e.to_string())?,
+        Ok(r) => r?,
     };
-    let mut conn = split_peer(ws, max_app_frame);
+    let mut conn = split_peer(ws, max_app_frame, ping_interval(link_timeout));
     let _ = conn.writer.try_send(Frame::PeerHello {
         version: GENET_VERSION,
         child: me,

@@ -6,13 +6,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use pando_distributed_map::transport::StreamListener;
 use subtle::ConstantTimeEq;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::conn::{Writer, first_frame, listen, next_frame, split, ws_config};
-use super::{Dest, Frame, GENET_VERSION, WsError};
+use super::conn::{Writer, first_frame, next_frame, split, ws_config};
+use super::net::listen;
+use super::{Dest, Frame, GENET_VERSION, Network, TcpNetwork, WsError};
 use crate::NodeId;
 
 /// The relay's settings.
@@ -75,7 +77,8 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Listens on `addr` (`127.0.0.1:0` for any free port) and serves.
+    /// Listens on `addr` (`127.0.0.1:0` for any free port) over tokio's
+    /// TCP ([`TcpNetwork`]) and serves.
     ///
     /// ```
     /// use pando_genet::ws::{Relay, RelayConfig};
@@ -84,7 +87,21 @@ impl Relay {
     /// # }
     /// ```
     pub async fn bind(addr: &str, config: RelayConfig) -> Result<Relay, WsError> {
-        let (listener, local) = listen(addr).await?;
+        Relay::bind_with(addr, config, TcpNetwork).await
+    }
+
+    /// Listens on `addr` over `net` and serves. The URL is `ws://` and the
+    /// listener's [`local_addr`](StreamListener::local_addr).
+    ///
+    /// ```
+    /// use pando_genet::ws::{Relay, RelayConfig, TcpNetwork};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let relay = Relay::bind_with("127.0.0.1:0", RelayConfig::new("s", "t"), TcpNetwork).await.unwrap();
+    /// assert!(relay.url().starts_with("ws://127.0.0.1:"));
+    /// # }
+    /// ```
+    pub async fn bind_with<N: Network>(addr: &str, config: RelayConfig, net: N) -> Result<Relay, WsError> {
+        let (mut listener, local) = listen(&net, addr).await?;
         let (stop, stopped) = watch::channel(false);
         let table = Arc::new(Mutex::new(Table::default()));
         let config = Arc::new(config);
@@ -98,9 +115,8 @@ impl Relay {
                 };
                 // An accept error (out of descriptors, say) concerns one
                 // connection: carry on.
-                let Ok((tcp, _)) = accepted else { continue };
-                let _ = tcp.set_nodelay(true);
-                tokio::spawn(serve(tcp, Arc::clone(&config), Arc::clone(&t), stopped));
+                let Ok((stream, _)) = accepted else { continue };
+                tokio::spawn(serve(stream, Arc::clone(&config), Arc::clone(&t), stopped));
             }
         });
         Ok(Relay {
@@ -153,12 +169,14 @@ impl Drop for Relay {
 
 /// One node's connection: the upgrade and `Hello` within the deadline, then
 /// its requests until it closes or the relay stops.
-async fn serve(
-    tcp: TcpStream,
+async fn serve<S>(
+    tcp: S,
     config: Arc<RelayConfig>,
     table: Arc<Mutex<Table>>,
     mut stopped: watch::Receiver<bool>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let deadline = config.handshake_timeout;
     let Ok(Ok(ws)) = tokio::time::timeout(
         deadline,
