@@ -41,11 +41,7 @@ fn op(workers: usize) -> impl Strategy<Value = Op> {
 /// throttled ones (the last one paused for good), applying `ops` one per
 /// result.
 async fn run(values: u64, limits: Vec<usize>, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let map = DistributedMap::<u64, u64, ()>::new(MapConfig::default());
-    let (mut listener, connector) = memory::endpoint("m");
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    map.serve(ChannelListener::new("throttled", rx));
-    let url = join_url("memory://m", &map.config().token);
+    let (map, mut listener, connector, tx, url) = throttled_map();
     let n = limits.len();
     let mut throttles = Vec::new();
     let mut seen = Vec::new();
@@ -149,14 +145,29 @@ proptest! {
     }
 }
 
-/// Resuming a connection paused from the start lends to it.
-#[tokio::test]
-async fn a_resumed_worker_gets_values() {
+type Incomings = tokio::sync::mpsc::UnboundedSender<pando_distributed_map::transport::Incoming>;
+
+/// A map serving the connections sent on the channel returned, and the
+/// in-process endpoint (with its URL) whose connections to send there.
+fn throttled_map() -> (
+    DistributedMap<u64, u64, ()>,
+    memory::MemoryListener,
+    memory::MemoryConnector,
+    Incomings,
+    String,
+) {
     let map = DistributedMap::<u64, u64, ()>::new(MapConfig::default());
-    let (mut listener, connector) = memory::endpoint("m");
+    let (listener, connector) = memory::endpoint("m");
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     map.serve(ChannelListener::new("throttled", rx));
     let url = join_url("memory://m", &map.config().token);
+    (map, listener, connector, tx, url)
+}
+
+/// Resuming a connection paused from the start lends to it.
+#[tokio::test]
+async fn a_resumed_worker_gets_values() {
+    let (map, mut listener, connector, tx, url) = throttled_map();
     let t = Throttle::new();
     t.pause();
     let ran = Arc::new(AtomicUsize::new(0));
@@ -193,11 +204,7 @@ async fn a_resumed_worker_gets_values() {
 /// finishes, and its worker's run returns.
 #[tokio::test]
 async fn a_worker_paused_to_the_end_hears_the_end() {
-    let map = DistributedMap::<u64, u64, ()>::new(MapConfig::default());
-    let (mut listener, connector) = memory::endpoint("m");
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    map.serve(ChannelListener::new("throttled", rx));
-    let url = join_url("memory://m", &map.config().token);
+    let (map, mut listener, connector, tx, url) = throttled_map();
     let t = Throttle::new();
     t.pause();
     let paused = tokio::spawn(async move {
