@@ -176,16 +176,17 @@ pub(crate) async fn work(args: &WorkArgs, url: &str, shown: &str, name: String, 
         };
         let session = match session {
             Ok(s) => s,
-            Err(TreeError::Stopped) if orphan_since.is_some() => {
-                // The relay (the master) went away while this node was
-                // re-joining: the run is over, or its master is gone.
+            Err(TreeError::Stopped) => {
+                // The relay (the master) went away while this node had no
+                // parent, so it held nothing: the run is over, or its master
+                // is gone.
                 ending.store(true, Ordering::Relaxed);
-                tracing::info!("the tree's relay at {shown} closed while this node was re-joining: stopping");
+                tracing::info!("the tree's relay at {shown} closed while this node had no parent: stopping");
                 return ExitCode::SUCCESS;
             }
             // With --reconnect, a join or a parent's handshake that fails is
             // tried again (the node re-joins) until the window closes.
-            Err(e @ (TreeError::NoParent(_) | TreeError::Parent { .. } | TreeError::Join(_)))
+            Err(e @ (TreeError::NoParent(_) | TreeError::Parent { .. }))
                 if args.reconnect.is_some_and(|window| {
                     orphan_since
                         .get_or_insert_with(tokio::time::Instant::now)

@@ -36,7 +36,7 @@ fn node(url: &str, i: usize, limit: &str, lines: &mpsc::Sender<(usize, String)>)
     let mut child = Command::new(common::PANDO)
         .args(["work", url, "--accept", "--reconnect", "--listen", "127.0.0.1:0"])
         .args(["--children-limit", limit, "--name", &format!("n{i}")])
-        .env_remove("RUST_LOG")
+        .env("RUST_LOG", "info,pando=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -102,14 +102,25 @@ fn run_and_kill_a_parent(limit: &str, nodes: usize) {
     assert!(wait(master.take(), "the master").success());
     for (i, n) in nodes.iter_mut().enumerate() {
         if i != victim {
-            let status = wait(n.take(), &format!("node n{i}"));
-            if !status.success() {
+            let mut child = n.take();
+            let pid = child.id();
+            let (tx, rx) = mpsc::channel();
+            thread::spawn(move || {
+                let _ = tx.send(child.wait());
+            });
+            let status = rx.recv_timeout(DEADLINE);
+            if !matches!(&status, Ok(Ok(s)) if s.success()) {
+                // Kill it (by pid: the waiting thread owns it), then say what it said.
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
                 let said: Vec<String> = nodes_said
                     .try_iter()
                     .filter(|(j, _)| *j == i)
                     .map(|(_, l)| l)
                     .collect();
-                panic!("node n{i} ended with {status}; it said:\n{}", said.join("\n"));
+                panic!(
+                    "node n{i}: {status:?}, not a success within {DEADLINE:?}; it said:\n{}",
+                    said.join("\n")
+                );
             }
         }
     }

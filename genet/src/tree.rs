@@ -107,7 +107,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::coordinator::{Coordinator, Step};
 use crate::ws::AppLink;
-use crate::ws::WsNode;
+use crate::ws::{WsError, WsNode};
 use crate::{Event, Link, NodeId, State};
 
 /// The options of a volunteer's map.
@@ -538,7 +538,16 @@ impl Volunteer {
             };
             let _ = tokio::time::timeout(self.config.handshake_timeout, gone).await;
         }
-        self.node.shutdown().await;
+        let stopping = self.node.shutdown();
+        if tokio::time::timeout(self.config.handshake_timeout, stopping)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "genet: the node's task did not stop within {:?}",
+                self.config.handshake_timeout
+            );
+        }
     }
 
     /// Joins the tree if the node is idle (not yet joined, or after it
@@ -559,10 +568,10 @@ impl Volunteer {
             // re-joins on its own is waited for.
             let idle = status.borrow_and_update().state == State::Idle;
             if idle {
-                self.node
-                    .join()
-                    .await
-                    .map_err(|e| TreeError::Join(e.to_string()))?;
+                self.node.join().await.map_err(|e| match e {
+                    WsError::Stopped => TreeError::Stopped,
+                    e => TreeError::Join(e.to_string()),
+                })?;
             }
             tokio::select! {
                 link = self.links.recv() => match link {
@@ -665,6 +674,9 @@ impl Volunteer {
             pull!(input, map.clone(), for_each(answer))
         };
         let mut pipeline = tokio::spawn(pipeline);
+        // If this future is dropped (a signal, a caller's timeout), the
+        // node's local work and map go with it.
+        let _tasks = AbortOnDrop(vec![local_task.abort_handle(), pipeline.abort_handle()]);
         let forward = {
             let waiting = waiting.clone();
             let values = values.clone();
@@ -721,7 +733,9 @@ impl Volunteer {
                             // end before this node says its own `Done`
                             // upward (held until then), so that the parent
                             // going away does not cut them short.
-                            map.finish(grace).await;
+                            if tokio::time::timeout(grace + grace, map.finish(grace)).await.is_err() {
+                                tracing::warn!("genet: this node's children did not finish within {grace:?}");
+                            }
                             let _ = self.end.subtree_done.send(true);
                         }
                         r => {
@@ -758,6 +772,17 @@ impl Volunteer {
             self.finished = Some(parent);
         }
         result
+    }
+}
+
+/// Aborts its tasks when dropped.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
     }
 }
 
