@@ -556,16 +556,22 @@ async fn quick_bootstrap_joins_mid_run_and_once_each() {
     let run = Run::start(&map);
     run.output.wait_for(300, "300 results").await;
     let first = Arc::new(AtomicU64::new(0));
+    let got = Arc::new(Counter::default());
     let newcomer = {
-        let first = first.clone();
+        let (first, got) = (first.clone(), got.clone());
         let f = move |x: u64| {
-            let _ = first.compare_exchange(0, x, Ordering::Relaxed, Ordering::Relaxed);
+            if first
+                .compare_exchange(0, x, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                got.incr();
+            }
             double(x)
         };
         spawn_volunteer(relay.url(), 1399, Opts::new(2, 2), f).await
     };
     let at_join = run.output.get();
-    newcomer.computed.wait_for(1, "the newcomer's first value").await;
+    got.wait_for(1, "the newcomer's first value").await;
     let first = first.load(Ordering::Relaxed);
     println!("joined at {at_join} results; its first value: {first}");
     assert!(first > at_join, "a fresh value, not a restart");
