@@ -21,6 +21,7 @@ use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use pando_distributed_map::transport::Listener;
 use pando_distributed_map::transport::ws::WsListener;
 use pando_distributed_map::{DistributedMap, MapConfig, Worker, join_url};
 use pando_genet::tree::{self, TreeConfig, Volunteer};

@@ -514,6 +514,7 @@ pub(crate) struct Run {
     pub(crate) output: Arc<Counter>,
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<Vec<u64>>,
+    map: DistributedMap<u64, u64, ()>,
 }
 
 impl Run {
@@ -542,6 +543,7 @@ impl Run {
             output,
             stop,
             task,
+            map: map.clone(),
         }
     }
 
@@ -549,9 +551,14 @@ impl Run {
     pub(crate) async fn stop(self) -> Vec<u64> {
         self.stop.store(true, Ordering::Relaxed);
         let n = self.output.get();
-        self.output
-            .wait_for(n + 1, "one more result after the stop")
-            .await;
+        let mut rx = self.output.0.subscribe();
+        if tokio::time::timeout(WAIT, rx.wait_for(|c| *c > n)).await.is_err() {
+            panic!(
+                "waited {WAIT:?} for one more result after {n}; the root's lender: {:?}\n{}",
+                self.map.lender().state(),
+                self.map.stats()
+            );
+        }
         tokio::time::timeout(WAIT, self.task)
             .await
             .expect("the run stopped")
