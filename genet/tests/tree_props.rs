@@ -126,11 +126,10 @@ async fn unbounded_100_volunteers_all_compute_at_once() {
 }
 
 /// Property 2, **dynamic**: over an endless input, 3 volunteers join
-/// mid-run and each gets values; then 2 leave gracefully (shut down) and
+/// mid-run and each of them that is a leaf computes; then 2 leave gracefully (shut down) and
 /// 2 crash (their tasks aborted, one of them a newcomer); the run goes on
 /// for 2000 more results. The output is exact and in order from the
 /// first result to the last.
-#[ignore = "stalls intermittently under load (2 of 4 runs): once a newcomer got no value within 120 s; once, after graceful leaves, the root's ordered output waited on a value none of its children held; reported to the lead"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamic_join_leave_and_crash_mid_run() {
     let (relay, _root, map, root_id) = root(2, 2).await;
@@ -144,10 +143,18 @@ async fn dynamic_join_leave_and_crash_mid_run() {
     for i in 0..3 {
         members.push(volunteer(relay.url(), 300 + i, 2, 2).await);
     }
+    // Once all are in, no node joins any more: the newcomers without
+    // children (one may have joined below another) compute.
+    wait_joined(root_id, &members, "the newcomers in the tree").await;
+    let mut computing = 0;
     for m in &members[4..] {
-        let what = format!("the newcomer v{} computing", m.seed);
-        m.computed.wait_for(1, &what).await;
+        if m.status.borrow().children == 0 {
+            let what = format!("the newcomer v{} computing", m.seed);
+            m.computed.wait_for(1, &what).await;
+            computing += 1;
+        }
     }
+    assert!(computing > 0, "a newcomer is a leaf");
     println!(
         "newcomers computing at {} results; depths {:?}",
         run.output.get(),
@@ -166,7 +173,7 @@ async fn dynamic_join_leave_and_crash_mid_run() {
         .wait_for(at + 2_000, "2000 results after the departures")
         .await;
     let out = run.stop().await;
-    assert!(out.len() as u64 > at + 2_000);
+    assert!(out.len() as u64 >= at + 2_000);
     assert_doubles(&out);
 }
 
@@ -575,7 +582,6 @@ async fn quick_bootstrap_every_join_resolved_once() {
 /// mid-run (over an endless input) gets its first value, a fresh one past
 /// the results already output, without the run restarting: the output
 /// goes on in order from 1.
-#[ignore = "stalls intermittently under load (1 of 3 runs): after the newcomer got values, the root's ordered output stopped; reported to the lead"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quick_bootstrap_a_newcomer_gets_values_mid_run() {
     let (relay, _root, map, root_id) = root(2, 2).await;
@@ -619,7 +625,6 @@ async fn quick_bootstrap_a_newcomer_gets_values_mid_run() {
 /// values A started before it (at most its local limit, `batch_size` 2)
 /// are released, and A starts nothing new while B computes 200 more
 /// values. B leaves; A resumes.
-#[ignore = "stalls intermittently under load (1 of 4 runs): after the child left gracefully, the root's ordered output stopped; reported to the lead"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_processing_pauses_for_a_child_and_resumes_after() {
     const B: usize = 2;

@@ -547,22 +547,19 @@ impl Run {
         }
     }
 
-    /// Stops after the next result, and returns the results.
+    /// Stops after the next result (or at once, if the consumer has just
+    /// seen the flag), and returns the results.
     pub(crate) async fn stop(self) -> Vec<u64> {
         self.stop.store(true, Ordering::Relaxed);
-        let n = self.output.get();
-        let mut rx = self.output.0.subscribe();
-        if tokio::time::timeout(WAIT, rx.wait_for(|c| *c > n)).await.is_err() {
-            panic!(
-                "waited {WAIT:?} for one more result after {n}; the root's lender: {:?}\n{}",
+        match tokio::time::timeout(WAIT, self.task).await {
+            Ok(out) => out.unwrap(),
+            Err(_) => panic!(
+                "waited {WAIT:?} for one more result after {}; the root's lender: {:?}\n{}",
+                self.output.get(),
                 self.map.lender().state(),
                 self.map.stats()
-            );
+            ),
         }
-        tokio::time::timeout(WAIT, self.task)
-            .await
-            .expect("the run stopped")
-            .unwrap()
     }
 }
 
