@@ -339,11 +339,15 @@ async fn fault_tolerant_all_but_one_leaf_crash() {
         }
     }
     let at_kill = members[survivor].computed.get();
-    let out = tokio::time::timeout(WAIT, run)
-        .await
-        .expect("the run ended within its deadline")
-        .unwrap()
-        .unwrap();
+    let Ok(out) = tokio::time::timeout(WAIT, run).await else {
+        panic!(
+            "waited {WAIT:?} for the run; the survivor: {:?}; the root's lender: {:?}\n{}",
+            members[survivor].status.borrow(),
+            map.lender().state(),
+            map.stats()
+        );
+    };
+    let out = out.unwrap().unwrap();
     assert_doubles(&out);
     assert_eq!(out.len() as u64, N);
     let after = members[survivor].computed.get() - at_kill;
