@@ -4,163 +4,13 @@
 //! Nothing is lost or duplicated and the output is in order. Every wait is
 //! on an event, with a deadline only to fail with a message.
 
-use std::collections::HashMap;
-use std::num::NonZeroUsize;
+mod common;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pando_distributed_map::{DistributedMap, MapConfig};
-use pando_genet::tree::{self, TreeConfig, Volunteer};
-use pando_genet::ws::{Relay, RelayConfig, Status, WsNode, WsNodeConfig};
-use pando_genet::{Backoff, Config, NodeId, State};
+use common::{WAIT, depths, next, root, volunteer, wait_members};
 use pando_pull_stream::{collect, count, pull};
-
-const WAIT: Duration = Duration::from_secs(120);
-const TOKEN: &str = "token";
-
-/// One volunteer: its node's status, what it computed, and how to kill it.
-struct Member {
-    status: tokio::sync::watch::Receiver<Status>,
-    computed: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-/// Starts a volunteer that computes `x * 2`, re-joining after a lost parent.
-async fn volunteer(relay: &str, seed: u64, children_limit: usize, batch_size: usize) -> Member {
-    let mut cfg = WsNodeConfig::new(relay, TOKEN, seed);
-    cfg.listen = Some("127.0.0.1:0".into());
-    cfg.app_links = true;
-    cfg.genet = Config {
-        children_limit,
-        reporting_interval: Duration::from_millis(100),
-        rejoin: Some(Backoff {
-            initial: Duration::from_millis(20),
-            max: Duration::from_millis(500),
-        }),
-        ..Config::default()
-    };
-    let node = WsNode::start(cfg).await.unwrap();
-    let status = node.status();
-    let mut config = TreeConfig::new(format!("v{seed}"));
-    config.batch_size = NonZeroUsize::new(batch_size).unwrap();
-    config.jobs = NonZeroUsize::new(4).unwrap();
-    let mut v = Volunteer::new(node, TOKEN, config).unwrap();
-    let computed = Arc::new(AtomicU64::new(0));
-    let c = computed.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok(session) = v.next_parent(WAIT).await else {
-                return;
-            };
-            let c = c.clone();
-            let f = move |x: u64| {
-                let c = c.clone();
-                async move {
-                    c.fetch_add(1, Ordering::Relaxed);
-                    tokio::task::yield_now().await;
-                    Ok::<_, String>(x * 2)
-                }
-            };
-            if v.serve(session, f).await.is_ok() {
-                break;
-            }
-        }
-        v.shutdown().await;
-    });
-    Member {
-        status,
-        computed,
-        task,
-    }
-}
-
-/// The depth of each member (the root's children at 1), from the statuses.
-fn depths(root: NodeId, members: &[Member]) -> Vec<Option<usize>> {
-    let parents: HashMap<NodeId, NodeId> = members
-        .iter()
-        .filter_map(|m| {
-            let s = m.status.borrow();
-            match (s.id, s.state) {
-                (Some(id), State::Member { parent }) => Some((id, parent)),
-                _ => None,
-            }
-        })
-        .collect();
-    members
-        .iter()
-        .map(|m| {
-            let mut id = m.status.borrow().id?;
-            let mut d = 0;
-            while id != root {
-                id = *parents.get(&id)?;
-                d += 1;
-                if d > members.len() {
-                    return None;
-                }
-            }
-            Some(d)
-        })
-        .collect()
-}
-
-/// Waits until `ok` holds of the members, re-checking on every status change.
-async fn wait_members(members: &[Member], what: &str, ok: impl Fn(&[Member]) -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let mut watches: Vec<_> = members.iter().map(|m| m.status.clone()).collect();
-    while !ok(members) {
-        let changed = futures::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
-        if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            panic!("waited {WAIT:?} for {what}");
-        }
-    }
-}
-
-/// A root over a relay, and the map it lends from.
-async fn root(
-    children_limit: usize,
-    batch_size: usize,
-) -> (Relay, WsNode, DistributedMap<u64, u64, ()>, NodeId) {
-    let map = DistributedMap::<u64, u64, ()>::new(MapConfig {
-        token: TOKEN.into(),
-        local_workers: Some(0),
-        batch_size: NonZeroUsize::new(batch_size).unwrap(),
-        ..MapConfig::default()
-    });
-    let relay = Relay::bind("127.0.0.1:0", RelayConfig::new("secret", TOKEN))
-        .await
-        .unwrap();
-    let mut cfg = WsNodeConfig::new(relay.url(), TOKEN, 1);
-    cfg.listen = Some("127.0.0.1:0".into());
-    cfg.app_links = true;
-    cfg.genet = Config {
-        children_limit,
-        reporting_interval: Duration::from_millis(100),
-        ..Config::default()
-    };
-    let mut node = WsNode::start(cfg).await.unwrap();
-    tree::lend_to_children(
-        &map,
-        node.take_links().unwrap(),
-        NonZeroUsize::new(batch_size).unwrap(),
-    );
-    node.become_root("secret").await.unwrap();
-    let s = node
-        .wait_for(|s| s.root_registered, WAIT, "the root registered")
-        .await
-        .unwrap();
-    let id = s.id.unwrap();
-    (relay, node, map, id)
-}
-
-/// SplitMix64, for the seeded choice of victims.
-fn next(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 /// 10^5 values through 12 nodes of at most 3 children (three levels below
 /// the root), killing three random nodes mid-run, the first an
@@ -240,10 +90,7 @@ async fn killed_nodes_lose_nothing_in_a_three_level_tree() {
         out.iter().zip(1..=N).all(|(&r, x)| r == x * 2),
         "results in order"
     );
-    let computed: Vec<u64> = members
-        .iter()
-        .map(|m| m.computed.load(Ordering::Relaxed))
-        .collect();
+    let computed: Vec<u64> = members.iter().map(|m| m.computed.get()).collect();
     println!("computed per node: {computed:?}");
     assert!(computed.iter().sum::<u64>() >= N);
 }
@@ -275,14 +122,14 @@ async fn an_orphan_rejoins_and_finishes_the_run() {
     let run = tokio::spawn(pull!(count(10_000), map.clone(), record, collect::<Vec<_>>()));
     kill_rx.recv().await.unwrap();
     members[0].task.abort();
-    let b_at_kill = members[1].computed.load(Ordering::Relaxed);
+    let b_at_kill = members[1].computed.get();
     let out = tokio::time::timeout(WAIT, run)
         .await
         .expect("the run ended within its deadline")
         .unwrap()
         .unwrap();
     assert_eq!(out, (1..=10_000).map(|x| x * 2).collect::<Vec<u64>>());
-    let b_after = members[1].computed.load(Ordering::Relaxed);
+    let b_after = members[1].computed.get();
     println!("B computed {b_at_kill} before A was killed, {b_after} in all");
     assert!(b_after > b_at_kill, "B computed after re-joining");
 }
