@@ -387,6 +387,8 @@ pub struct Volunteer {
     end: End,
     /// The parent of the last session, if it ended well.
     finished: Option<NodeId>,
+    /// A parent link that came while the previous session was served.
+    pending_parent: Option<AppLink>,
 }
 
 /// The end of a session with the parent: the parent's `Done` is seen
@@ -513,6 +515,7 @@ impl Volunteer {
             parent: None,
             end: End::new(),
             finished: None,
+            pending_parent: None,
         })
     }
 
@@ -564,6 +567,9 @@ impl Volunteer {
         self.finished = None;
         let mut status = self.node.status();
         let link = loop {
+            if let Some(link) = self.pending_parent.take() {
+                break link;
+            }
             // Idle (not joined yet, or after leaving): join. A node that
             // re-joins on its own is waited for.
             let idle = status.borrow_and_update().state == State::Idle;
@@ -713,7 +719,9 @@ impl Volunteer {
                 r = &mut served => break r.map_err(|source| TreeError::Parent { parent, source }),
                 link = self.links.recv(), if links_open => match link {
                     Some(link) if link.link == Link::Parent => {
-                        tracing::warn!("genet: a new parent link ({}) while the old one is served; dropped", link.peer);
+                        // Genet already re-joined, before this session saw
+                        // its link go: the next session's.
+                        self.pending_parent = Some(link);
                     }
                     Some(link) => children.on_link(link),
                     // The node stopped; its parent link goes with it.
