@@ -108,8 +108,10 @@ pub(crate) fn connection(peer: String, socket: WebSocket, codec: Codec) -> Conne
 }
 
 /// How long a closed connection is read from, at most, until the peer
-/// answers the close.
-const LINGER: Duration = Duration::from_secs(2);
+/// answers the close: long enough for a browser on a loaded machine (2 s
+/// was not, once: the socket was dropped with the browser's last frames
+/// unread, and the reset lost the `Error` that said why).
+const LINGER: Duration = Duration::from_secs(10);
 
 /// The halves of a socket, as they are given back when dropped.
 #[derive(Default)]
